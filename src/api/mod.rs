@@ -1,0 +1,92 @@
+//! The HTTP edge: parse and check requests, call one use-case, answer JSON or a problem
+//! document. No SQL and no provider calls here.
+
+pub mod body;
+pub mod health;
+pub mod idempotency;
+pub mod openapi;
+pub mod problem;
+pub mod request_id;
+pub mod resources;
+pub mod users;
+
+use std::sync::Arc;
+
+use actix_web::http::header::AUTHORIZATION;
+use actix_web::{web, HttpRequest, HttpResponse};
+use sqlx::PgPool;
+
+use crate::auth::{ApiKeyRegistry, Principal, Scope};
+use crate::settings::Settings;
+use problem::Problem;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub pool: PgPool,
+    pub api_keys: ApiKeyRegistry,
+    pub settings: Arc<Settings>,
+}
+
+/// Authenticates the request's bearer key and checks it has `scope`.
+pub fn authorize(req: &HttpRequest, state: &AppState, scope: Scope) -> Result<Principal, Problem> {
+    let header = req
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    Ok(state.api_keys.authorize(header, scope)?)
+}
+
+/// A resource's answer to a method it does not have: 405 with `Allow`.
+fn method_not_allowed(
+    allow: &'static str,
+) -> impl Fn() -> std::future::Ready<Result<HttpResponse, Problem>> + Clone {
+    move || std::future::ready(Err(Problem::method_not_allowed(allow)))
+}
+
+async fn not_found() -> Result<HttpResponse, Problem> {
+    Err(Problem::not_found("no such endpoint"))
+}
+
+/// All routes. Each resource lists its methods; any other method is a 405.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/v1/users")
+            .route(web::post().to(users::create_user))
+            .route(web::get().to(users::list_users))
+            .default_service(web::to(method_not_allowed("GET, POST"))),
+    )
+    .service(
+        web::resource("/v1/users/{id}")
+            .route(web::get().to(users::get_user))
+            .route(web::patch().to(users::patch_user))
+            .default_service(web::to(method_not_allowed("GET, PATCH"))),
+    )
+    .service(
+        web::resource("/v1/users/{id}/events")
+            .route(web::get().to(users::list_events))
+            .default_service(web::to(method_not_allowed("GET"))),
+    )
+    .service(
+        web::resource("/health/live")
+            .route(web::get().to(health::live))
+            .default_service(web::to(method_not_allowed("GET"))),
+    )
+    .service(
+        web::resource("/health/ready")
+            .route(web::get().to(health::ready))
+            .default_service(web::to(method_not_allowed("GET"))),
+    )
+    .service(
+        web::resource("/metrics")
+            .route(web::get().to(health::metrics))
+            .default_service(web::to(method_not_allowed("GET"))),
+    )
+    .service(
+        web::resource("/docs")
+            .route(web::get().to(openapi::docs_redirect))
+            .default_service(web::to(method_not_allowed("GET"))),
+    )
+    .service(openapi::swagger_ui())
+    .default_service(web::to(not_found));
+}

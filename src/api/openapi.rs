@@ -1,0 +1,91 @@
+//! The OpenAPI 3.1 document, generated from the handlers' annotations; served at
+//! `/openapi.json` with Swagger UI (vendored, works offline) at `/docs`.
+
+use actix_web::HttpResponse;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_swagger_ui::SwaggerUi;
+
+use super::{health, problem, resources, users};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "onboarding-gateway",
+        description = "One API for onboarding users (KYC profiles) at Kraken Embed, KillB and Carbn Connect.\n\n\
+Conventions: JSON with snake_case fields, RFC 3339 UTC timestamps, ISO dates, ISO 3166-1 alpha-2 countries \
+(case-insensitive on input, uppercase on output), ISO 639-1 languages, E.164 phones (spaces, dashes, dots and \
+parentheses accepted on input). Unknown fields are rejected. Every response carries `x-request-id` (echoed when \
+the caller sends a safe one). Errors are RFC 9457 problem documents (`application/problem+json`) with a stable \
+`code`, the `request_id`, and `errors[]` naming each offending field by its JSON path.\n\n\
+Authentication: `Authorization: Bearer <api key>`; scopes `users:read`, `users:write`, `ops`."
+    ),
+    paths(
+        users::create_user,
+        users::list_users,
+        users::get_user,
+        users::patch_user,
+        users::list_events,
+        health::live,
+        health::ready,
+        health::metrics,
+    ),
+    components(schemas(
+        problem::ProblemDocument,
+        problem::FieldErrorDocument,
+        resources::UserResource,
+        resources::LinkResource,
+        resources::LinkError,
+        resources::UserList,
+        resources::EventResource,
+        resources::EventList,
+    )),
+    modifiers(&SecurityAddon),
+    tags(
+        (name = "users", description = "The canonical user and its provider links"),
+        (name = "operations", description = "Health, readiness and metrics"),
+    )
+)]
+pub struct ApiDoc;
+
+struct SecurityAddon;
+
+impl Modify for SecurityAddon {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(
+                Http::builder()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "An API key configured in `auth.api_keys` (stored as its SHA-256).",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The document as served and as committed in `openapi/openapi.json`.
+pub fn document() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
+pub fn document_json() -> String {
+    let mut json = document()
+        .to_pretty_json()
+        .expect("the OpenAPI document serialises");
+    json.push('\n');
+    json
+}
+
+pub fn swagger_ui() -> SwaggerUi {
+    SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", document())
+}
+
+pub async fn docs_redirect() -> HttpResponse {
+    HttpResponse::PermanentRedirect()
+        .insert_header(("location", "/docs/"))
+        .finish()
+}

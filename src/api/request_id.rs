@@ -1,0 +1,102 @@
+//! `x-request-id`: echoed when the caller sends a sane one, generated otherwise, attached to
+//! the request's tracing span, every problem document and the response headers.
+
+use std::time::Instant;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::HttpMessage;
+use tracing::Instrument;
+
+pub const HEADER: &str = "x-request-id";
+
+tokio::task_local! {
+    static REQUEST_ID: String;
+}
+
+/// The id of the request being handled on this task, if any.
+pub fn current() -> Option<String> {
+    REQUEST_ID.try_with(Clone::clone).ok()
+}
+
+/// The request id as stored in the request's extensions.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+/// Accepts a caller's id only if it is short and made of safe characters, so it can be
+/// logged and echoed without risk of header or log injection.
+fn sanitize(candidate: &str) -> Option<String> {
+    let ok = !candidate.is_empty()
+        && candidate.len() <= 128
+        && candidate
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'));
+    ok.then(|| candidate.to_owned())
+}
+
+/// Middleware: request id, one tracing span per request, and a completion log line with the
+/// route template (never the raw path or query, which may carry PII such as an email filter).
+pub async fn middleware(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let id = req
+        .headers()
+        .get(HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(sanitize)
+        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+    req.extensions_mut().insert(RequestId(id.clone()));
+    let route = req
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let method = req.method().to_string();
+    let span = tracing::info_span!(
+        "http_request",
+        request_id = %id,
+        method = %method,
+        route = %route,
+        status = tracing::field::Empty,
+        latency_ms = tracing::field::Empty,
+    );
+    let started = Instant::now();
+    let result = REQUEST_ID
+        .scope(id.clone(), next.call(req))
+        .instrument(span.clone())
+        .await;
+    let latency = started.elapsed();
+    let mut response = result?;
+    let status = response.status();
+    span.record("status", status.as_u16());
+    span.record("latency_ms", latency.as_secs_f64() * 1000.0);
+    crate::telemetry::record_http_request(&method, &route, status.as_u16(), latency);
+    span.in_scope(|| {
+        if status.is_server_error() {
+            tracing::error!(status = status.as_u16(), latency_ms = %format_args!("{:.2}", latency.as_secs_f64() * 1000.0), "request failed");
+        } else {
+            tracing::info!(status = status.as_u16(), latency_ms = %format_args!("{:.2}", latency.as_secs_f64() * 1000.0), "request completed");
+        }
+    });
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response
+            .headers_mut()
+            .insert(HeaderName::from_static(HEADER), value);
+    }
+    Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sanitize;
+
+    #[test]
+    fn only_safe_ids_are_echoed() {
+        assert_eq!(sanitize("abc-123_x.y:z").as_deref(), Some("abc-123_x.y:z"));
+        assert_eq!(sanitize(""), None);
+        assert_eq!(sanitize("has space"), None);
+        assert_eq!(sanitize("new\nline"), None);
+        assert_eq!(sanitize(&"a".repeat(129)), None);
+    }
+}

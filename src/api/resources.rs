@@ -1,0 +1,149 @@
+//! The JSON shapes the API answers with (API.md "Resource shapes").
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::domain::status::LinkStatus;
+use crate::domain::user::CanonicalUser;
+use crate::onboarding::users::UserView;
+use crate::store::events::EventRow;
+use crate::store::links::LinkRow;
+
+/// A user: the canonical fields at top level, plus the gateway's own.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct UserResource {
+    /// The gateway's id for the user (UUIDv7, time-ordered).
+    pub id: Uuid,
+    #[serde(flatten)]
+    pub user: CanonicalUser,
+    /// Summary of the links' statuses (API.md "Status").
+    pub status: LinkStatus,
+    /// The user's account at each provider; empty until the user is submitted somewhere.
+    pub links: Vec<LinkResource>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+/// The user's account at one provider.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct LinkResource {
+    /// `kraken`, `killb` or `carbn`.
+    pub provider: String,
+    /// The provider's id for the user (Kraken IIBAN, KillB/Carbn UUID); null until accepted.
+    pub provider_user_id: Option<String>,
+    pub status: LinkStatus,
+    /// The provider's raw status value, as last seen.
+    pub provider_status: Option<String>,
+    /// What the provider still needs (its own vocabulary, as received).
+    #[schema(value_type = Vec<Object>)]
+    pub requirements: Vec<serde_json::Value>,
+    pub last_error: Option<LinkError>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub submitted_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_synced_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct LinkError {
+    pub code: String,
+    pub message: String,
+    pub at: String,
+}
+
+/// A page of users, newest first.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct UserList {
+    pub data: Vec<UserResource>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// One audit-trail entry. Besides `id`, `type` and `at`, each type has its own members, e.g.
+/// `user_updated` has `fields` (the JSON paths that changed) and `source`; `status_changed`
+/// has `provider`, `from`, `to`, `source`; `provider_call` has `provider`, `operation`,
+/// `http_status`, `latency_ms`, `outcome`. Events never hold PII.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"id": "0193a5c2-7f7e-7c1a-9d1e-5b2f0c3a4d5e", "type": "user_updated",
+    "at": "2026-11-22T10:00:00Z", "source": "api", "fields": ["address.city", "phone"]}))]
+pub struct EventResource {
+    pub id: Uuid,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    #[serde(flatten)]
+    #[schema(value_type = Object)]
+    pub data: serde_json::Map<String, serde_json::Value>,
+}
+
+/// A page of events, oldest first.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct EventList {
+    pub data: Vec<EventResource>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+fn parse_status(raw: &str) -> LinkStatus {
+    // Statuses are written by this code only; an unknown one means a newer version wrote it.
+    raw.parse().unwrap_or(LinkStatus::PendingSubmission)
+}
+
+impl From<LinkRow> for LinkResource {
+    fn from(row: LinkRow) -> Self {
+        let requirements = match row.requirements.0 {
+            serde_json::Value::Array(items) => items,
+            serde_json::Value::Null => Vec::new(),
+            other => vec![other],
+        };
+        Self {
+            provider: row.provider,
+            provider_user_id: row.provider_user_id,
+            status: parse_status(&row.status),
+            provider_status: row.provider_status,
+            requirements,
+            last_error: row
+                .last_error
+                .and_then(|e| serde_json::from_value(e.0).ok()),
+            submitted_at: row.submitted_at,
+            last_synced_at: row.last_synced_at,
+            updated_at: row.updated_at,
+        }
+    }
+}
+
+impl From<UserView> for UserResource {
+    fn from(view: UserView) -> Self {
+        let row = view.user;
+        Self {
+            id: row.id,
+            status: parse_status(&row.status),
+            user: row.profile.0,
+            links: view.links.into_iter().map(LinkResource::from).collect(),
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        }
+    }
+}
+
+impl From<EventRow> for EventResource {
+    fn from(row: EventRow) -> Self {
+        let data = match row.data.0 {
+            serde_json::Value::Object(map) => map,
+            _ => serde_json::Map::new(),
+        };
+        Self {
+            id: row.id,
+            event_type: row.event_type,
+            at: row.at,
+            data,
+        }
+    }
+}

@@ -1,0 +1,375 @@
+//! `/v1/users`: create, read, list, patch, and the audit trail.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use uuid::Uuid;
+
+use super::body::{read_json_object, JSON, JSON_OR_MERGE_PATCH};
+use super::idempotency;
+use super::problem::{Problem, ProblemDocument};
+use super::resources::{EventList, EventResource, UserList, UserResource};
+use super::{authorize, AppState};
+use crate::auth::Scope;
+use crate::domain::parse::parse_create_request;
+use crate::domain::status::LinkStatus;
+use crate::domain::user::CanonicalUser;
+use crate::domain::FieldError;
+use crate::onboarding::{self, OnboardingError};
+use crate::store::users::UserFilter;
+
+impl From<OnboardingError> for Problem {
+    fn from(error: OnboardingError) -> Self {
+        match error {
+            OnboardingError::NotFound => Problem::not_found("no user with this id"),
+            OnboardingError::Validation(errors) => Problem::validation(errors),
+            OnboardingError::UserAlreadyExists { existing_user_id } => {
+                let mut problem = Problem::new(
+                    StatusCode::CONFLICT,
+                    "user_already_exists",
+                    "A user with this external_id already exists",
+                );
+                if let Some(id) = existing_user_id {
+                    problem = problem
+                        .detail(format!("external_id is already used by user {id}"))
+                        .with_extra("existing_user_id", serde_json::json!(id));
+                }
+                problem
+            }
+            OnboardingError::Store(error) => {
+                tracing::error!(error = %error, "store failure");
+                if error.is_unavailable() {
+                    Problem::unavailable("the database is unreachable; retry shortly")
+                } else {
+                    Problem::internal()
+                }
+            }
+        }
+    }
+}
+
+/// Invalid ids are simply ids that match no user.
+fn parse_user_id(raw: &str) -> Result<Uuid, Problem> {
+    Uuid::parse_str(raw).map_err(|_| Problem::not_found("no user with this id"))
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> serde_json::Value {
+    serde_json::to_value(value).expect("API resources always serialise")
+}
+
+/// Create a user.
+///
+/// Validates the canonical user, persists it and answers 201 with the user resource.
+/// `Idempotency-Key` makes retries safe: the same key and body replay the first answer.
+/// An optional top-level `providers` array names the providers to onboard at (otherwise
+/// the routing rules decide).
+#[utoipa::path(
+    post, path = "/v1/users", tag = "users",
+    request_body(content = CanonicalUser, content_type = "application/json"),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry (1–255 visible ASCII characters; a UUID is a good choice). Remembered for 24 hours.")),
+    responses(
+        (status = 201, description = "Created", body = UserResource),
+        (status = 400, description = "Malformed JSON or not an object", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or unknown API key", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 403, description = "The key lacks `users:write`", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 409, description = "`user_already_exists` (with `existing_user_id`), `idempotency_key_reused` or `idempotency_request_in_progress`", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 413, description = "Body over 1 MiB", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 415, description = "Content type is not application/json", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: one entry per invalid field", body = ProblemDocument, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn create_user(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    payload: web::Payload,
+) -> Result<HttpResponse, Problem> {
+    let principal = authorize(&req, &state, Scope::UsersWrite)?;
+    let body = read_json_object(&req, payload, JSON).await?;
+    idempotency::run(&state.pool, &req, &principal, &body, || async {
+        let (user, _providers) = parse_create_request(&body).map_err(Problem::validation)?;
+        let view = onboarding::users::create(&state.pool, user).await?;
+        Ok((StatusCode::CREATED, to_json(&UserResource::from(view))))
+    })
+    .await
+}
+
+/// Get a user.
+#[utoipa::path(
+    get, path = "/v1/users/{id}", tag = "users",
+    params(("id" = Uuid, Path, description = "The gateway's user id")),
+    responses(
+        (status = 200, description = "The user with its provider links", body = UserResource),
+        (status = 401, description = "Missing or unknown API key", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 403, description = "The key lacks `users:read`", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 404, description = "No such user", body = ProblemDocument, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn get_user(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, Problem> {
+    authorize(&req, &state, Scope::UsersRead)?;
+    let id = parse_user_id(&path)?;
+    let view = onboarding::users::get(&state.pool, id).await?;
+    Ok(HttpResponse::Ok().json(UserResource::from(view)))
+}
+
+const DEFAULT_PAGE: usize = 20;
+const MAX_PAGE: usize = 100;
+
+fn query_pairs(req: &HttpRequest) -> Result<Vec<(String, String)>, Problem> {
+    web::Query::<Vec<(String, String)>>::from_query(req.query_string())
+        .map(web::Query::into_inner)
+        .map_err(|_| Problem::bad_request("the query string is not valid URL encoding"))
+}
+
+fn invalid(field: &str, code: &'static str, message: &str) -> FieldError {
+    FieldError {
+        field: field.to_owned(),
+        code,
+        message: message.to_owned(),
+    }
+}
+
+fn parse_limit(raw: &str, errors: &mut Vec<FieldError>) -> usize {
+    match raw.parse::<usize>() {
+        Ok(n) if (1..=MAX_PAGE).contains(&n) => n,
+        _ => {
+            errors.push(invalid(
+                "limit",
+                "invalid_value",
+                "must be an integer from 1 to 100",
+            ));
+            DEFAULT_PAGE
+        }
+    }
+}
+
+fn encode_user_cursor(id: Uuid) -> String {
+    URL_SAFE_NO_PAD.encode(id.as_bytes())
+}
+
+fn decode_user_cursor(raw: &str) -> Option<Uuid> {
+    let bytes = URL_SAFE_NO_PAD.decode(raw).ok()?;
+    Uuid::from_slice(&bytes).ok()
+}
+
+/// List users.
+///
+/// Newest first, filtered by any combination of `external_id`, `email` (case-insensitive),
+/// `status` (the user's summary status) and `provider` (has a link there). Cursor pagination:
+/// pass `next_cursor` back as `cursor`; users created meanwhile never shift later pages.
+#[utoipa::path(
+    get, path = "/v1/users", tag = "users",
+    params(
+        ("external_id" = Option<String>, Query, description = "Exact external_id"),
+        ("email" = Option<String>, Query, description = "Email, compared case-insensitively"),
+        ("status" = Option<LinkStatus>, Query, description = "The user's summary status"),
+        ("provider" = Option<String>, Query, description = "Users linked to this provider: kraken, killb or carbn"),
+        ("limit" = Option<usize>, Query, description = "Page size, 1–100 (default 20)"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+    ),
+    responses(
+        (status = 200, description = "A page of users", body = UserList),
+        (status = 401, description = "Missing or unknown API key", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 403, description = "The key lacks `users:read`", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 422, description = "An invalid filter, limit or cursor", body = ProblemDocument, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn list_users(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, Problem> {
+    authorize(&req, &state, Scope::UsersRead)?;
+    let mut filter = UserFilter::default();
+    let mut limit = DEFAULT_PAGE;
+    let mut before = None;
+    let mut errors = Vec::new();
+    for (key, value) in query_pairs(&req)? {
+        if value.trim().is_empty() {
+            errors.push(invalid(&key, "required", "must not be empty when given"));
+            continue;
+        }
+        match key.as_str() {
+            "external_id" => filter.external_id = Some(value),
+            "email" => filter.email = Some(value.trim().to_owned()),
+            "status" => match value.parse::<LinkStatus>() {
+                Ok(status) => filter.status = Some(status),
+                Err(_) => errors.push(invalid(
+                    "status",
+                    "invalid_value",
+                    "must be one of pending_submission, submission_failed, action_required, under_review, approved, rejected, suspended, closed",
+                )),
+            },
+            "provider" => match value.parse::<crate::domain::provider::ProviderId>() {
+                Ok(provider) => filter.provider = Some(provider.as_str().to_owned()),
+                Err(_) => errors.push(invalid(
+                    "provider",
+                    "invalid_value",
+                    "must be one of kraken, killb, carbn",
+                )),
+            },
+            "limit" => limit = parse_limit(&value, &mut errors),
+            "cursor" => match decode_user_cursor(&value) {
+                Some(id) => before = Some(id),
+                None => errors.push(invalid(
+                    "cursor",
+                    "invalid_value",
+                    "is not a cursor returned by this endpoint",
+                )),
+            },
+            other => errors.push(invalid(other, "unknown_field", "is not a known query parameter")),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(Problem::validation(errors));
+    }
+    let (views, has_more) = onboarding::users::list(&state.pool, &filter, before, limit).await?;
+    let next_cursor = if has_more {
+        views.last().map(|v| encode_user_cursor(v.user.id))
+    } else {
+        None
+    };
+    Ok(HttpResponse::Ok().json(UserList {
+        data: views.into_iter().map(UserResource::from).collect(),
+        next_cursor,
+    }))
+}
+
+/// Update a user (JSON merge patch).
+///
+/// RFC 7396 merge patch of the canonical user: members replace, `null` clears an optional
+/// field, objects merge, arrays replace whole. The result is validated with the same rules as
+/// a create; errors name the JSON path. A patch that changes nothing is a no-op (no event).
+/// `Idempotency-Key` honoured.
+#[utoipa::path(
+    patch, path = "/v1/users/{id}", tag = "users",
+    params(
+        ("id" = Uuid, Path, description = "The gateway's user id"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry"),
+    ),
+    request_body(content = Object, description = "A JSON merge patch of the canonical user", content_type = "application/merge-patch+json",
+        example = json!({"phone": "+49 151 1234 5679", "address": {"line2": null, "city": "Potsdam"}})),
+    responses(
+        (status = 200, description = "The updated user", body = UserResource),
+        (status = 400, description = "Malformed JSON or not an object", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or unknown API key", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 403, description = "The key lacks `users:write`", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 404, description = "No such user", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 409, description = "`user_already_exists` (external_id taken), `idempotency_key_reused` or `idempotency_request_in_progress`", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 413, description = "Body over 1 MiB", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 415, description = "Content type is not application/json or application/merge-patch+json", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`", body = ProblemDocument, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn patch_user(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    payload: web::Payload,
+) -> Result<HttpResponse, Problem> {
+    let principal = authorize(&req, &state, Scope::UsersWrite)?;
+    let id = parse_user_id(&path)?;
+    let body = read_json_object(&req, payload, JSON_OR_MERGE_PATCH).await?;
+    idempotency::run(&state.pool, &req, &principal, &body, || async {
+        let view = onboarding::users::patch(&state.pool, id, &body).await?;
+        Ok((StatusCode::OK, to_json(&UserResource::from(view))))
+    })
+    .await
+}
+
+fn encode_event_cursor(seq: i64) -> String {
+    URL_SAFE_NO_PAD.encode(format!("e{seq}"))
+}
+
+fn decode_event_cursor(raw: &str) -> Option<i64> {
+    let bytes = URL_SAFE_NO_PAD.decode(raw).ok()?;
+    std::str::from_utf8(&bytes)
+        .ok()?
+        .strip_prefix('e')?
+        .parse()
+        .ok()
+}
+
+/// A user's audit trail.
+///
+/// Oldest first: creation, updates (which fields), provider calls (operation, HTTP status,
+/// latency) and status transitions with their source. Never PII.
+#[utoipa::path(
+    get, path = "/v1/users/{id}/events", tag = "users",
+    params(
+        ("id" = Uuid, Path, description = "The gateway's user id"),
+        ("limit" = Option<usize>, Query, description = "Page size, 1–100 (default 100)"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+    ),
+    responses(
+        (status = 200, description = "The user's events, oldest first", body = EventList),
+        (status = 401, description = "Missing or unknown API key", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 403, description = "The key lacks `users:read`", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 404, description = "No such user", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 422, description = "An invalid limit or cursor", body = ProblemDocument, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn list_events(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, Problem> {
+    authorize(&req, &state, Scope::UsersRead)?;
+    let id = parse_user_id(&path)?;
+    let mut limit = MAX_PAGE;
+    let mut after = None;
+    let mut errors = Vec::new();
+    for (key, value) in query_pairs(&req)? {
+        match key.as_str() {
+            "limit" => limit = parse_limit(&value, &mut errors),
+            "cursor" => match decode_event_cursor(&value) {
+                Some(seq) => after = Some(seq),
+                None => errors.push(invalid(
+                    "cursor",
+                    "invalid_value",
+                    "is not a cursor returned by this endpoint",
+                )),
+            },
+            other => errors.push(invalid(
+                other,
+                "unknown_field",
+                "is not a known query parameter",
+            )),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(Problem::validation(errors));
+    }
+    let (rows, has_more) = onboarding::users::events(&state.pool, id, after, limit).await?;
+    let next_cursor = if has_more {
+        rows.last().map(|r| encode_event_cursor(r.seq))
+    } else {
+        None
+    };
+    Ok(HttpResponse::Ok().json(EventList {
+        data: rows.into_iter().map(EventResource::from).collect(),
+        next_cursor,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_reject_garbage() {
+        let id = Uuid::now_v7();
+        assert_eq!(decode_user_cursor(&encode_user_cursor(id)), Some(id));
+        assert_eq!(decode_event_cursor(&encode_event_cursor(42)), Some(42));
+        assert_eq!(decode_user_cursor("not-a-cursor"), None);
+        assert_eq!(decode_event_cursor(&encode_user_cursor(id)), None);
+    }
+}

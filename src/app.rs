@@ -1,0 +1,103 @@
+//! Builds and runs the gateway: database pool and migrations, HTTP server, and (later) the
+//! simulators and background workers.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::Server;
+use actix_web::middleware::{from_fn, Compress};
+use actix_web::{web, App, HttpServer};
+use sqlx::PgPool;
+
+use crate::api::{self, AppState};
+use crate::auth::ApiKeyRegistry;
+use crate::settings::Settings;
+
+/// A bound, not yet running gateway. Binding first lets tests ask for port 0.
+pub struct Application {
+    port: u16,
+    server: Server,
+    pool: PgPool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        address: String,
+        source: std::io::Error,
+    },
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("database migrations: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        let pool = crate::store::pool(&settings.database)?;
+        crate::store::wait_and_migrate(
+            &pool,
+            Duration::from_secs(settings.database.startup_timeout_secs),
+        )
+        .await?;
+        let address = format!("{}:{}", settings.server.host, settings.server.port);
+        let listener = TcpListener::bind(&address).map_err(|source| StartupError::Bind {
+            address: address.clone(),
+            source,
+        })?;
+        let port = listener
+            .local_addr()
+            .map_err(|source| StartupError::Bind { address, source })?
+            .port();
+        let server = serve(listener, pool.clone(), Arc::new(settings))?;
+        Ok(Self { port, server, pool })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Serves until SIGINT/SIGTERM, then drains in-flight requests.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+fn serve(
+    listener: TcpListener,
+    pool: PgPool,
+    settings: Arc<Settings>,
+) -> Result<Server, StartupError> {
+    let state = web::Data::new(AppState {
+        api_keys: ApiKeyRegistry::new(&settings.auth.api_keys),
+        pool,
+        settings: settings.clone(),
+    });
+    // Touch the recorder so /metrics has a registry from the first request on.
+    let _ = crate::telemetry::metrics();
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .wrap(Compress::default())
+            .wrap(from_fn(api::request_id::middleware))
+            .configure(api::routes)
+    })
+    .client_request_timeout(Duration::from_secs(
+        settings.server.client_request_timeout_secs,
+    ))
+    .client_disconnect_timeout(Duration::from_secs(2))
+    .shutdown_timeout(settings.server.shutdown_timeout_secs)
+    .listen(listener)
+    .map_err(|source| StartupError::Bind {
+        address: "listener".into(),
+        source,
+    })?
+    .run();
+    Ok(server)
+}

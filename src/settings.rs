@@ -1,0 +1,545 @@
+//! Layered configuration: `config/default.toml`, `config/{GATEWAY_ENV}.toml`, the file named by
+//! `GATEWAY_CONFIG_FILE` or `--config`, `GATEWAY__SECTION__KEY` variables, then `DATABASE_URL`.
+//!
+//! Secrets are [`SecretString`]s: they never print in `Debug` output or logs. Every error names
+//! the key that is wrong, in one line, so a bad deployment fails at start-up and says why.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+use crate::auth::Scope;
+use crate::domain::provider::ProviderId;
+
+/// SHA-256 of the development API key named in the README; refused in production.
+pub const DEV_API_KEY_SHA256: &str =
+    "e4f960b5e8cb941a425d3d274be6e08610c61678dcc0a7c1521be5af5b3d7828";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    #[serde(default)]
+    pub log: LogSettings,
+    #[serde(default)]
+    pub auth: AuthSettings,
+    #[serde(default)]
+    pub simulator: SimulatorSettings,
+    #[serde(default)]
+    pub providers: ProvidersSettings,
+    #[serde(default)]
+    pub routing: RoutingSettings,
+    #[serde(default)]
+    pub workers: WorkerSettings,
+    #[serde(default)]
+    pub notifications: NotificationSettings,
+    /// The deployment environment (`GATEWAY_ENV`), not read from files.
+    #[serde(skip)]
+    pub environment: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    pub host: String,
+    pub port: u16,
+    #[serde(default = "default_client_request_timeout")]
+    pub client_request_timeout_secs: u64,
+    #[serde(default = "default_shutdown_timeout")]
+    pub shutdown_timeout_secs: u64,
+}
+
+fn default_client_request_timeout() -> u64 {
+    10
+}
+fn default_shutdown_timeout() -> u64 {
+    15
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    pub url: SecretString,
+    #[serde(default = "default_max_connections")]
+    pub max_connections: u32,
+    #[serde(default = "default_acquire_timeout")]
+    pub acquire_timeout_secs: u64,
+    #[serde(default = "default_startup_timeout")]
+    pub startup_timeout_secs: u64,
+}
+
+fn default_max_connections() -> u32 {
+    20
+}
+fn default_acquire_timeout() -> u64 {
+    3
+}
+fn default_startup_timeout() -> u64 {
+    30
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    #[serde(default)]
+    pub format: LogFormat,
+    #[serde(default = "default_log_level")]
+    pub level: String,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Pretty,
+            level: default_log_level(),
+        }
+    }
+}
+
+fn default_log_level() -> String {
+    "info".to_owned()
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSettings {
+    #[serde(default)]
+    pub api_keys: Vec<ApiKeySettings>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeySettings {
+    pub name: String,
+    /// Lowercase hex SHA-256 of the key; the key itself is never configured.
+    pub key_sha256: String,
+    pub scopes: Vec<Scope>,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct SimulatorSettings {
+    #[serde(default)]
+    pub enabled: bool,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ProvidersSettings {
+    pub kraken: Option<KrakenSettings>,
+    pub killb: Option<KillbSettings>,
+    pub carbn: Option<CarbnSettings>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KrakenSettings {
+    #[serde(default = "enabled_by_default")]
+    pub enabled: bool,
+    pub base_url: String,
+    pub api_key: Option<SecretString>,
+    /// Base64, as Kraken issues it.
+    pub api_secret: Option<SecretString>,
+    /// Base64, as returned when the webhook was registered.
+    pub webhook_secret: Option<SecretString>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KillbSettings {
+    #[serde(default = "enabled_by_default")]
+    pub enabled: bool,
+    pub base_url: String,
+    pub email: Option<SecretString>,
+    pub password: Option<SecretString>,
+    pub webhook_secret: Option<SecretString>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CarbnSettings {
+    #[serde(default = "enabled_by_default")]
+    pub enabled: bool,
+    pub base_url: String,
+    pub api_key: Option<SecretString>,
+    /// PEM (SPKI) RSA public key that verifies Carbn's webhook signatures.
+    pub webhook_public_key: Option<String>,
+}
+
+fn enabled_by_default() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RoutingSettings {
+    pub default_provider: Option<ProviderId>,
+    #[serde(default)]
+    pub rules: Vec<RoutingRule>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoutingRule {
+    pub countries: Vec<String>,
+    pub provider: ProviderId,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkerSettings {
+    #[serde(default = "default_reconcile_interval")]
+    pub reconcile_interval_secs: u64,
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
+}
+
+impl Default for WorkerSettings {
+    fn default() -> Self {
+        Self {
+            reconcile_interval_secs: default_reconcile_interval(),
+            max_attempts: default_max_attempts(),
+        }
+    }
+}
+
+fn default_reconcile_interval() -> u64 {
+    300
+}
+fn default_max_attempts() -> u32 {
+    8
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct NotificationSettings {
+    #[serde(default)]
+    pub subscribers: Vec<SubscriberSettings>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubscriberSettings {
+    pub url: String,
+    pub secret: SecretString,
+    pub events: Vec<String>,
+}
+
+/// A configuration problem, rendered as one line naming the key.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration error: {0}")]
+pub struct ConfigError(pub String);
+
+/// Where configuration comes from; [`ConfigSources::from_env`] reads the process's own.
+#[derive(Debug, Clone)]
+pub struct ConfigSources {
+    pub config_dir: PathBuf,
+    pub environment: String,
+    pub extra_file: Option<PathBuf>,
+    /// `GATEWAY__…` variables and `DATABASE_URL`, as (name, value) pairs.
+    pub env_vars: Vec<(String, String)>,
+}
+
+impl ConfigSources {
+    /// Reads `GATEWAY_ENV` (default `development`), `GATEWAY_CONFIG_DIR` (default `config`),
+    /// `GATEWAY_CONFIG_FILE` or `--config PATH` from `args`, and the environment.
+    pub fn from_env(args: &[String]) -> Result<Self, ConfigError> {
+        let mut extra_file = std::env::var_os("GATEWAY_CONFIG_FILE").map(PathBuf::from);
+        let mut iter = args.iter();
+        while let Some(arg) = iter.next() {
+            if arg == "--config" {
+                let path = iter.next().ok_or_else(|| {
+                    ConfigError("--config needs a path: --config PATH".to_owned())
+                })?;
+                extra_file = Some(PathBuf::from(path));
+            } else if let Some(path) = arg.strip_prefix("--config=") {
+                extra_file = Some(PathBuf::from(path));
+            }
+        }
+        Ok(Self {
+            config_dir: std::env::var_os("GATEWAY_CONFIG_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from("config")),
+            environment: std::env::var("GATEWAY_ENV").unwrap_or_else(|_| "development".into()),
+            extra_file,
+            env_vars: std::env::vars().collect(),
+        })
+    }
+}
+
+impl Settings {
+    /// Loads and checks the configuration from the given sources.
+    pub fn load(sources: &ConfigSources) -> Result<Self, ConfigError> {
+        let environment = sources.environment.trim().to_ascii_lowercase();
+        if environment.is_empty()
+            || !environment
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(ConfigError(
+                "GATEWAY_ENV: must be a name like development, test or production".into(),
+            ));
+        }
+        let default_file = sources.config_dir.join("default.toml");
+        if !default_file.is_file() {
+            return Err(ConfigError(format!(
+                "{} not found (run from the repository root or set GATEWAY_CONFIG_DIR)",
+                default_file.display()
+            )));
+        }
+        let mut builder = config::Config::builder()
+            .add_source(config::File::from(default_file))
+            .add_source(config::File::from(sources.config_dir.join(&environment)).required(false));
+        if let Some(extra) = &sources.extra_file {
+            if !extra.is_file() {
+                return Err(ConfigError(format!(
+                    "GATEWAY_CONFIG_FILE/--config: {} does not exist",
+                    extra.display()
+                )));
+            }
+            builder = builder.add_source(config::File::from(extra.as_path()));
+        }
+        let gateway_vars: config::Map<String, String> = sources
+            .env_vars
+            .iter()
+            .filter(|(k, _)| k.starts_with("GATEWAY__"))
+            .cloned()
+            .collect();
+        builder = builder.add_source(
+            config::Environment::with_prefix("GATEWAY")
+                .prefix_separator("__")
+                .separator("__")
+                .try_parsing(true)
+                .source(Some(gateway_vars)),
+        );
+        if let Some((_, url)) = sources.env_vars.iter().find(|(k, _)| k == "DATABASE_URL") {
+            if !url.is_empty() {
+                builder = builder
+                    .set_override("database.url", url.as_str())
+                    .map_err(|e| ConfigError(format!("DATABASE_URL: {e}")))?;
+            }
+        }
+        let raw = builder
+            .build()
+            .map_err(|e| ConfigError(one_line(&e.to_string())))?;
+        let mut settings: Settings = raw
+            .try_deserialize()
+            .map_err(|e| ConfigError(one_line(&e.to_string())))?;
+        settings.environment = environment;
+        settings.check()?;
+        Ok(settings)
+    }
+
+    /// Loads from `config_dir` with no files or variables beyond it: for tests and tools.
+    pub fn load_from_dir(config_dir: &Path, environment: &str) -> Result<Self, ConfigError> {
+        Self::load(&ConfigSources {
+            config_dir: config_dir.to_path_buf(),
+            environment: environment.to_owned(),
+            extra_file: None,
+            env_vars: Vec::new(),
+        })
+    }
+
+    pub fn is_production(&self) -> bool {
+        self.environment == "production"
+    }
+
+    /// Cross-field rules that serde cannot express.
+    fn check(&mut self) -> Result<(), ConfigError> {
+        let url = self.database.url.expose_secret();
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(ConfigError(
+                "database.url: must be a postgres:// URL".to_owned(),
+            ));
+        }
+        if self.database.max_connections == 0 {
+            return Err(ConfigError(
+                "database.max_connections: must be at least 1".into(),
+            ));
+        }
+        let mut names = HashSet::new();
+        for (i, key) in self.auth.api_keys.iter_mut().enumerate() {
+            let path = format!("auth.api_keys[{i}]");
+            if key.name.trim().is_empty() {
+                return Err(ConfigError(format!("{path}.name: must not be empty")));
+            }
+            if !names.insert(key.name.clone()) {
+                return Err(ConfigError(format!(
+                    "{path}.name: `{}` is used twice",
+                    key.name
+                )));
+            }
+            key.key_sha256 = key.key_sha256.trim().to_ascii_lowercase();
+            if key.key_sha256.len() != 64 || !key.key_sha256.chars().all(|c| c.is_ascii_hexdigit())
+            {
+                return Err(ConfigError(format!(
+                    "{path}.key_sha256: must be the 64-character hex SHA-256 of the key"
+                )));
+            }
+            if key.scopes.is_empty() {
+                return Err(ConfigError(format!(
+                    "{path}.scopes: must name at least one scope"
+                )));
+            }
+        }
+        if self.is_production() {
+            // The development key is public (it is in the README): never accept it in production.
+            self.auth
+                .api_keys
+                .retain(|key| key.key_sha256 != DEV_API_KEY_SHA256);
+            if self.simulator.enabled {
+                return Err(ConfigError(
+                    "simulator.enabled: the simulators cannot run with GATEWAY_ENV=production"
+                        .into(),
+                ));
+            }
+        }
+        for (i, rule) in self.routing.rules.iter_mut().enumerate() {
+            if rule.countries.is_empty() {
+                return Err(ConfigError(format!(
+                    "routing.rules[{i}].countries: must list at least one country"
+                )));
+            }
+            for (j, country) in rule.countries.iter_mut().enumerate() {
+                let upper = country.trim().to_ascii_uppercase();
+                if rust_iso3166::from_alpha2(&upper).is_none() {
+                    return Err(ConfigError(format!(
+                        "routing.rules[{i}].countries[{j}]: `{country}` is not an ISO 3166-1 alpha-2 code"
+                    )));
+                }
+                *country = upper;
+            }
+        }
+        for (i, sub) in self.notifications.subscribers.iter().enumerate() {
+            if !(sub.url.starts_with("http://") || sub.url.starts_with("https://")) {
+                return Err(ConfigError(format!(
+                    "notifications.subscribers[{i}].url: must be an http(s) URL"
+                )));
+            }
+        }
+        if self.workers.max_attempts == 0 {
+            return Err(ConfigError(
+                "workers.max_attempts: must be at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The config crate's messages can span lines; keep the start-up error to one.
+fn one_line(message: &str) -> String {
+    message.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sources(env_vars: &[(&str, &str)]) -> ConfigSources {
+        ConfigSources {
+            config_dir: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config"),
+            environment: "development".into(),
+            extra_file: None,
+            env_vars: env_vars
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn defaults_load_with_the_dev_key() {
+        let settings = Settings::load(&sources(&[])).unwrap();
+        assert_eq!(settings.server.port, 8080);
+        assert!(settings.simulator.enabled);
+        assert_eq!(settings.auth.api_keys[0].key_sha256, DEV_API_KEY_SHA256);
+        assert_eq!(settings.routing.default_provider, Some(ProviderId::Kraken));
+        assert_eq!(settings.routing.rules.len(), 2);
+    }
+
+    #[test]
+    fn env_vars_override_files_and_database_url_wins() {
+        let settings = Settings::load(&sources(&[
+            ("GATEWAY__SERVER__PORT", "9090"),
+            ("GATEWAY__DATABASE__URL", "postgres://a@b/c"),
+            ("DATABASE_URL", "postgres://x@y/z"),
+            ("GATEWAY__PROVIDERS__KRAKEN__API_SECRET", "c2VjcmV0"),
+        ]))
+        .unwrap();
+        assert_eq!(settings.server.port, 9090);
+        assert_eq!(settings.database.url.expose_secret(), "postgres://x@y/z");
+        let kraken = settings.providers.kraken.as_ref().unwrap();
+        assert_eq!(
+            kraken.api_secret.as_ref().unwrap().expose_secret(),
+            "c2VjcmV0"
+        );
+    }
+
+    #[test]
+    fn secrets_never_appear_in_debug() {
+        let settings = Settings::load(&sources(&[
+            ("DATABASE_URL", "postgres://user:hunter2@db/gateway"),
+            ("GATEWAY__PROVIDERS__KRAKEN__API_SECRET", "s3cr3t-kraken"),
+        ]))
+        .unwrap();
+        let debug = format!("{settings:?}");
+        assert!(!debug.contains("hunter2"));
+        assert!(!debug.contains("s3cr3t-kraken"));
+    }
+
+    #[test]
+    fn a_bad_value_names_its_key() {
+        let err = Settings::load(&sources(&[("GATEWAY__SERVER__PORT", "eighty")])).unwrap_err();
+        assert!(err.to_string().contains("server.port"), "{err}");
+        assert!(!err.to_string().contains('\n'));
+
+        let err = Settings::load(&sources(&[(
+            "GATEWAY__ROUTING__DEFAULT_PROVIDER",
+            "paypal",
+        )]))
+        .unwrap_err();
+        assert!(err.to_string().contains("default_provider"), "{err}");
+    }
+
+    #[test]
+    fn an_unknown_key_is_refused() {
+        let err = Settings::load(&sources(&[("GATEWAY__SERVER__PROT", "1")])).unwrap_err();
+        assert!(err.to_string().contains("prot"), "{err}");
+    }
+
+    #[test]
+    fn production_refuses_the_dev_key_and_the_simulators() {
+        let mut src = sources(&[]);
+        src.environment = "production".into();
+        let settings = Settings::load(&src).unwrap();
+        assert!(settings.auth.api_keys.is_empty());
+        assert!(!settings.simulator.enabled);
+
+        src.env_vars = vec![("GATEWAY__SIMULATOR__ENABLED".into(), "true".into())];
+        let err = Settings::load(&src).unwrap_err();
+        assert!(err.to_string().contains("simulator.enabled"), "{err}");
+    }
+
+    #[test]
+    fn an_extra_file_layers_on_top() {
+        let dir = std::env::temp_dir().join(format!("gw-settings-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("extra.toml");
+        std::fs::write(&file, "[server]\nport = 7070\n").unwrap();
+        let mut src = sources(&[]);
+        src.extra_file = Some(file);
+        assert_eq!(Settings::load(&src).unwrap().server.port, 7070);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

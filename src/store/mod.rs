@@ -1,0 +1,102 @@
+//! Postgres persistence (sqlx). All SQL lives here and in `migrations/`; one file per aggregate.
+
+pub mod events;
+pub mod idempotency;
+pub mod links;
+pub mod users;
+
+use std::time::Duration;
+
+use secrecy::ExposeSecret;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::PgPool;
+
+use crate::settings::DatabaseSettings;
+
+/// The migrations in `migrations/`, embedded in the binary and applied at start-up.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// A store failure: either a named constraint the caller can turn into a client error, or an
+/// unexpected database error (logged, answered with a generic 5xx).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("unique constraint `{0}` violated")]
+    UniqueViolation(String),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+impl StoreError {
+    pub fn from_sqlx(error: sqlx::Error) -> Self {
+        if let sqlx::Error::Database(db) = &error {
+            if db.is_unique_violation() {
+                if let Some(constraint) = db.constraint() {
+                    return StoreError::UniqueViolation(constraint.to_owned());
+                }
+            }
+        }
+        StoreError::Database(error)
+    }
+
+    /// The database could not be reached (as opposed to refusing a statement): callers answer
+    /// 503 and the client may retry.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Database(
+                sqlx::Error::PoolTimedOut
+                    | sqlx::Error::PoolClosed
+                    | sqlx::Error::Io(_)
+                    | sqlx::Error::Tls(_)
+                    | sqlx::Error::Protocol(_)
+                    | sqlx::Error::WorkerCrashed
+            )
+        )
+    }
+
+    pub fn is_unique(&self, constraint: &str) -> bool {
+        matches!(self, StoreError::UniqueViolation(c) if c == constraint)
+    }
+}
+
+/// Builds the pool lazily: connections are opened on demand, so a database that goes away and
+/// comes back is picked up again without a restart.
+pub fn pool(settings: &DatabaseSettings) -> Result<PgPool, sqlx::Error> {
+    let options: PgConnectOptions = settings.url.expose_secret().parse()?;
+    let options = options.application_name("onboarding-gateway");
+    Ok(PgPoolOptions::new()
+        .max_connections(settings.max_connections)
+        .min_connections(0)
+        .acquire_timeout(Duration::from_secs(settings.acquire_timeout_secs))
+        .idle_timeout(Duration::from_secs(300))
+        .connect_lazy_with(options))
+}
+
+/// Waits (bounded) for the database to answer, then applies pending migrations.
+pub async fn wait_and_migrate(pool: &PgPool, timeout: Duration) -> Result<(), sqlx::Error> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        match sqlx::query("SELECT 1").execute(pool).await {
+            Ok(_) => break,
+            Err(error) if tokio::time::Instant::now() < deadline => {
+                tracing::warn!(%error, "database not reachable yet; retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(error) => return Err(error),
+        }
+    }
+    MIGRATOR.run(pool).await?;
+    Ok(())
+}
+
+/// Readiness: one round trip, bounded so a hung database answers "not ready" quickly.
+pub async fn ping(pool: &PgPool) -> bool {
+    matches!(
+        tokio::time::timeout(
+            Duration::from_secs(2),
+            sqlx::query("SELECT 1").execute(pool)
+        )
+        .await,
+        Ok(Ok(_))
+    )
+}

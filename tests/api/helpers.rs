@@ -1,0 +1,269 @@
+//! Spawning the gateway for a test: a fresh database, port 0, and a client.
+
+use std::sync::Once;
+
+use onboarding_gateway::app::Application;
+use onboarding_gateway::auth::{sha256_hex, Scope};
+use onboarding_gateway::settings::{ApiKeySettings, Settings};
+use secrecy::SecretString;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+pub const DEV_KEY: &str = "dev_sk_onboarding_gateway_local";
+pub const READ_KEY: &str = "test_sk_read_only";
+pub const OPS_KEY: &str = "test_sk_ops_only";
+
+static INIT: Once = Once::new();
+
+/// The server the tests create their databases on (the admin connection).
+pub fn admin_url() -> String {
+    std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+/// `admin_url` with its database path replaced by `name`.
+pub fn url_for_database(name: &str) -> String {
+    let admin = admin_url();
+    let (base, query) = match admin.split_once('?') {
+        Some((b, q)) => (b.to_owned(), format!("?{q}")),
+        None => (admin.clone(), String::new()),
+    };
+    let scheme_end = base.find("://").map(|i| i + 3).unwrap_or(0);
+    let server = match base[scheme_end..].find('/') {
+        Some(slash) => &base[..scheme_end + slash],
+        None => base.as_str(),
+    };
+    format!("{server}/{name}{query}")
+}
+
+pub struct TestDatabase {
+    pub name: String,
+    pub url: String,
+}
+
+impl TestDatabase {
+    pub async fn create() -> Self {
+        let name = format!("gw_test_{}", Uuid::new_v4().simple());
+        let admin = sqlx::PgPool::connect(&admin_url()).await.expect(
+            "tests need Postgres: run scripts/test.sh, or set DATABASE_URL to a server URL",
+        );
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&admin)
+            .await
+            .expect("create the test database (the role needs CREATEDB)");
+        admin.close().await;
+        let url = url_for_database(&name);
+        Self { name, url }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        // Dropping needs async I/O; do it on a short-lived runtime of its own.
+        let name = self.name.clone();
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(async move {
+                if let Ok(admin) = sqlx::PgPool::connect(&admin_url()).await {
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                    )))
+                    .execute(&admin)
+                    .await;
+                    admin.close().await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub pool: sqlx::PgPool,
+    /// Held so the database lives as long as the app, and is dropped after it.
+    _db: TestDatabase,
+}
+
+pub fn test_settings(database_url: &str) -> Settings {
+    let config_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+    let mut settings = Settings::load_from_dir(&config_dir, "test").expect("test settings");
+    settings.database.url = SecretString::from(database_url.to_owned());
+    settings.database.max_connections = 10;
+    settings.server.port = 0;
+    settings.auth.api_keys.push(ApiKeySettings {
+        name: "reader".into(),
+        key_sha256: sha256_hex(READ_KEY.as_bytes()),
+        scopes: vec![Scope::UsersRead],
+    });
+    settings.auth.api_keys.push(ApiKeySettings {
+        name: "ops".into(),
+        key_sha256: sha256_hex(OPS_KEY.as_bytes()),
+        scopes: vec![Scope::Ops],
+    });
+    settings
+}
+
+pub fn init() {
+    INIT.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
+pub async fn spawn_app() -> TestApp {
+    let db = TestDatabase::create().await;
+    spawn_app_with(db, |_| {}).await
+}
+
+pub async fn spawn_app_with(db: TestDatabase, adjust: impl FnOnce(&mut Settings)) -> TestApp {
+    init();
+    let mut settings = test_settings(&db.url);
+    adjust(&mut settings);
+    let app = Application::build(settings).await.expect("the app starts");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let pool = app.pool().clone();
+    tokio::spawn(app.run_until_stopped());
+    TestApp {
+        address,
+        client: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+        pool,
+        _db: db,
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    pub async fn post_user(&self, body: &Value) -> reqwest::Response {
+        self.client
+            .post(self.url("/v1/users"))
+            .bearer_auth(DEV_KEY)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn create_user(&self, body: &Value) -> Value {
+        let response = self.post_user(body).await;
+        let status = response.status();
+        let json: Value = response.json().await.unwrap();
+        assert_eq!(status, 201, "create failed: {json}");
+        json
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .bearer_auth(DEV_KEY)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn patch_user(&self, id: &str, patch: &Value) -> reqwest::Response {
+        self.client
+            .patch(self.url(&format!("/v1/users/{id}")))
+            .bearer_auth(DEV_KEY)
+            .header("content-type", "application/merge-patch+json")
+            .body(patch.to_string())
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+/// A complete, valid canonical user (API.md's example) with a unique external_id.
+pub fn sample_user() -> Value {
+    json!({
+        "external_id": format!("crm-{}", Uuid::new_v4().simple()),
+        "type": "individual",
+        "email": "jane.doe@example.com",
+        "phone": "+4915112345678",
+        "name": { "first": "Jane", "middle": "Q", "last": "Doe" },
+        "date_of_birth": "1990-01-15",
+        "birth_place": { "city": "Berlin", "country": "DE" },
+        "nationalities": ["DE"],
+        "citizenship": "DE",
+        "address": { "line1": "Invalidenstr. 1", "line2": null, "city": "Berlin",
+                     "region": "BE", "postal_code": "10115", "country": "DE" },
+        "identity_document": { "type": "passport", "number": "C01X00T47", "issuing_country": "DE",
+                               "issued_on": "2019-05-01", "expires_on": "2029-04-30" },
+        "tax_ids": [ { "type": "steuer_id", "number": "12345678901", "issuing_country": "DE" } ],
+        "employment": { "status": "employed", "industry": "computers_and_it",
+                        "occupation": "Software Engineer", "employer_name": "Acme GmbH" },
+        "financial_profile": { "source_of_funds": "employment", "total_assets_usd": "10k_100k",
+                               "monthly_deposits": "up_to_5", "monthly_volume_usd": "1k_100k" },
+        "language": "de",
+        "terms": { "version": 3, "accepted_at": "2026-11-01T09:30:00Z" },
+        "metadata": { "any": "caller-owned JSON, stored and returned, never sent to providers" }
+    })
+}
+
+/// Only the fields every user must have.
+pub fn minimal_user() -> Value {
+    json!({
+        "external_id": format!("crm-{}", Uuid::new_v4().simple()),
+        "type": "individual",
+        "email": "min@example.com",
+        "name": { "first": "Min", "last": "Imal" },
+        "date_of_birth": "1985-06-30",
+        "address": { "country": "US" }
+    })
+}
+
+/// Asserts a problem document with this status and code, returning it.
+pub async fn assert_problem(response: reqwest::Response, status: u16, code: &str) -> Value {
+    let actual = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let request_id = response
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let text = response.text().await.unwrap();
+    assert_eq!(actual, status, "unexpected status; body: {text}");
+    assert_eq!(content_type, "application/problem+json", "body: {text}");
+    let body: Value = serde_json::from_str(&text).expect("problem body is JSON");
+    assert_eq!(body["code"], code, "body: {body}");
+    assert_eq!(body["status"], status);
+    assert!(body["title"].is_string());
+    assert!(body["detail"].is_string());
+    assert_eq!(body["type"], format!("/problems/{code}"));
+    assert!(body["errors"].is_array());
+    assert_eq!(
+        body["request_id"].as_str(),
+        request_id.as_deref(),
+        "request_id matches the x-request-id header"
+    );
+    body
+}
+
+/// The (field, code) pairs of a problem's `errors`.
+pub fn field_errors(problem: &Value) -> Vec<(String, String)> {
+    problem["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["field"].as_str().unwrap().to_owned(),
+                e["code"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}

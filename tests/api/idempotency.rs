@@ -1,0 +1,152 @@
+use serde_json::{json, Value};
+
+use crate::helpers::*;
+
+async fn post_with_key(app: &TestApp, key: &str, body: &Value) -> reqwest::Response {
+    app.client
+        .post(app.url("/v1/users"))
+        .bearer_auth(DEV_KEY)
+        .header("idempotency-key", key)
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_same_key_and_body_replay_the_first_answer() {
+    let app = spawn_app().await;
+    let body = sample_user();
+    let first = post_with_key(&app, "key-1", &body).await;
+    assert_eq!(first.status(), 201);
+    assert!(first.headers().get("idempotent-replayed").is_none());
+    let first: Value = first.json().await.unwrap();
+
+    let second = post_with_key(&app, "key-1", &body).await;
+    assert_eq!(second.status(), 201);
+    assert_eq!(second.headers()["idempotent-replayed"], "true");
+    let second: Value = second.json().await.unwrap();
+    assert_eq!(first, second);
+
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM users")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(count, 1);
+}
+
+#[tokio::test]
+async fn the_same_key_with_another_body_is_409() {
+    let app = spawn_app().await;
+    assert_eq!(
+        post_with_key(&app, "key-2", &sample_user()).await.status(),
+        201
+    );
+    assert_problem(
+        post_with_key(&app, "key-2", &sample_user()).await,
+        409,
+        "idempotency_key_reused",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn validation_failures_are_replayed_too() {
+    let app = spawn_app().await;
+    let mut body = sample_user();
+    body["email"] = json!("nope");
+    let first = assert_problem(
+        post_with_key(&app, "key-3", &body).await,
+        422,
+        "validation_failed",
+    )
+    .await;
+    let replay = post_with_key(&app, "key-3", &body).await;
+    assert_eq!(replay.headers()["idempotent-replayed"], "true");
+    let second = assert_problem_body(replay, 422).await;
+    assert_eq!(first["errors"], second["errors"]);
+}
+
+async fn assert_problem_body(response: reqwest::Response, status: u16) -> Value {
+    assert_eq!(response.status(), status);
+    response.json().await.unwrap()
+}
+
+#[tokio::test]
+async fn concurrent_requests_with_one_key_create_exactly_one_user() {
+    let app = spawn_app().await;
+    let body = sample_user();
+    let responses = futures_util::future::join_all(
+        (0..10).map(|_| post_with_key(&app, "key-concurrent", &body)),
+    )
+    .await;
+    let mut ids = std::collections::HashSet::new();
+    for response in responses {
+        match response.status().as_u16() {
+            201 => {
+                let user: Value = response.json().await.unwrap();
+                ids.insert(user["id"].as_str().unwrap().to_owned());
+            }
+            409 => {
+                assert_problem(response, 409, "idempotency_request_in_progress").await;
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert_eq!(ids.len(), 1, "every 201 is the same user");
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM users")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(count, 1);
+    // Once finished, a retry replays.
+    let replay = post_with_key(&app, "key-concurrent", &body).await;
+    assert_eq!(replay.status(), 201);
+    assert_eq!(replay.headers()["idempotent-replayed"], "true");
+}
+
+#[tokio::test]
+async fn keys_are_scoped_to_the_endpoint_and_validated() {
+    let app = spawn_app().await;
+    let created = app.create_user(&sample_user()).await;
+    let id = created["id"].as_str().unwrap();
+    let patch = app
+        .client
+        .patch(app.url(&format!("/v1/users/{id}")))
+        .bearer_auth(DEV_KEY)
+        .header("content-type", "application/json")
+        .header("idempotency-key", "shared-key")
+        .body(r#"{"language":"fr"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(patch.status(), 200);
+    let replay = app
+        .client
+        .patch(app.url(&format!("/v1/users/{id}")))
+        .bearer_auth(DEV_KEY)
+        .header("content-type", "application/json")
+        .header("idempotency-key", "shared-key")
+        .body(r#"{ "language" : "fr" }"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        replay.headers()["idempotent-replayed"],
+        "true",
+        "whitespace does not matter"
+    );
+    assert_problem(
+        post_with_key(&app, "shared-key", &sample_user()).await,
+        409,
+        "idempotency_key_reused",
+    )
+    .await;
+    let problem = assert_problem(
+        post_with_key(&app, &"k".repeat(300), &sample_user()).await,
+        422,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(problem["errors"][0]["field"], "Idempotency-Key");
+}

@@ -1,0 +1,13 @@
+//! HTTP-level tests against the real server on a random port, each with its own fresh,
+//! migrated Postgres database.
+
+mod helpers;
+
+mod auth;
+mod health;
+mod idempotency;
+mod malformed;
+mod openapi;
+mod users_create;
+mod users_list;
+mod users_patch;
