@@ -16,6 +16,10 @@ pub mod domain;
 pub mod onboarding;
 /// Layered configuration with secrets that never print.
 pub mod settings;
+/// Provider connectors, one folder per provider: client, transformers, signing, webhooks.
+pub mod providers;
+/// Faithful provider simulators (auth, validation, statuses, signed webhooks, fault injection).
+pub mod sim;
 /// Postgres repositories and migrations.
 pub mod store;
 /// Logs and metrics.

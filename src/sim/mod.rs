@@ -1,0 +1,4 @@
+//! Provider simulators.
+
+/// Fixed development key material.
+pub mod keys;
