@@ -14,10 +14,10 @@ pub mod auth;
 pub mod domain;
 /// The use-cases: where the store and the providers meet, and transactions live.
 pub mod onboarding;
-/// Layered configuration with secrets that never print.
-pub mod settings;
 /// Provider connectors, one folder per provider: client, transformers, signing, webhooks.
 pub mod providers;
+/// Layered configuration with secrets that never print.
+pub mod settings;
 /// Faithful provider simulators (auth, validation, statuses, signed webhooks, fault injection).
 pub mod sim;
 /// Postgres repositories and migrations.

@@ -68,3 +68,13 @@ pub fn record_http_request(method: &str, route: &str, status: u16, latency: Dura
 pub fn record_idempotent_replay() {
     metrics::counter!("gateway_idempotent_replays_total").increment(1);
 }
+
+pub fn record_provider_call(provider: &str, operation: &str, outcome: &str, latency: Duration) {
+    let labels = [
+        ("provider", provider.to_owned()),
+        ("operation", operation.to_owned()),
+        ("outcome", outcome.to_owned()),
+    ];
+    metrics::histogram!("gateway_provider_call_duration_seconds", &labels)
+        .record(latency.as_secs_f64());
+}

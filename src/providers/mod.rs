@@ -1,7 +1,15 @@
-//! Provider integrations: one folder per provider, each keeping that provider's quirks.
-//!
-//! So far only the pure cryptography lives here (request signing and webhook signatures),
-//! shared by the connectors and by the simulators in [`crate::sim`].
+//! Provider integrations: one folder per provider, each keeping that provider's quirks (its
+//! client, wire types and conversions, signing, webhooks). The [`connector::Connector`] trait
+//! is what the use-cases see.
+
+/// The `Connector` trait and the types connectors exchange with the use-cases.
+pub mod connector;
+/// The unified provider error: kind, provider code, HTTP status, retry decision.
+pub mod error;
+/// Outbound HTTP: timeouts, call recording, transport error classification.
+pub mod http;
+/// Each provider's required canonical fields.
+pub mod requirements;
 
 /// Kraken Embed: `API-Sign` request signing, nonces, `X-Signature` webhooks.
 pub mod kraken;

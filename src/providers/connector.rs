@@ -1,0 +1,139 @@
+//! The `Connector` abstraction: one implementation per provider, each a stateless translator
+//! between the canonical user and that provider's API. Connectors never touch the database;
+//! the use-cases in `onboarding/` persist what they return.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Mutex;
+
+use serde_json::{Map, Value};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::error::ProviderError;
+use crate::domain::provider::ProviderId;
+use crate::domain::status::LinkStatus;
+use crate::domain::user::CanonicalUser;
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// What a provider says about one user.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProviderUserState {
+    /// The provider's id for the user (Kraken IIBAN, KillB/Carbn UUID).
+    pub provider_user_id: String,
+    /// The provider's raw status value, e.g. `ok`, `PENDING`, `under_review`.
+    pub provider_status: String,
+    /// The canonical status; `None` when the raw status is unknown to the mapping (the link
+    /// then keeps its last status, stores the raw value and the event is flagged for review).
+    pub status: Option<LinkStatus>,
+    /// Outstanding requirements in the provider's own vocabulary, as received.
+    pub requirements: Vec<Value>,
+    /// Provider-specific facts to keep with the link (e.g. Carbn's consent id).
+    pub link_data: Map<String, Value>,
+    /// When the provider stamped this state, if it says.
+    pub observed_at: Option<OffsetDateTime>,
+}
+
+/// The parts of a stored link a connector needs to address the provider's user.
+#[derive(Debug, Clone, Copy)]
+pub struct LinkRef<'a> {
+    pub provider_user_id: &'a str,
+    pub link_data: &'a Map<String, Value>,
+}
+
+/// What a create needs: the user, plus the gateway's own id (some providers take a reference).
+#[derive(Debug, Clone, Copy)]
+pub struct CreateRequest<'a> {
+    pub gateway_user_id: Uuid,
+    pub user: &'a CanonicalUser,
+}
+
+/// How a provider treats a change to one canonical field (a JSON path from
+/// `domain::merge_patch::changed_paths`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldPolicy {
+    /// Sent in the provider's update call.
+    Send,
+    /// The provider has no such field: the change stays in the gateway only.
+    Ignore,
+    /// The provider cannot change it after creation: the PATCH is refused
+    /// (`422 field_not_updatable`) before anything changes.
+    Refuse,
+}
+
+/// One HTTP exchange with a provider, recorded for the audit trail and metrics (never PII).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProviderCall {
+    pub provider: ProviderId,
+    /// `create_user`, `get_user`, `update_user`, `login`, `accept_terms`, …
+    pub operation: &'static str,
+    /// HTTP status, or `None` when no response arrived (timeout, connection failure).
+    pub http_status: Option<u16>,
+    pub latency_ms: f64,
+    /// `ok`, `rejected`, `unavailable`, `rate_limited`, `unauthorized`, …
+    pub outcome: &'static str,
+}
+
+/// Collects the provider calls one use-case step makes (a create may log in first, or accept
+/// terms first), so each becomes its own `provider_call` event.
+#[derive(Debug, Default)]
+pub struct CallLog {
+    calls: Mutex<Vec<ProviderCall>>,
+}
+
+impl CallLog {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn record(&self, call: ProviderCall) {
+        self.calls
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .push(call);
+    }
+
+    pub fn take(&self) -> Vec<ProviderCall> {
+        std::mem::take(
+            &mut *self
+                .calls
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()),
+        )
+    }
+}
+
+/// A provider integration. Implementations live in `providers/<name>/mod.rs`, with the wire
+/// types and conversions in `transformers.rs`.
+pub trait Connector: Send + Sync + 'static {
+    fn id(&self) -> ProviderId;
+
+    /// How this provider treats a change to the canonical field at `path` (e.g. `email`,
+    /// `address.city`, `tax_ids`, `metadata.tier`).
+    fn field_policy(&self, path: &str) -> FieldPolicy;
+
+    /// Creates the user at the provider and returns its state there.
+    fn create_user<'a>(
+        &'a self,
+        request: CreateRequest<'a>,
+        log: &'a CallLog,
+    ) -> BoxFuture<'a, Result<ProviderUserState, ProviderError>>;
+
+    /// Reads the user's current state at the provider.
+    fn get_user<'a>(
+        &'a self,
+        link: LinkRef<'a>,
+        log: &'a CallLog,
+    ) -> BoxFuture<'a, Result<ProviderUserState, ProviderError>>;
+
+    /// Sends the changed fields (`changed`, JSON paths whose policy is `Send`) of `user` to the
+    /// provider. Returns the provider's state when its answer carries one.
+    fn update_user<'a>(
+        &'a self,
+        link: LinkRef<'a>,
+        user: &'a CanonicalUser,
+        changed: &'a [String],
+        log: &'a CallLog,
+    ) -> BoxFuture<'a, Result<Option<ProviderUserState>, ProviderError>>;
+}

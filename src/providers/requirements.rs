@@ -1,0 +1,60 @@
+//! What each provider needs beyond the canonical base set (API.md "Providers"), checked before
+//! anything is sent, so a user routed to a provider is either complete or refused with one
+//! error per missing field.
+
+use serde_json::Value;
+
+use crate::domain::provider::ProviderId;
+use crate::domain::user::CanonicalUser;
+use crate::domain::FieldError;
+
+/// The canonical JSON paths a provider requires (beyond the base set every user has).
+pub fn required_fields(provider: ProviderId) -> &'static [&'static str] {
+    match provider {
+        ProviderId::Kraken => &[
+            "phone",
+            "address.line1",
+            "address.city",
+            "address.postal_code",
+            "nationalities",
+            "employment",
+            "terms.version",
+        ],
+        ProviderId::Killb => &[
+            "phone",
+            "address.line1",
+            "address.city",
+            "address.region",
+            "address.postal_code",
+            "identity_document",
+        ],
+        ProviderId::Carbn => &[
+            "phone",
+            "address.line1",
+            "address.city",
+            "address.postal_code",
+            "identity_document",
+            "terms.accepted_at",
+        ],
+    }
+}
+
+fn lookup<'a>(root: &'a Value, path: &str) -> Option<&'a Value> {
+    path.split('.')
+        .try_fold(root, |node, key| node.get(key))
+        .filter(|v| !v.is_null())
+}
+
+/// The canonical fields `user` lacks for `provider`, as field errors naming the provider.
+pub fn missing_fields(provider: ProviderId, user: &CanonicalUser) -> Vec<FieldError> {
+    let json = serde_json::to_value(user).expect("a canonical user serialises");
+    required_fields(provider)
+        .iter()
+        .filter(|path| lookup(&json, path).is_none())
+        .map(|path| FieldError {
+            field: (*path).to_owned(),
+            code: "required",
+            message: format!("is required by {}", provider.as_str()),
+        })
+        .collect()
+}
