@@ -1,0 +1,4 @@
+//! Connector contract tests: exact wire bytes, headers and signatures against wiremock, and
+//! outbound bodies validated against the providers' published (third-party) OpenAPI schemas.
+
+mod schema;
