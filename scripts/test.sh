@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# scripts/test.sh: run every test (unit, integration, doc), doing all set-up first.
+#
+#   scripts/test.sh [CARGO TEST ARGS...]     e.g. scripts/test.sh users -- --nocapture
+#
+# Finds, starts or installs PostgreSQL (see scripts/lib/postgres.sh) and exports
+# DATABASE_URL=$PG_ADMIN_URL/postgres unless DATABASE_URL is already set: the tests create and
+# drop a fresh database per test through it, so its role needs CREATEDB (postgres has it).
+# Then `cargo test --all-targets ARGS` and `cargo test --doc`.
+#
+# Environment: DATABASE_URL; SQLX_OFFLINE (set to true when .sqlx/ exists); and those of
+# scripts/lib/postgres.sh: GATEWAY_PG_WAIT_SECS, GATEWAY_PG_PORT, GATEWAY_PG_DIR,
+# GATEWAY_PG_FORCE_LOCAL.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# shellcheck source=scripts/lib/postgres.sh
+source scripts/lib/postgres.sh
+
+start=$SECONDS
+step="set-up"
+trap 'rc=$?; if ((rc != 0)); then echo "test.sh: FAILED in $step (exit $rc) after $((SECONDS - start))s" >&2; fi' EXIT
+
+ensure_postgres
+export DATABASE_URL="${DATABASE_URL:-$PG_ADMIN_URL/postgres}"
+if [[ -d .sqlx && -z "${SQLX_OFFLINE:-}" ]]; then
+  export SQLX_OFFLINE=true
+fi
+
+step="cargo test --all-targets"
+cargo test --all-targets "$@"
+step="cargo test --doc"
+cargo test --doc
+echo "test.sh: all tests passed (all targets and doc tests) in $((SECONDS - start))s"
