@@ -1,0 +1,80 @@
+//! `provider-sim`: run the Kraken/KillB/Carbn simulators standalone with the development
+//! credentials (see `onboarding_gateway::sim`).
+//!
+//! ```text
+//! provider-sim [--host 127.0.0.1] [--port 9000] [--webhook-base http://127.0.0.1:8080]
+//!              [--review-delay-secs 5]
+//! ```
+//! With `--webhook-base`, status webhooks go to `{base}/v1/webhooks/{provider}`.
+
+use std::net::TcpListener;
+use std::time::Duration;
+
+use onboarding_gateway::sim::{self, SimConfig, WebhookTargets};
+
+const USAGE: &str =
+    "usage: provider-sim [--host HOST] [--port PORT] [--webhook-base URL] [--review-delay-secs N]";
+
+fn main() -> std::io::Result<()> {
+    let mut host = "127.0.0.1".to_owned();
+    let mut port: u16 = 9000;
+    let mut config = SimConfig::development();
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut value = |name: &str| {
+            args.next().unwrap_or_else(|| {
+                eprintln!("{name} needs a value\n{USAGE}");
+                std::process::exit(2)
+            })
+        };
+        match arg.as_str() {
+            "--host" => host = value("--host"),
+            "--port" => {
+                port = value("--port").parse().unwrap_or_else(|_| {
+                    eprintln!("--port must be a number\n{USAGE}");
+                    std::process::exit(2)
+                })
+            }
+            "--webhook-base" => {
+                config.webhook_targets = WebhookTargets::gateway(&value("--webhook-base"))
+            }
+            "--review-delay-secs" => {
+                let secs: u64 = value("--review-delay-secs").parse().unwrap_or_else(|_| {
+                    eprintln!("--review-delay-secs must be a number\n{USAGE}");
+                    std::process::exit(2)
+                });
+                config.review_delay = Duration::from_secs(secs);
+            }
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                return Ok(());
+            }
+            other => {
+                eprintln!("unknown argument {other}\n{USAGE}");
+                std::process::exit(2)
+            }
+        }
+    }
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let listener = TcpListener::bind((host.as_str(), port))?;
+        let handle = sim::spawn(config.clone(), listener).await?;
+        println!("provider-sim listening on {}", handle.base_url());
+        println!(
+            "  kraken: api_key={} api_secret={}",
+            config.kraken.api_key, config.kraken.api_secret_b64
+        );
+        println!(
+            "  killb:  email={} password={}",
+            config.killb.email, config.killb.password
+        );
+        println!("  carbn:  api_key={}", config.carbn.api_key);
+        println!("  webhooks: {:?}", config.webhook_targets);
+        tokio::signal::ctrl_c().await?;
+        handle.stop().await;
+        Ok(())
+    })
+}

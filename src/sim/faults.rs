@@ -1,0 +1,251 @@
+//! Request recording and fault injection, applied to every provider request before auth.
+
+use std::collections::BTreeMap;
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use time::OffsetDateTime;
+
+use super::state::{Provider, SimState};
+use super::{carbn, killb, kraken};
+
+/// A fault to inject into one provider's matching requests (`POST /_sim/faults`).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultSpec {
+    /// Which provider's requests.
+    pub provider: Provider,
+    /// Only requests whose path starts with this (raw request-target), if set.
+    #[serde(default)]
+    pub path: Option<String>,
+    /// Only this HTTP method, if set.
+    #[serde(default)]
+    pub method: Option<String>,
+    /// Delay before anything else happens.
+    #[serde(default)]
+    pub latency_ms: u64,
+    /// Probability (0..=1) that `status` is returned for a matched request.
+    #[serde(default = "one")]
+    pub error_rate: f64,
+    /// Error status to answer with (e.g. 429, 500, 503), in the provider's error envelope.
+    #[serde(default)]
+    pub status: Option<u16>,
+    /// `Retry-After` seconds sent with the error.
+    #[serde(default)]
+    pub retry_after_secs: Option<u64>,
+    /// Hang without answering (the client times out).
+    #[serde(default)]
+    pub timeout: bool,
+    /// Close the TCP connection without an answer.
+    #[serde(default)]
+    pub drop_connection: bool,
+    /// How many matching requests this fault applies to (unset: until cleared).
+    #[serde(default)]
+    pub count: Option<u32>,
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub(crate) struct ActiveFault {
+    pub id: u64,
+    #[serde(flatten)]
+    pub spec: FaultSpec,
+    /// How many requests it has hit.
+    pub hits: u32,
+}
+
+/// One recorded provider request (`GET /_sim/requests`).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct RecordedRequest {
+    /// Order of arrival.
+    pub seq: u64,
+    /// Owning provider.
+    pub provider: Option<Provider>,
+    /// HTTP method.
+    pub method: String,
+    /// Raw request-target (path and query exactly as received).
+    pub path: String,
+    /// Headers, lower-case names (repeated headers joined with `, `).
+    pub headers: BTreeMap<String, String>,
+    /// Raw body (lossy UTF-8).
+    pub body: String,
+    /// Arrival time.
+    #[serde(with = "time::serde::rfc3339")]
+    pub received_at: OffsetDateTime,
+}
+
+/// The accepted connection's socket (a duplicate fd), so a fault can drop it.
+pub(crate) struct ConnSocket(Arc<OwnedFd>);
+
+pub(crate) fn remember_connection(conn: &dyn std::any::Any, ext: &mut actix_web::dev::Extensions) {
+    if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
+        if let Ok(fd) = tcp.as_fd().try_clone_to_owned() {
+            ext.insert(ConnSocket(Arc::new(fd)));
+        }
+    }
+}
+
+fn drop_connection(req: &HttpRequest) {
+    if let Some(ConnSocket(fd)) = req.conn_data::<ConnSocket>() {
+        if let Ok(dup) = fd.try_clone() {
+            let _ = std::net::TcpStream::from(dup).shutdown(std::net::Shutdown::Both);
+        }
+    }
+}
+
+/// The raw request-target.
+pub(crate) fn target(req: &HttpRequest) -> String {
+    req.uri()
+        .path_and_query()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| req.path().to_owned())
+}
+
+/// Records the request, then applies the first matching fault. `Err` is the response to send.
+pub(crate) async fn enter(
+    state: &SimState,
+    provider: Provider,
+    req: &HttpRequest,
+    body: &[u8],
+) -> Result<(), HttpResponse> {
+    let path = target(req);
+    let mut headers = BTreeMap::new();
+    for (name, value) in req.headers() {
+        let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+        headers
+            .entry(name.as_str().to_owned())
+            .and_modify(|v: &mut String| {
+                v.push_str(", ");
+                v.push_str(&value);
+            })
+            .or_insert(value);
+    }
+    let fault = {
+        let mut store = state.lock();
+        let seq = store.requests.len() as u64 + 1;
+        store.requests.push(RecordedRequest {
+            seq,
+            provider: Some(provider),
+            method: req.method().as_str().to_owned(),
+            path: path.clone(),
+            headers,
+            body: String::from_utf8_lossy(body).into_owned(),
+            received_at: OffsetDateTime::now_utc(),
+        });
+        let method = req.method().as_str();
+        let position = store.faults.iter().position(|f| {
+            f.spec.provider == provider
+                && f.spec.path.as_deref().is_none_or(|p| path.starts_with(p))
+                && f.spec
+                    .method
+                    .as_deref()
+                    .is_none_or(|m| m.eq_ignore_ascii_case(method))
+        });
+        position.map(|i| {
+            let fault = &mut store.faults[i];
+            fault.hits += 1;
+            let spec = fault.spec.clone();
+            if spec.count.is_some_and(|c| fault.hits >= c) {
+                store.faults.remove(i);
+            }
+            spec
+        })
+    };
+    let Some(fault) = fault else {
+        return Ok(());
+    };
+    if fault.latency_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(fault.latency_ms)).await;
+    }
+    if fault.drop_connection {
+        drop_connection(req);
+        return Err(HttpResponse::InternalServerError().finish());
+    }
+    if fault.timeout {
+        tokio::time::sleep(Duration::from_secs(600)).await;
+        return Err(HttpResponse::GatewayTimeout().finish());
+    }
+    if let Some(status) = fault.status {
+        if rand::random::<f64>() < fault.error_rate {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let mut response = provider_error(provider, status, req);
+            if let Some(secs) = fault.retry_after_secs {
+                if let Ok(value) = secs.to_string().parse() {
+                    response
+                        .headers_mut()
+                        .insert(actix_web::http::header::RETRY_AFTER, value);
+                }
+            }
+            return Err(response);
+        }
+    }
+    Ok(())
+}
+
+/// An injected error in the provider's own envelope.
+fn provider_error(provider: Provider, status: StatusCode, req: &HttpRequest) -> HttpResponse {
+    match provider {
+        Provider::Kraken => {
+            let message = match status.as_u16() {
+                429 => "EAPI:Rate limit exceeded",
+                503 => "EService:Unavailable",
+                408 | 504 => "EService:Timeout",
+                _ => "EGeneral:Internal error",
+            };
+            kraken::error(status, message)
+        }
+        Provider::Killb => {
+            let (code, message) = match status.as_u16() {
+                429 => ("TOO_MANY_REQUESTS", "Too many requests"),
+                503 => ("SERVICE_UNAVAILABLE", "Service unavailable"),
+                _ => ("INTERNAL_SERVER_ERROR", "Internal server error"),
+            };
+            killb::error(status, code, &[message])
+        }
+        Provider::Carbn => {
+            let message = match status.as_u16() {
+                429 => "Too Many Requests",
+                503 => "Service Unavailable",
+                _ => "Internal server error",
+            };
+            carbn::error(status, &status.as_u16().to_string(), message, req)
+        }
+    }
+}
+
+/// Default service: a provider-shaped 404 for unknown provider paths, plain JSON otherwise.
+pub(crate) async fn not_found(
+    state: web::Data<SimState>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> HttpResponse {
+    match Provider::from_path(req.path()) {
+        Some(provider) => {
+            if let Err(response) = enter(&state, provider, &req, &body).await {
+                return response;
+            }
+            match provider {
+                Provider::Kraken => kraken::error(StatusCode::NOT_FOUND, "EGeneral:Unknown method"),
+                Provider::Killb => killb::error(
+                    StatusCode::NOT_FOUND,
+                    "NOT_FOUND",
+                    &[&format!("Cannot {} {}", req.method(), req.path())],
+                ),
+                // AWS API Gateway answers unknown routes with "Missing Authentication Token".
+                Provider::Carbn => carbn::error(
+                    StatusCode::FORBIDDEN,
+                    "4030",
+                    "Missing authentication token",
+                    &req,
+                ),
+            }
+        }
+        None => HttpResponse::NotFound().json(serde_json::json!({"error": "not found"})),
+    }
+}

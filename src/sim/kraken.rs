@@ -1,0 +1,482 @@
+//! Kraken Embed simulator: `POST /b2b/users`, `GET`/`PATCH /b2b/users/{iiban}` (kraken.md §10).
+
+use std::sync::Arc;
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde_json::{json, Map, Value};
+use time::OffsetDateTime;
+
+use super::faults::{enter, target};
+use super::state::{Provider, SimState, SimStatus, SimUser};
+use super::validate::{merge, Checker};
+use crate::providers::kraken::signing::{verify_api_sign, SigningError};
+
+const OCCUPATIONS: &[&str] = &[
+    "agriculture",
+    "business_management",
+    "computers_and_it",
+    "construction",
+    "education",
+    "employed",
+    "finance",
+    "government",
+    "healthcare",
+    "hospitality",
+    "manufacturing",
+    "marketing",
+    "media",
+    "other",
+    "science",
+    "self_employed",
+    "student",
+    "transportation",
+    "unemployed",
+];
+
+/// Non-ISO codes Kraken's country enum also accepts.
+const EXTRA_COUNTRIES: &[&str] = &[
+    "0C", "AC", "AN", "AP", "CP", "DG", "EA", "EU", "IC", "JX", "QO", "TA", "XK",
+];
+
+pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/b2b/users").route(web::post().to(create_user)))
+        .service(
+            web::resource("/b2b/users/{user}")
+                .route(web::get().to(get_user))
+                .route(web::patch().to(update_user)),
+        );
+}
+
+/// `{"error":[message]}` with `status`.
+pub(crate) fn error(status: StatusCode, message: &str) -> HttpResponse {
+    HttpResponse::build(status).json(json!({ "error": [message] }))
+}
+
+fn invalid_arguments(checker: Checker) -> HttpResponse {
+    let errors: Vec<String> = checker
+        .errors
+        .iter()
+        .map(|e| format!("EGeneral:Invalid arguments:{} {}", e.field, e.message))
+        .collect();
+    HttpResponse::BadRequest().json(json!({ "error": errors }))
+}
+
+/// Checks `API-Key`, `API-Nonce`, `API-Sign` over the raw request-target and body.
+fn authenticate(state: &SimState, req: &HttpRequest, body: &[u8]) -> Result<(), HttpResponse> {
+    let header = |name: &str| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+    };
+    let unauthorized = |message: &str| error(StatusCode::UNAUTHORIZED, message);
+    let key = header("API-Key").ok_or_else(|| unauthorized("EAPI:Missing API-Key"))?;
+    let nonce_text = header("API-Nonce").ok_or_else(|| unauthorized("EAPI:Invalid nonce"))?;
+    let nonce: u64 = nonce_text
+        .parse()
+        .ok()
+        .filter(|n: &u64| n.to_string() == nonce_text)
+        .ok_or_else(|| unauthorized("EAPI:Invalid nonce"))?;
+    let sign = header("API-Sign").ok_or_else(|| unauthorized("EAPI:Invalid signature"))?;
+    let credentials = &state.config.kraken;
+    if key != credentials.api_key {
+        return Err(unauthorized("EAPI:Invalid key"));
+    }
+    match verify_api_sign(&credentials.api_secret_b64, &target(req), nonce, body, sign) {
+        Ok(()) => {}
+        Err(SigningError::InvalidSecret) => {
+            return Err(error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "EGeneral:Internal error",
+            ))
+        }
+        Err(_) => return Err(unauthorized("EAPI:Invalid signature")),
+    }
+    let mut store = state.lock();
+    let last = store.kraken_nonces.entry(key.to_owned()).or_insert(0);
+    if nonce <= *last {
+        return Err(unauthorized("EAPI:Invalid nonce"));
+    }
+    *last = nonce;
+    Ok(())
+}
+
+async fn guard(state: &SimState, req: &HttpRequest, body: &[u8]) -> Result<(), HttpResponse> {
+    enter(state, Provider::Kraken, req, body).await?;
+    authenticate(state, req, body)
+}
+
+fn parse_object(body: &[u8]) -> Result<Map<String, Value>, HttpResponse> {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(map)) => Ok(map),
+        _ => Err(HttpResponse::BadRequest()
+            .json(json!({"error": ["EGeneral:Invalid arguments:body must be a JSON object"]}))),
+    }
+}
+
+/// Validates a create (`create = true`) or update body.
+fn check_profile(body: &Map<String, Value>, create: bool) -> Checker {
+    let mut c = Checker::default();
+    let mut allowed = vec![
+        "tos_version_accepted",
+        "full_name",
+        "date_of_birth",
+        "residence",
+        "phone",
+        "nationalities",
+        "occupation",
+        "employer_name",
+        "client_identifier",
+        "city_of_birth",
+        "country_of_birth",
+        "tax_ids",
+        "language",
+    ];
+    if create {
+        allowed.extend(["email", "external_id"]);
+        c.email(body, "", "email", true);
+        c.string(body, "", "external_id", true);
+    } else {
+        for key in ["email", "external_id"] {
+            if body.contains_key(key) {
+                c.err(key, "is not updatable");
+            }
+        }
+    }
+    c.no_unknown(body, "", &allowed);
+    c.integer(body, "", "tos_version_accepted", create);
+    if let Some(name) = c.object(body, "", "full_name", create) {
+        c.no_unknown(
+            name,
+            "full_name",
+            &["first_name", "middle_name", "last_name"],
+        );
+        c.string(name, "full_name", "first_name", true);
+        c.string(name, "full_name", "middle_name", false);
+        c.string(name, "full_name", "last_name", true);
+    }
+    c.birth_date(body, "", "date_of_birth", create);
+    if let Some(res) = c.object(body, "", "residence", create) {
+        c.no_unknown(
+            res,
+            "residence",
+            &[
+                "line1",
+                "line2",
+                "city",
+                "postal_code",
+                "province",
+                "country",
+            ],
+        );
+        c.string(res, "residence", "line1", true);
+        c.string(res, "residence", "line2", false);
+        c.string(res, "residence", "city", true);
+        c.string(res, "residence", "postal_code", true);
+        c.string(res, "residence", "province", false);
+        c.alpha2(res, "residence", "country", true, EXTRA_COUNTRIES);
+    }
+    c.phone(body, "", "phone", create, false);
+    if let Some(list) = c.array(body, "", "nationalities", create) {
+        if list.is_empty() && create {
+            c.err("nationalities", "must not be empty");
+        }
+        for (i, item) in list.iter().enumerate() {
+            let field = format!("nationalities[{i}]");
+            match item.as_str() {
+                Some(code) => {
+                    c.check_alpha2(&field, code, EXTRA_COUNTRIES);
+                }
+                None => c.err(field, "must be a string"),
+            }
+        }
+    }
+    c.one_of(body, "", "occupation", create, OCCUPATIONS);
+    c.string(body, "", "employer_name", false);
+    c.string(body, "", "city_of_birth", false);
+    c.alpha2(body, "", "country_of_birth", false, EXTRA_COUNTRIES);
+    c.string(body, "", "language", false);
+    if let Some(list) = c.array(body, "", "tax_ids", false) {
+        for (i, item) in list.iter().enumerate() {
+            let path = format!("tax_ids[{i}]");
+            match item.as_object() {
+                Some(tax) => {
+                    c.no_unknown(tax, &path, &["id", "issuing_country"]);
+                    c.string(tax, &path, "id", true);
+                    c.alpha2(tax, &path, "issuing_country", true, EXTRA_COUNTRIES);
+                }
+                None => c.err(path, "must be an object"),
+            }
+        }
+    }
+    c
+}
+
+fn new_iiban(seq: u64) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    let digits: u8 = rand::random_range(10..100);
+    let body: String = (0..12)
+        .map(|_| ALPHABET[rand::random_range(0..ALPHABET.len())] as char)
+        .collect();
+    // Every other IIBAN carries spaces, like the documented `AA95 N84G TEST XXXX`, so clients
+    // must percent-encode the path (and sign the encoded form).
+    if seq % 2 == 1 {
+        format!(
+            "AA{digits} {} {} {}",
+            &body[0..4],
+            &body[4..8],
+            &body[8..12]
+        )
+    } else {
+        format!("AA{digits}{body}")
+    }
+}
+
+fn valid_iiban(id: &str) -> bool {
+    (14..=42).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b' ')
+}
+
+/// Percent-decodes a path segment (tolerates already-decoded input).
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && bytes[i + 1].is_ascii_hexdigit()
+            && bytes[i + 2].is_ascii_hexdigit()
+        {
+            let hex = [bytes[i + 1], bytes[i + 2]];
+            if let Some(b) = std::str::from_utf8(&hex)
+                .ok()
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+            {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn user_id(req: &HttpRequest) -> Result<String, HttpResponse> {
+    let raw = req.match_info().get("user").unwrap_or_default();
+    let id = percent_decode(raw);
+    if valid_iiban(&id) {
+        Ok(id)
+    } else {
+        Err(error(StatusCode::BAD_REQUEST, "ENexus:Invalid user ID"))
+    }
+}
+
+fn seconds(at: OffsetDateTime) -> String {
+    at.replace_nanosecond(0)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}
+
+/// The `status` object Kraken reports for a user.
+pub(crate) fn status_json(user: &SimUser) -> Value {
+    if let Some(raw) = &user.provider_status {
+        return raw.clone();
+    }
+    let deadline = seconds(user.created_at + time::Duration::days(30));
+    match user.status {
+        SimStatus::Pending => json!({"state": "ok", "required_actions": [{
+            "action_type": "verification", "verification_type": "identity",
+            "reasons": ["initial_onboarding"], "deadline": deadline}]}),
+        SimStatus::UnderReview => json!({"state": "ok", "required_actions": [{
+            "action_type": "wait", "wait_reason_code": "manual_review"}]}),
+        SimStatus::Incomplete => json!({"state": "ok", "required_actions": [{
+            "action_type": "provide_details", "details_type": {"type": "residence"},
+            "reason": "missing_information", "deadline": deadline}]}),
+        SimStatus::Approved => json!({"state": "ok", "required_actions": []}),
+        SimStatus::Rejected => json!({"state": "closed", "reasons": ["verification_failed"]}),
+        SimStatus::Suspended => {
+            json!({"state": "disabled", "reasons": ["account_suspended"], "required_actions": []})
+        }
+        SimStatus::Closed => json!({"state": "closed", "reasons": ["account_closed"]}),
+    }
+}
+
+/// The webhook event a user's current status corresponds to, if any.
+pub(crate) fn event_for(user: &SimUser) -> Option<&'static str> {
+    let status = status_json(user);
+    match status.get("state").and_then(Value::as_str) {
+        Some("disabled") => Some("user.disabled"),
+        Some("closed") => Some("user.closed"),
+        Some("ok")
+            if status
+                .get("required_actions")
+                .and_then(Value::as_array)
+                .is_some_and(|a| a.is_empty()) =>
+        {
+            Some("user.verified")
+        }
+        _ => None,
+    }
+}
+
+/// `GET /b2b/users/{user}`'s `result`.
+pub(crate) fn render(user: &SimUser) -> Value {
+    json!({
+        "user": user.id,
+        "user_type": "individual",
+        "status": status_json(user),
+        "created_at": seconds(user.created_at),
+        "external_id": user.external_id,
+    })
+}
+
+async fn create_user(
+    state: web::Data<SimState>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> HttpResponse {
+    if let Err(response) = guard(&state, &req, &body).await {
+        return response;
+    }
+    let profile = match parse_object(&body) {
+        Ok(p) => p,
+        Err(response) => return response,
+    };
+    let checker = check_profile(&profile, true);
+    if !checker.ok() {
+        return invalid_arguments(checker);
+    }
+    let external_id = profile
+        .get("external_id")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let email = profile
+        .get("email")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let status = SimStatus::from_email_tag(email).unwrap_or(SimStatus::Pending);
+    let state: Arc<SimState> = state.into_inner();
+    let seq = state.next_seq();
+    let user = {
+        let mut store = state.lock();
+        let users = store.users_mut(Provider::Kraken);
+        if users
+            .values()
+            .any(|u| u.external_id.as_deref() == Some(external_id.as_str()))
+        {
+            return error(StatusCode::CONFLICT, "ENexus:User already exists");
+        }
+        let mut id = new_iiban(seq);
+        while users.contains_key(&id) {
+            id = new_iiban(seq);
+        }
+        let now = OffsetDateTime::now_utc();
+        SimUser {
+            id,
+            seq,
+            provider: Provider::Kraken,
+            status,
+            provider_status: None,
+            active: true,
+            profile: Value::Object(profile),
+            external_id: Some(external_id),
+            user_type: None,
+            created_at: now,
+            updated_at: now,
+        }
+    };
+    let id = user.id.clone();
+    state.insert_user(user);
+    HttpResponse::Created().json(json!({ "result": { "user": id } }))
+}
+
+async fn get_user(state: web::Data<SimState>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
+    if let Err(response) = guard(&state, &req, &body).await {
+        return response;
+    }
+    let id = match user_id(&req) {
+        Ok(id) => id,
+        Err(response) => return response,
+    };
+    match state.user(Provider::Kraken, &id) {
+        Some(user) => HttpResponse::Ok().json(json!({ "result": render(&user) })),
+        None => error(StatusCode::NOT_FOUND, "ENexus:User not found"),
+    }
+}
+
+async fn update_user(
+    state: web::Data<SimState>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> HttpResponse {
+    if let Err(response) = guard(&state, &req, &body).await {
+        return response;
+    }
+    let id = match user_id(&req) {
+        Ok(id) => id,
+        Err(response) => return response,
+    };
+    let patch = match parse_object(&body) {
+        Ok(p) => p,
+        Err(response) => return response,
+    };
+    if state.user(Provider::Kraken, &id).is_none() {
+        return error(StatusCode::NOT_FOUND, "ENexus:User not found");
+    }
+    let checker = check_profile(&patch, false);
+    if !checker.ok() {
+        return invalid_arguments(checker);
+    }
+    {
+        let mut store = state.lock();
+        if let Some(user) = store.users_mut(Provider::Kraken).get_mut(&id) {
+            merge(&mut user.profile, &Value::Object(patch));
+            user.updated_at = OffsetDateTime::now_utc();
+        }
+    }
+    state
+        .into_inner()
+        .after_update(Provider::Kraken, &id, false);
+    HttpResponse::Ok().json(json!({ "result": "success" }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iibans_are_valid_and_alternate_spaces() {
+        let spaced = new_iiban(1);
+        let plain = new_iiban(2);
+        assert!(
+            valid_iiban(&spaced) && spaced.contains(' ') && spaced.len() == 19,
+            "{spaced}"
+        );
+        assert!(
+            valid_iiban(&plain) && !plain.contains(' ') && plain.len() == 16,
+            "{plain}"
+        );
+        assert!(!valid_iiban("AA12"));
+        assert!(!valid_iiban("aa12n84gabcdefgh"));
+    }
+
+    #[test]
+    fn percent_decoding() {
+        assert_eq!(percent_decode("AA12%20N84G"), "AA12 N84G");
+        assert_eq!(percent_decode("AA12 N84G"), "AA12 N84G");
+        assert_eq!(percent_decode("100%"), "100%");
+        assert_eq!(percent_decode("%4"), "%4");
+    }
+}

@@ -1,0 +1,358 @@
+//! Shared simulator state: users per provider, status transitions, tokens and nonces.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use time::OffsetDateTime;
+
+use super::faults::{ActiveFault, RecordedRequest};
+use super::webhooks::WebhookDelivery;
+use super::{SimConfig, WebhookTargets};
+use crate::providers::carbn::webhook::WebhookSigner;
+
+/// The three simulated providers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Provider {
+    /// Kraken Embed.
+    Kraken,
+    /// KillB.
+    Killb,
+    /// Carbn Connect.
+    Carbn,
+}
+
+impl Provider {
+    /// The provider id (`kraken`, `killb`, `carbn`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Provider::Kraken => "kraken",
+            Provider::Killb => "killb",
+            Provider::Carbn => "carbn",
+        }
+    }
+
+    /// Parses a provider id.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "kraken" => Some(Provider::Kraken),
+            "killb" => Some(Provider::Killb),
+            "carbn" => Some(Provider::Carbn),
+            _ => None,
+        }
+    }
+
+    /// Which provider owns a request path.
+    pub fn from_path(path: &str) -> Option<Self> {
+        if path.starts_with("/b2b/") || path == "/b2b" {
+            Some(Provider::Kraken)
+        } else if path.starts_with("/api/v2") {
+            Some(Provider::Killb)
+        } else if path.starts_with("/onboarding/") {
+            Some(Provider::Carbn)
+        } else {
+            None
+        }
+    }
+
+    fn index(self) -> usize {
+        match self {
+            Provider::Kraken => 0,
+            Provider::Killb => 1,
+            Provider::Carbn => 2,
+        }
+    }
+}
+
+/// The simulator's provider-neutral status; each provider renders it in its own vocabulary
+/// (see the table in the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SimStatus {
+    /// The provider's realistic initial state.
+    Pending,
+    /// Under (manual) review.
+    UnderReview,
+    /// More information needed from the user.
+    Incomplete,
+    /// Verified.
+    Approved,
+    /// KYC failed.
+    Rejected,
+    /// Temporarily disabled.
+    Suspended,
+    /// Closed / offboarded / soft-deleted.
+    Closed,
+}
+
+impl SimStatus {
+    /// Parses sim names and provider-native values (case-insensitive).
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s.to_ascii_lowercase().as_str() {
+            "pending" | "initial" => SimStatus::Pending,
+            "under_review" | "review" | "wait" => SimStatus::UnderReview,
+            "incomplete" | "action_required" | "provide_details" => SimStatus::Incomplete,
+            "approved" | "approve" | "active" | "verified" | "ok" => SimStatus::Approved,
+            "rejected" | "reject" => SimStatus::Rejected,
+            "suspended" | "suspend" | "paused" | "disabled" => SimStatus::Suspended,
+            "closed" | "close" | "offboarded" | "deleted" => SimStatus::Closed,
+            _ => return None,
+        })
+    }
+
+    /// The magic tag in an email's local part (`jane+approve@…`), if any.
+    pub fn from_email_tag(email: &str) -> Option<Self> {
+        let local = email.split('@').next()?;
+        local.split('+').skip(1).find_map(|tag| {
+            Some(match tag.to_ascii_lowercase().as_str() {
+                "approve" => SimStatus::Approved,
+                "reject" => SimStatus::Rejected,
+                "review" => SimStatus::UnderReview,
+                "incomplete" => SimStatus::Incomplete,
+                "suspend" => SimStatus::Suspended,
+                _ => return None,
+            })
+        })
+    }
+}
+
+/// One simulated user.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SimUser {
+    /// Provider user id (IIBAN or UUID).
+    pub id: String,
+    /// Creation order.
+    pub seq: u64,
+    /// Which provider.
+    pub provider: Provider,
+    /// Status.
+    pub status: SimStatus,
+    /// Raw provider status that overrides the rendering (set by the control endpoint).
+    pub provider_status: Option<Value>,
+    /// KillB `active` (false after delete/close).
+    pub active: bool,
+    /// The stored profile in the provider's own request shape (merged on update).
+    pub profile: Value,
+    /// External id, where the provider has one.
+    pub external_id: Option<String>,
+    /// KillB user type (`PERSON`/`COMPANY`).
+    pub user_type: Option<String>,
+    /// Creation time.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// Last change.
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+pub(crate) struct KillbToken {
+    pub expires_at: Instant,
+    pub refresh: bool,
+}
+
+#[derive(Default)]
+pub(crate) struct Store {
+    users: [HashMap<String, SimUser>; 3],
+    /// Kraken: last accepted nonce per API key.
+    pub kraken_nonces: HashMap<String, u64>,
+    pub killb_tokens: HashMap<String, KillbToken>,
+    /// Carbn consent id -> used by user id.
+    pub carbn_consents: HashMap<String, Option<String>>,
+    pub faults: Vec<ActiveFault>,
+    pub requests: Vec<RecordedRequest>,
+    pub webhooks: Vec<WebhookDelivery>,
+    pub webhook_targets: WebhookTargets,
+}
+
+impl Store {
+    pub fn users(&self, provider: Provider) -> &HashMap<String, SimUser> {
+        &self.users[provider.index()]
+    }
+
+    pub fn users_mut(&mut self, provider: Provider) -> &mut HashMap<String, SimUser> {
+        &mut self.users[provider.index()]
+    }
+
+    pub fn sorted_users(&self, provider: Provider) -> Vec<SimUser> {
+        let mut users: Vec<SimUser> = self.users(provider).values().cloned().collect();
+        users.sort_by_key(|u| u.seq);
+        users
+    }
+}
+
+/// Everything the simulator keeps; shared by all workers.
+pub struct SimState {
+    pub(crate) config: SimConfig,
+    pub(crate) store: Mutex<Store>,
+    pub(crate) runtime: tokio::runtime::Handle,
+    pub(crate) http: reqwest::Client,
+    pub(crate) carbn_signer: WebhookSigner,
+    pub(crate) token_key: [u8; 32],
+    pub(crate) customer_id: String,
+    seq: AtomicU64,
+}
+
+impl SimState {
+    pub(crate) fn new(config: SimConfig, runtime: tokio::runtime::Handle) -> std::io::Result<Self> {
+        let invalid = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
+        let carbn_signer =
+            WebhookSigner::from_private_key_pem(&config.carbn.webhook_private_key_pem)
+                .map_err(|e| invalid(format!("carbn webhook private key: {e}")))?;
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|e| invalid(format!("webhook HTTP client: {e}")))?;
+        let store = Store {
+            webhook_targets: config.webhook_targets.clone(),
+            ..Store::default()
+        };
+        Ok(Self {
+            config,
+            store: Mutex::new(store),
+            runtime,
+            http,
+            carbn_signer,
+            token_key: rand::random(),
+            customer_id: uuid::Uuid::new_v4().to_string(),
+            seq: AtomicU64::new(0),
+        })
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Store> {
+        self.store
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub(crate) fn next_seq(&self) -> u64 {
+        self.seq.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// The users of one provider, in creation order.
+    pub fn users(&self, provider: Provider) -> Vec<SimUser> {
+        self.lock().sorted_users(provider)
+    }
+
+    /// One user.
+    pub fn user(&self, provider: Provider, id: &str) -> Option<SimUser> {
+        self.lock().users(provider).get(id).cloned()
+    }
+
+    /// Requests recorded so far (all providers, or one).
+    pub fn requests(&self, provider: Option<Provider>) -> Vec<RecordedRequest> {
+        self.lock()
+            .requests
+            .iter()
+            .filter(|r| provider.is_none() || r.provider == provider)
+            .cloned()
+            .collect()
+    }
+
+    /// Webhook deliveries made so far.
+    pub fn webhook_deliveries(&self) -> Vec<WebhookDelivery> {
+        self.lock().webhooks.clone()
+    }
+
+    /// Changes where webhooks go.
+    pub fn set_webhook_targets(&self, targets: WebhookTargets) {
+        self.lock().webhook_targets = targets;
+    }
+
+    /// Inserts a freshly created user, emits the create-time webhook and schedules a review.
+    pub(crate) fn insert_user(self: &Arc<Self>, user: SimUser) {
+        let provider = user.provider;
+        let status = user.status;
+        let id = user.id.clone();
+        self.lock()
+            .users_mut(provider)
+            .insert(id.clone(), user.clone());
+        match provider {
+            Provider::Killb => super::webhooks::emit_killb(self, &user, "CREATE"),
+            _ if status != SimStatus::Pending => super::webhooks::emit_status(self, &user),
+            _ => {}
+        }
+        if status == SimStatus::UnderReview {
+            self.schedule_approval(provider, &id);
+        }
+    }
+
+    /// Moves a user to `status` (and/or a raw provider status) and emits the webhook.
+    pub fn set_status(
+        self: &Arc<Self>,
+        provider: Provider,
+        id: &str,
+        status: Option<SimStatus>,
+        provider_status: Option<Value>,
+        emit: bool,
+    ) -> Option<SimUser> {
+        let (before, after) = {
+            let mut store = self.lock();
+            let user = store.users_mut(provider).get_mut(id)?;
+            let before = user.clone();
+            if let Some(status) = status {
+                if provider == Provider::Killb && status == SimStatus::Closed {
+                    user.active = false;
+                } else {
+                    user.status = status;
+                    if provider == Provider::Killb {
+                        user.active = true;
+                    }
+                }
+            }
+            user.provider_status = provider_status;
+            user.updated_at = OffsetDateTime::now_utc();
+            (before, user.clone())
+        };
+        if emit {
+            match provider {
+                Provider::Killb if !after.active && before.active => {
+                    super::webhooks::emit_killb(self, &after, "DELETE")
+                }
+                Provider::Killb => super::webhooks::emit_killb(self, &after, "UPDATE"),
+                _ if before.status != after.status || after.provider_status.is_some() => {
+                    super::webhooks::emit_status(self, &after)
+                }
+                _ => {}
+            }
+        }
+        if after.status == SimStatus::UnderReview && before.status != SimStatus::UnderReview {
+            self.schedule_approval(provider, id);
+        }
+        Some(after)
+    }
+
+    /// After an update: an `incomplete` user goes to review (then approval).
+    pub(crate) fn after_update(self: &Arc<Self>, provider: Provider, id: &str, reverify: bool) {
+        let status = match self.user(provider, id) {
+            Some(user) => user.status,
+            None => return,
+        };
+        let to_review = status == SimStatus::Incomplete
+            || (reverify && matches!(status, SimStatus::Approved | SimStatus::Pending));
+        if to_review {
+            self.set_status(provider, id, Some(SimStatus::UnderReview), None, true);
+        } else if provider == Provider::Killb {
+            if let Some(user) = self.user(provider, id) {
+                super::webhooks::emit_killb(self, &user, "UPDATE");
+            }
+        }
+    }
+
+    fn schedule_approval(self: &Arc<Self>, provider: Provider, id: &str) {
+        let state = Arc::clone(self);
+        let id = id.to_owned();
+        let delay = self.config.review_delay;
+        self.runtime.spawn(async move {
+            tokio::time::sleep(delay).await;
+            let still_in_review = state
+                .user(provider, &id)
+                .is_some_and(|u| u.status == SimStatus::UnderReview);
+            if still_in_review {
+                state.set_status(provider, &id, Some(SimStatus::Approved), None, true);
+            }
+        });
+    }
+}
