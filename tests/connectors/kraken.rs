@@ -1,0 +1,883 @@
+//! Kraken Embed connector contract: exact bytes, headers and `API-Sign` on the wire (wiremock),
+//! percent-encoded IIBAN paths, nonces under concurrency, error mapping, and outbound bodies
+//! validated against Privy's mirror of Kraken's schemas.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use onboarding_gateway::domain::provider::ProviderId;
+use onboarding_gateway::domain::status::LinkStatus;
+use onboarding_gateway::domain::user::CanonicalUser;
+use onboarding_gateway::providers::connector::{
+    CallLog, Connector, CreateRequest, FieldPolicy, LinkRef,
+};
+use onboarding_gateway::providers::error::ProviderErrorKind;
+use onboarding_gateway::providers::http::{HttpTimeouts, ProviderHttp};
+use onboarding_gateway::providers::kraken::signing::verify_api_sign;
+use onboarding_gateway::providers::kraken::{user_path, KrakenConnector, UNKNOWN_STATUS};
+use onboarding_gateway::settings::KrakenSettings;
+use reqwest::Method;
+use secrecy::SecretString;
+use serde_json::{json, Map, Value};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, Request, ResponseTemplate};
+
+use super::schema::{assert_valid, load_spec};
+
+/// The private key of Kraken's published Spot vector, used for the derived V1–V4.
+const SECRET: &str =
+    "kQH5HW/8p1uGOVjbgWA7FunAmGO8lsSUXNsu3eow76sz84Q18fWxnyRzBHCd3pd5nE9qa99HAZtuZuj6F1huXg==";
+const API_KEY: &str = "test-api-key";
+const IIBAN: &str = "AA45N8G4MLDYWAR7";
+const SPACED_IIBAN: &str = "AA95 N84G TEST XXXX";
+
+fn settings(api_key: Option<&str>, api_secret: Option<&str>) -> KrakenSettings {
+    KrakenSettings {
+        enabled: true,
+        base_url: "http://unused".into(),
+        api_key: api_key.map(SecretString::from),
+        api_secret: api_secret.map(SecretString::from),
+        webhook_secret: None,
+    }
+}
+
+fn http(base_url: &str, total: Duration) -> ProviderHttp {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    ProviderHttp::new(
+        ProviderId::Kraken,
+        base_url,
+        HttpTimeouts {
+            connect: Duration::from_secs(2),
+            total,
+        },
+    )
+    .unwrap()
+}
+
+fn connector(server: &MockServer) -> KrakenConnector {
+    connector_with_timeout(server, Duration::from_secs(5))
+}
+
+fn connector_with_timeout(server: &MockServer, total: Duration) -> KrakenConnector {
+    KrakenConnector::new(
+        &settings(Some(API_KEY), Some(SECRET)),
+        http(&server.uri(), total),
+    )
+    .unwrap()
+}
+
+/// The user behind the derived vector V2 (kraken.md §2.3).
+fn v2_user() -> CanonicalUser {
+    serde_json::from_value(json!({
+        "external_id": "partner-user-12345", "type": "individual",
+        "email": "jsmith@example.com", "phone": "+14155550110",
+        "name": {"first": "John", "last": "Smith"},
+        "date_of_birth": "1990-01-15",
+        "nationalities": ["US"],
+        "address": {"line1": "1 Market St", "city": "San Francisco", "postal_code": "94103",
+                    "country": "US"},
+        "employment": {"status": "employed", "industry": "computers_and_it"},
+        "terms": {"version": 1, "accepted_at": null}
+    }))
+    .unwrap()
+}
+
+const V2_BODY: &str = r#"{"email":"jsmith@example.com","external_id":"partner-user-12345","tos_version_accepted":1,"full_name":{"first_name":"John","last_name":"Smith"},"date_of_birth":"1990-01-15","residence":{"line1":"1 Market St","city":"San Francisco","postal_code":"94103","country":"US"},"phone":"+14155550110","nationalities":["US"],"occupation":"computers_and_it"}"#;
+
+/// Every optional field Kraken has, filled.
+fn full_user() -> CanonicalUser {
+    serde_json::from_value(json!({
+        "external_id": "crm-000123", "type": "individual", "email": "jane.doe@example.com",
+        "phone": "+4915112345678",
+        "name": {"first": "Jane", "middle": "Q", "last": "Doe"},
+        "date_of_birth": "1990-01-15",
+        "birth_place": {"city": "Berlin", "country": "DE"},
+        "nationalities": ["DE", "AT"],
+        "citizenship": "DE",
+        "address": {"line1": "Invalidenstr. 1", "line2": "Hinterhaus", "city": "Berlin",
+                    "region": "BE", "postal_code": "10115", "country": "DE"},
+        "identity_document": {"type": "passport", "number": "C01X00T47",
+                              "issuing_country": "DE", "issued_on": "2019-05-01",
+                              "expires_on": "2029-04-30"},
+        "tax_ids": [{"type": "steuer_id", "number": "12345678901", "issuing_country": "DE"}],
+        "employment": {"status": "self_employed", "industry": null,
+                       "occupation": "Consultant", "employer_name": "Acme GmbH"},
+        "financial_profile": {"source_of_funds": "employment", "total_assets_usd": "10k_100k",
+                              "monthly_deposits": "up_to_5", "monthly_volume_usd": "1k_100k"},
+        "language": "de",
+        "terms": {"version": 3, "accepted_at": "2026-11-01T09:30:00Z"},
+        "metadata": {"any": "never sent"}
+    }))
+    .unwrap()
+}
+
+fn header<'a>(request: &'a Request, name: &str) -> &'a str {
+    request
+        .headers
+        .get(name)
+        .unwrap_or_else(|| panic!("missing header {name}"))
+        .to_str()
+        .unwrap()
+}
+
+fn path_and_query(request: &Request) -> String {
+    match request.url.query() {
+        Some(q) => format!("{}?{q}", request.url.path()),
+        None => request.url.path().to_owned(),
+    }
+}
+
+/// Checks the auth headers of a received request and that `API-Sign` verifies over the
+/// request-target and raw body as received. Returns the nonce.
+fn assert_signed(request: &Request) -> u64 {
+    assert_eq!(header(request, "API-Key"), API_KEY);
+    assert_eq!(header(request, "Payward-Version"), "2025-04-15");
+    let nonce: u64 = header(request, "API-Nonce").parse().unwrap();
+    verify_api_sign(
+        SECRET,
+        &path_and_query(request),
+        nonce,
+        &request.body,
+        header(request, "API-Sign"),
+    )
+    .unwrap_or_else(|e| panic!("API-Sign does not verify: {e}"));
+    nonce
+}
+
+fn get_user_body(iiban: &str, status: Value) -> Value {
+    json!({"result": {"user": iiban, "user_type": "individual", "status": status,
+                      "created_at": "2023-11-07T05:31:56Z", "external_id": "crm-000123"}})
+}
+
+fn initial_status() -> Value {
+    json!({"state": "ok", "required_actions": [{"action_type": "verification",
+        "verification_type": "identity", "reasons": ["initial_onboarding"],
+        "deadline": "2023-11-07T05:31:56Z"}]})
+}
+
+fn link<'a>(iiban: &'a str, data: &'a Map<String, Value>) -> LinkRef<'a> {
+    LinkRef {
+        provider_user_id: iiban,
+        link_data: data,
+    }
+}
+
+/// The create-user request schema of Privy's proxy (`POST /v1/kraken_embed/users/{user_id}`,
+/// whose body mirrors Kraken's `POST /b2b/users`).
+fn create_schema(spec: &Value) -> Value {
+    spec["paths"]["/v1/kraken_embed/users/{user_id}"]["post"]["requestBody"]["content"]
+        ["application/json"]["schema"]
+        .clone()
+}
+
+/// Privy exposes no update-user call, so the update schema is derived: Kraken's update body
+/// (kraken.md §4.3) has the create fields minus `email`/`external_id`, each optional. Nested
+/// objects keep their own `required` lists, which the connector satisfies by always sending
+/// `full_name` and `residence` whole.
+fn update_schema(spec: &Value) -> Value {
+    let mut schema = create_schema(spec);
+    let object = schema.as_object_mut().unwrap();
+    object.remove("required");
+    object.remove("example");
+    let properties = object["properties"].as_object_mut().unwrap();
+    properties.remove("email");
+    properties.remove("external_id");
+    object.insert("additionalProperties".into(), json!(false));
+    schema
+}
+
+// ---------------------------------------------------------------------------------------------
+// Create
+
+#[tokio::test]
+async fn create_sends_exact_bytes_and_headers_then_reads_the_status() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/b2b/users"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"result": {"user": IIBAN}})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(format!("/b2b/users/{IIBAN}")))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(get_user_body(IIBAN, initial_status())),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    let kraken = connector(&server);
+    let user = v2_user();
+    let log = CallLog::new();
+    let state = kraken
+        .create_user(
+            CreateRequest {
+                gateway_user_id: uuid::Uuid::now_v7(),
+                user: &user,
+            },
+            &log,
+        )
+        .await
+        .unwrap();
+
+    assert_eq!(state.provider_user_id, IIBAN);
+    assert_eq!(state.provider_status, "ok");
+    assert_eq!(state.status, Some(LinkStatus::ActionRequired));
+    assert_eq!(
+        state.requirements,
+        initial_status()["required_actions"]
+            .as_array()
+            .unwrap()
+            .clone()
+    );
+
+    let received = server.received_requests().await.unwrap();
+    assert_eq!(received.len(), 2);
+    let create = &received[0];
+    assert_eq!(create.method.as_str(), "POST");
+    assert_eq!(path_and_query(create), "/b2b/users");
+    assert_eq!(std::str::from_utf8(&create.body).unwrap(), V2_BODY);
+    assert_eq!(header(create, "Content-Type"), "application/json");
+    let create_nonce = assert_signed(create);
+    let get = &received[1];
+    assert_eq!(get.method.as_str(), "GET");
+    assert!(get.body.is_empty());
+    assert!(get.headers.get("Content-Type").is_none());
+    assert!(assert_signed(get) > create_nonce);
+
+    let calls = log.take();
+    let ops: Vec<_> = calls
+        .iter()
+        .map(|c| (c.operation, c.http_status, c.outcome))
+        .collect();
+    assert_eq!(
+        ops,
+        vec![
+            ("create_user", Some(201), "ok"),
+            ("get_user", Some(200), "ok")
+        ]
+    );
+}
+
+#[tokio::test]
+async fn create_keeps_the_iiban_when_the_status_read_fails() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/b2b/users"))
+        .respond_with(
+            ResponseTemplate::new(201).set_body_json(json!({"result": {"user": SPACED_IIBAN}})),
+        )
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .respond_with(
+            ResponseTemplate::new(503).set_body_json(json!({"error": ["EService:Unavailable"]})),
+        )
+        .mount(&server)
+        .await;
+    let kraken = connector(&server);
+    let user = full_user();
+    let log = CallLog::new();
+    let state = kraken
+        .create_user(
+            CreateRequest {
+                gateway_user_id: uuid::Uuid::now_v7(),
+                user: &user,
+            },
+            &log,
+        )
+        .await
+        .expect("a created account is never lost");
+    assert_eq!(state.provider_user_id, SPACED_IIBAN);
+    assert_eq!(state.provider_status, UNKNOWN_STATUS);
+    assert_eq!(state.status, None);
+    let calls = log.take();
+    assert_eq!(calls.len(), 2);
+    assert_eq!(calls[1].http_status, Some(503));
+    assert_eq!(calls[1].outcome, "unavailable");
+}
+
+#[tokio::test]
+async fn create_with_missing_kraken_fields_is_refused_without_a_call() {
+    let server = MockServer::start().await;
+    let kraken = connector(&server);
+    let mut value = serde_json::to_value(v2_user()).unwrap();
+    value["employment"] = Value::Null;
+    let user: CanonicalUser = serde_json::from_value(value).unwrap();
+    let log = CallLog::new();
+    let error = kraken
+        .create_user(
+            CreateRequest {
+                gateway_user_id: uuid::Uuid::now_v7(),
+                user: &user,
+            },
+            &log,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind, ProviderErrorKind::Rejected);
+    assert!(error.message.contains("employment"), "{}", error.message);
+    assert!(log.take().is_empty());
+    assert!(server.received_requests().await.unwrap().is_empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bodies against the (third-party) schema
+
+#[test]
+fn create_bodies_validate_against_the_privy_create_schema() {
+    let spec = load_spec("privy-kraken-embed-proxy.openapi.json");
+    let schema = create_schema(&spec);
+    assert!(schema["required"].as_array().unwrap().len() >= 9);
+    for user in [v2_user(), full_user()] {
+        let body: Value =
+            serde_json::from_slice(&KrakenConnector::create_body(&user).unwrap()).unwrap();
+        assert_valid(&spec, &schema, &body);
+    }
+    // The full user exercises every optional field the gateway can fill.
+    let body: Value =
+        serde_json::from_slice(&KrakenConnector::create_body(&full_user()).unwrap()).unwrap();
+    for key in [
+        "employer_name",
+        "city_of_birth",
+        "country_of_birth",
+        "tax_ids",
+        "client_identifier",
+        "language",
+    ] {
+        assert!(body.get(key).is_some(), "{key} missing in {body}");
+    }
+    assert_eq!(body["occupation"], "self_employed");
+    assert_eq!(
+        body["client_identifier"],
+        json!({"type": "passport", "value": "C01X00T47"})
+    );
+}
+
+#[test]
+fn update_bodies_validate_against_the_derived_update_schema() {
+    let spec = load_spec("privy-kraken-embed-proxy.openapi.json");
+    let schema = update_schema(&spec);
+    let user = full_user();
+    let changed: Vec<String> = [
+        "phone",
+        "name.middle",
+        "date_of_birth",
+        "birth_place.city",
+        "birth_place.country",
+        "nationalities",
+        "address.region",
+        "tax_ids",
+        "employment.status",
+        "employment.employer_name",
+        "language",
+        "terms.version",
+        "identity_document.number",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let body: Value = serde_json::from_slice(
+        &KrakenConnector::update_body(&user, &changed)
+            .unwrap()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_valid(&spec, &schema, &body);
+    assert_eq!(body.as_object().unwrap().len(), 13, "{body}");
+    for one in &changed {
+        let body: Value = serde_json::from_slice(
+            &KrakenConnector::update_body(&user, std::slice::from_ref(one))
+                .unwrap()
+                .unwrap(),
+        )
+        .unwrap();
+        assert_valid(&spec, &schema, &body);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Paths, signatures, nonces
+
+#[tokio::test]
+async fn spaced_iiban_is_percent_encoded_and_the_signature_covers_the_encoded_path() {
+    let server = MockServer::start().await;
+    let encoded = "/b2b/users/AA95%20N84G%20TEST%20XXXX";
+    Mock::given(method("GET"))
+        .and(path(encoded))
+        .respond_with(ResponseTemplate::new(200).set_body_json(get_user_body(
+            SPACED_IIBAN,
+            json!({"state": "ok", "required_actions": []}),
+        )))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("PATCH"))
+        .and(path(encoded))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"result": "success"})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let kraken = connector(&server);
+    let data = Map::new();
+    let log = CallLog::new();
+    let state = kraken
+        .get_user(link(SPACED_IIBAN, &data), &log)
+        .await
+        .unwrap();
+    assert_eq!(state.provider_user_id, SPACED_IIBAN);
+    assert_eq!(state.status, Some(LinkStatus::Approved));
+    let user = full_user();
+    let updated = kraken
+        .update_user(link(SPACED_IIBAN, &data), &user, &["phone".into()], &log)
+        .await
+        .unwrap();
+    assert_eq!(updated, None);
+
+    assert_eq!(user_path(SPACED_IIBAN).unwrap(), encoded);
+    for request in server.received_requests().await.unwrap() {
+        assert_eq!(request.url.path(), encoded);
+        assert_signed(&request);
+        // The raw (unencoded) path must not verify: the signature is over what was sent.
+        let nonce: u64 = header(&request, "API-Nonce").parse().unwrap();
+        assert!(verify_api_sign(
+            SECRET,
+            "/b2b/users/AA95 N84G TEST XXXX",
+            nonce,
+            &request.body,
+            header(&request, "API-Sign"),
+        )
+        .is_err());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn nonces_strictly_increase_across_50_concurrent_requests() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(get_user_body(IIBAN, json!({"state": "ok"}))),
+        )
+        .mount(&server)
+        .await;
+    let kraken = Arc::new(connector(&server));
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..50 {
+        let kraken = Arc::clone(&kraken);
+        tasks.spawn(async move {
+            let data = Map::new();
+            kraken
+                .get_user(link(IIBAN, &data), &CallLog::new())
+                .await
+                .unwrap()
+        });
+    }
+    while let Some(result) = tasks.join_next().await {
+        assert_eq!(result.unwrap().status, Some(LinkStatus::Approved));
+    }
+    let received = server.received_requests().await.unwrap();
+    assert_eq!(received.len(), 50);
+    let mut nonces: Vec<u64> = received.iter().map(assert_signed).collect();
+    let distinct: HashSet<u64> = nonces.iter().copied().collect();
+    assert_eq!(distinct.len(), 50, "nonces repeat: {nonces:?}");
+    nonces.sort_unstable();
+    assert!(nonces.windows(2).all(|w| w[0] < w[1]));
+    // A later request gets a larger nonce than all of them.
+    let data = Map::new();
+    kraken
+        .get_user(link(IIBAN, &data), &CallLog::new())
+        .await
+        .unwrap();
+    let last = server.received_requests().await.unwrap();
+    let next: u64 = header(last.last().unwrap(), "API-Nonce").parse().unwrap();
+    assert!(next > *nonces.last().unwrap());
+}
+
+/// V1–V3 of kraken.md §2.3 (locally derived), built by the connector's own request building
+/// with the vector's nonce and sent: the signature and bytes on the wire are pinned.
+#[tokio::test]
+async fn derived_vectors_v1_to_v3_are_reproduced_on_the_wire() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(get_user_body(IIBAN, json!({"state": "ok"}))),
+        )
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"result": {"user": IIBAN}})))
+        .mount(&server)
+        .await;
+    Mock::given(method("PATCH"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"result": "success"})))
+        .mount(&server)
+        .await;
+    let kraken = connector(&server);
+
+    let mut v3_user = serde_json::to_value(v2_user()).unwrap();
+    v3_user["phone"] = json!("+14155550111");
+    let v3_user: CanonicalUser = serde_json::from_value(v3_user).unwrap();
+    let v3_body = KrakenConnector::update_body(&v3_user, &["phone".into()])
+        .unwrap()
+        .unwrap();
+    assert_eq!(v3_body, br#"{"phone":"+14155550111"}"#);
+
+    let vectors = [
+        (
+            Method::GET,
+            user_path(IIBAN).unwrap(),
+            1_700_000_000_000_000_000_u64,
+            None,
+            "Tdm+URoOl/7g+EN/YAzC3W2ttdrlPjlVge95fmPAhyU1k4efEIZ+TGDYpOyr7xsmc6W9Yl2ZU/8GzmWQooeV2g==",
+        ),
+        (
+            Method::POST,
+            "/b2b/users".to_owned(),
+            1_700_000_000_000_000_001,
+            Some(KrakenConnector::create_body(&v2_user()).unwrap()),
+            "h/TpaDDeMZk9LrJrYC0+o4eMqe4TcLzSqDpJbXZdVb9fW9x4sIhrPpVjZNTeWPa1+xzXWhaG4apw3YK0xzXKtg==",
+        ),
+        (
+            Method::PATCH,
+            user_path(IIBAN).unwrap(),
+            1_700_000_000_000_000_002,
+            Some(v3_body),
+            "LO8I2CB/+TtfyjOG+6tKSo50E+94zkVe9czs2GpDfbBsyJtk2F50ZtNg23tCl89J+8vYcVnMGbazhaL9zSkvBw==",
+        ),
+    ];
+    let log = CallLog::new();
+    for (i, (method, target, nonce, body, expected)) in vectors.into_iter().enumerate() {
+        let signed = kraken
+            .sign(method.clone(), target.clone(), body.clone(), nonce)
+            .unwrap();
+        assert_eq!(signed.api_sign, expected, "V{}", i + 1);
+        let raw = kraken.send_signed(&log, "vector", signed).await.unwrap();
+        assert!(raw.is_success());
+        let received = server.received_requests().await.unwrap();
+        let request = received.last().unwrap();
+        assert_eq!(request.method.as_str(), method.as_str());
+        assert_eq!(path_and_query(request), target);
+        assert_eq!(header(request, "API-Nonce"), nonce.to_string());
+        assert_eq!(
+            header(request, "API-Sign"),
+            expected,
+            "V{} on the wire",
+            i + 1
+        );
+        assert_eq!(request.body, body.unwrap_or_default());
+        assert_signed(request);
+    }
+    assert_eq!(
+        String::from_utf8(KrakenConnector::create_body(&v2_user()).unwrap()).unwrap(),
+        V2_BODY
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors
+
+/// HTTP status, body, `Retry-After`, expected kind, retryable, provider code.
+type ErrorCase = (
+    u16,
+    Value,
+    Option<&'static str>,
+    ProviderErrorKind,
+    bool,
+    Option<&'static str>,
+);
+
+#[tokio::test]
+async fn error_statuses_map_to_provider_errors() {
+    let cases: [ErrorCase; 7] = [
+        (
+            400,
+            json!({"error": ["ENexus:Invalid user ID"]}),
+            None,
+            ProviderErrorKind::Rejected,
+            false,
+            Some("ENexus:Invalid user ID"),
+        ),
+        (
+            401,
+            json!({"error": ["EAPI:Invalid nonce"]}),
+            None,
+            ProviderErrorKind::Unauthorized,
+            false,
+            Some("EAPI:Invalid nonce"),
+        ),
+        (
+            404,
+            json!({"error": []}),
+            None,
+            ProviderErrorKind::NotFound,
+            false,
+            None,
+        ),
+        (
+            409,
+            json!({"error": ["ENexus:User already exists"], "errors": [{"code": "x"}]}),
+            None,
+            ProviderErrorKind::Conflict,
+            false,
+            Some("ENexus:User already exists"),
+        ),
+        (
+            429,
+            json!({"error": ["EAPI:Rate limit exceeded"]}),
+            Some("7"),
+            ProviderErrorKind::RateLimited,
+            true,
+            Some("EAPI:Rate limit exceeded"),
+        ),
+        (
+            500,
+            json!({"error": ["EGeneral:Internal error"]}),
+            None,
+            ProviderErrorKind::Unavailable,
+            true,
+            Some("EGeneral:Internal error"),
+        ),
+        (
+            503,
+            Value::String("<html>maintenance</html>".into()),
+            None,
+            ProviderErrorKind::Unavailable,
+            true,
+            None,
+        ),
+    ];
+    for (status, body, retry_after, kind, retryable, code) in cases {
+        let server = MockServer::start().await;
+        let mut response = match &body {
+            Value::String(text) => ResponseTemplate::new(status).set_body_string(text.clone()),
+            json => ResponseTemplate::new(status).set_body_json(json.clone()),
+        };
+        if let Some(secs) = retry_after {
+            response = response.insert_header("Retry-After", secs);
+        }
+        Mock::given(method("GET"))
+            .respond_with(response)
+            .mount(&server)
+            .await;
+        let kraken = connector(&server);
+        let data = Map::new();
+        let log = CallLog::new();
+        let error = kraken.get_user(link(IIBAN, &data), &log).await.unwrap_err();
+        assert_eq!(error.kind, kind, "{status}");
+        assert_eq!(error.retryable(), retryable, "{status}");
+        assert_eq!(error.provider_code.as_deref(), code, "{status}");
+        assert_eq!(error.http_status, Some(status));
+        match code {
+            Some(code) => assert_eq!(error.message, code),
+            None => assert_eq!(error.message, format!("Kraken answered HTTP {status}")),
+        }
+        assert_eq!(
+            error.retry_after,
+            retry_after.map(|s| Duration::from_secs(s.parse().unwrap()))
+        );
+        let calls = log.take();
+        assert_eq!(calls.len(), 1);
+        assert_eq!(calls[0].http_status, Some(status));
+        assert_eq!(calls[0].outcome, error.outcome());
+    }
+}
+
+#[tokio::test]
+async fn create_errors_map_too() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(409)
+                .set_body_json(json!({"error": ["ENexus:Duplicate external_id"]})),
+        )
+        .mount(&server)
+        .await;
+    let kraken = connector(&server);
+    let user = v2_user();
+    let log = CallLog::new();
+    let error = kraken
+        .create_user(
+            CreateRequest {
+                gateway_user_id: uuid::Uuid::now_v7(),
+                user: &user,
+            },
+            &log,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind, ProviderErrorKind::Conflict);
+    assert_eq!(
+        error.provider_code.as_deref(),
+        Some("ENexus:Duplicate external_id")
+    );
+    assert_eq!(log.take().len(), 1, "no status read after a failed create");
+}
+
+#[tokio::test]
+async fn a_slow_answer_times_out_as_unavailable() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(get_user_body(IIBAN, json!({"state": "ok"})))
+                .set_delay(Duration::from_secs(3)),
+        )
+        .mount(&server)
+        .await;
+    let kraken = connector_with_timeout(&server, Duration::from_millis(300));
+    let data = Map::new();
+    let log = CallLog::new();
+    let error = kraken.get_user(link(IIBAN, &data), &log).await.unwrap_err();
+    assert_eq!(error.kind, ProviderErrorKind::Unavailable);
+    assert!(error.retryable());
+    assert_eq!(error.http_status, None);
+    assert_eq!(error.provider_code, None);
+    let calls = log.take();
+    assert_eq!(calls[0].http_status, None);
+    assert_eq!(calls[0].outcome, "unavailable");
+}
+
+#[tokio::test]
+async fn unreadable_success_answers_are_invalid_responses() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("not json"))
+        .mount(&server)
+        .await;
+    Mock::given(method("PATCH"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"error": ["EX:odd"]})))
+        .mount(&server)
+        .await;
+    let kraken = connector(&server);
+    let data = Map::new();
+    let log = CallLog::new();
+    let error = kraken.get_user(link(IIBAN, &data), &log).await.unwrap_err();
+    assert_eq!(error.kind, ProviderErrorKind::InvalidResponse);
+    let error = kraken
+        .update_user(link(IIBAN, &data), &v2_user(), &["phone".into()], &log)
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind, ProviderErrorKind::InvalidResponse);
+    assert_eq!(error.provider_code.as_deref(), Some("EX:odd"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Update and field policy
+
+#[tokio::test]
+async fn update_sends_only_changed_fields() {
+    let server = MockServer::start().await;
+    Mock::given(method("PATCH"))
+        .and(path(format!("/b2b/users/{IIBAN}")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"result": "success"})))
+        .expect(2)
+        .mount(&server)
+        .await;
+    let kraken = connector(&server);
+    let user = full_user();
+    let data = Map::new();
+    let log = CallLog::new();
+    let changed: Vec<String> = ["address.city", "metadata.any", "citizenship", "phone"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let result = kraken
+        .update_user(link(IIBAN, &data), &user, &changed, &log)
+        .await
+        .unwrap();
+    assert_eq!(result, None);
+    // Only Kraken-relevant changes, with nested objects whole.
+    let ignored_only: Vec<String> = ["metadata.any", "financial_profile.source_of_funds"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    assert_eq!(
+        kraken
+            .update_user(link(IIBAN, &data), &user, &ignored_only, &log)
+            .await
+            .unwrap(),
+        None
+    );
+    kraken
+        .update_user(
+            link(IIBAN, &data),
+            &user,
+            &["employment.industry".into()],
+            &log,
+        )
+        .await
+        .unwrap();
+
+    let received = server.received_requests().await.unwrap();
+    assert_eq!(received.len(), 2, "ignored-only changes make no call");
+    let first = &received[0];
+    assert_eq!(
+        std::str::from_utf8(&first.body).unwrap(),
+        r#"{"residence":{"line1":"Invalidenstr. 1","line2":"Hinterhaus","city":"Berlin","postal_code":"10115","province":"BE","country":"DE"},"phone":"+4915112345678"}"#
+    );
+    assert_eq!(header(first, "Content-Type"), "application/json");
+    assert_signed(first);
+    assert_eq!(
+        std::str::from_utf8(&received[1].body).unwrap(),
+        r#"{"occupation":"self_employed"}"#
+    );
+    let ops: Vec<_> = log.take().iter().map(|c| c.operation).collect();
+    assert_eq!(ops, vec!["update_user", "update_user"]);
+}
+
+#[test]
+fn field_policy_refuses_email_and_external_id() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let kraken = KrakenConnector::new(
+        &settings(Some(API_KEY), Some(SECRET)),
+        http("http://127.0.0.1:9", Duration::from_secs(1)),
+    )
+    .unwrap();
+    assert_eq!(kraken.id(), ProviderId::Kraken);
+    assert_eq!(kraken.field_policy("email"), FieldPolicy::Refuse);
+    assert_eq!(kraken.field_policy("external_id"), FieldPolicy::Refuse);
+    assert_eq!(kraken.field_policy("address.city"), FieldPolicy::Send);
+    assert_eq!(kraken.field_policy("name.first"), FieldPolicy::Send);
+    assert_eq!(kraken.field_policy("employment.status"), FieldPolicy::Send);
+    for ignored in [
+        "citizenship",
+        "financial_profile.monthly_deposits",
+        "metadata.any",
+        "identity_document.expires_on",
+        "type",
+    ] {
+        assert_eq!(
+            kraken.field_policy(ignored),
+            FieldPolicy::Ignore,
+            "{ignored}"
+        );
+    }
+}
+
+#[test]
+fn new_names_the_missing_or_invalid_setting() {
+    let http = || http("http://127.0.0.1:9", Duration::from_secs(1));
+    let err = KrakenConnector::new(&settings(None, Some(SECRET)), http()).unwrap_err();
+    assert_eq!(
+        err,
+        "providers.kraken.api_key is required when the provider is enabled"
+    );
+    let err = KrakenConnector::new(&settings(Some(" "), Some(SECRET)), http()).unwrap_err();
+    assert!(err.contains("providers.kraken.api_key"), "{err}");
+    let err = KrakenConnector::new(&settings(Some(API_KEY), None), http()).unwrap_err();
+    assert_eq!(
+        err,
+        "providers.kraken.api_secret is required when the provider is enabled"
+    );
+    let err =
+        KrakenConnector::new(&settings(Some(API_KEY), Some("not base64!")), http()).unwrap_err();
+    assert!(err.contains("providers.kraken.api_secret"), "{err}");
+    assert!(err.contains("base64"), "{err}");
+    let ok = KrakenConnector::new(&settings(Some(API_KEY), Some(SECRET)), http()).unwrap();
+    let debug = format!("{ok:?}");
+    assert!(
+        !debug.contains(SECRET) && !debug.contains(API_KEY),
+        "{debug}"
+    );
+}
