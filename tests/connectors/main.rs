@@ -1,5 +1,6 @@
 //! Connector contract tests: exact wire bytes, headers and signatures against wiremock, and
 //! outbound bodies validated against the providers' published (third-party) OpenAPI schemas.
 
+mod carbn;
 #[allow(dead_code)] // helpers used by some provider modules only
 mod schema;
