@@ -625,7 +625,7 @@ async fn kraken_validation_conflicts_and_ids() {
 #[tokio::test]
 async fn killb_auth_failures_token_expiry_and_relogin() {
     let mut config = fast_config();
-    config.killb.token_ttl = Duration::from_millis(400);
+    config.killb.token_ttl = Duration::from_millis(1000);
     let sim = start(config).await;
     let http = client();
     let users = format!("{}/api/v2/users/{}", sim.base_url(), uuid::Uuid::new_v4());
@@ -674,7 +674,7 @@ async fn killb_auth_failures_token_expiry_and_relogin() {
     )
     .await;
     assert_eq!(status, StatusCode::CREATED);
-    assert_eq!(body["expiresIn"], 400);
+    assert_eq!(body["expiresIn"], 1000);
     let token = body["accessToken"].as_str().unwrap().to_owned();
     assert_eq!(token.split('.').count(), 3, "JWT-like");
     let refresh = body["refreshToken"].as_str().unwrap().to_owned();
@@ -688,7 +688,7 @@ async fn killb_auth_failures_token_expiry_and_relogin() {
     assert_eq!(body["errorCode"], "USER.0001");
     assert_eq!(body["statusCode"], "404");
 
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     let (status, body) = json_of(http.get(&users).bearer_auth(&token).send().await.unwrap()).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(
@@ -1132,7 +1132,19 @@ async fn magic_email_tags_produce_the_documented_statuses() {
     }
 
     // +review users are approved after review_delay.
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    let state = Arc::clone(sim.state());
+    wait_until("+review approvals", || {
+        [
+            sim::Provider::Kraken,
+            sim::Provider::Killb,
+            sim::Provider::Carbn,
+        ]
+        .iter()
+        .flat_map(|p| state.users(*p))
+        .filter(|u| u.profile.to_string().contains("+review@"))
+        .all(|u| u.status == sim::SimStatus::Approved)
+    })
+    .await;
     let s = kraken_status(review).await;
     assert_eq!(s, json!({"state": "ok", "required_actions": []}));
     let (_, body) = json_of(
@@ -1359,8 +1371,14 @@ async fn status_changes_send_correctly_signed_webhooks() {
     assert_eq!(event["iiban"], iiban.as_str());
     assert!(event["timestamp"].as_str().unwrap().ends_with('Z'));
     assert_eq!(all[0].2, all[1].2, "the retry carries the same event");
+    let state = Arc::clone(sim.state());
+    wait_until("delivery logged", || {
+        state.webhook_deliveries()[0].delivered
+    })
+    .await;
     let deliveries = sim.state().webhook_deliveries();
     assert_eq!(deliveries[0].attempts.len(), 2);
+    assert_eq!(deliveries[0].attempts[0].status, Some(500));
     assert!(deliveries[0].delivered);
 
     // KillB: create sends USER/CREATE, a status change USER/UPDATE, signed per the docs.
