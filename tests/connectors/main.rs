@@ -3,3 +3,5 @@
 
 #[allow(dead_code)] // helpers used by some provider modules only
 mod schema;
+
+mod killb;
