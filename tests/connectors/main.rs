@@ -5,3 +5,5 @@ mod carbn;
 mod kraken;
 #[allow(dead_code)] // helpers used by some provider modules only
 mod schema;
+
+mod killb;
