@@ -2,8 +2,7 @@
 //! outbound bodies validated against the providers' published (third-party) OpenAPI schemas.
 
 mod carbn;
+mod killb;
 mod kraken;
 #[allow(dead_code)] // helpers used by some provider modules only
 mod schema;
-
-mod killb;
