@@ -12,6 +12,8 @@ use sqlx::PgPool;
 
 use crate::api::{self, AppState};
 use crate::auth::ApiKeyRegistry;
+use crate::onboarding::Services;
+use crate::providers::registry::ProviderRegistry;
 use crate::settings::Settings;
 
 /// A bound, not yet running gateway. Binding first lets tests ask for port 0.
@@ -19,6 +21,8 @@ pub struct Application {
     port: u16,
     server: Server,
     pool: PgPool,
+    /// The in-process provider simulators, when `simulator.enabled`.
+    simulator: Option<crate::sim::SimHandle>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +36,8 @@ pub enum StartupError {
     Database(#[from] sqlx::Error),
     #[error("database migrations: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("provider simulators: {0}")]
+    Simulator(std::io::Error),
 }
 
 impl Application {
@@ -51,8 +57,32 @@ impl Application {
             .local_addr()
             .map_err(|source| StartupError::Bind { address, source })?
             .port();
-        let server = serve(listener, pool.clone(), Arc::new(settings))?;
-        Ok(Self { port, server, pool })
+        let simulator = if settings.simulator.enabled {
+            Some(start_simulator(port).await?)
+        } else {
+            None
+        };
+        let providers = Arc::new(ProviderRegistry::from_settings(
+            &settings,
+            simulator.as_ref().map(|s| s.base_url()),
+        ));
+        tracing::info!(
+            ?providers,
+            simulated = simulator.is_some(),
+            "providers configured"
+        );
+        let server = serve(listener, pool.clone(), providers, Arc::new(settings))?;
+        Ok(Self {
+            port,
+            server,
+            pool,
+            simulator,
+        })
+    }
+
+    /// The simulators' base URL, when they run in-process.
+    pub fn simulator_url(&self) -> Option<&str> {
+        self.simulator.as_ref().map(|s| s.base_url())
     }
 
     pub fn port(&self) -> u16 {
@@ -69,13 +99,32 @@ impl Application {
     }
 }
 
+/// Starts the simulators on a free loopback port, sending their webhooks to this gateway.
+async fn start_simulator(gateway_port: u16) -> Result<crate::sim::SimHandle, StartupError> {
+    let listener = TcpListener::bind("127.0.0.1:0").map_err(StartupError::Simulator)?;
+    let mut config = crate::sim::SimConfig::development();
+    config.webhook_targets =
+        crate::sim::WebhookTargets::gateway(&format!("http://127.0.0.1:{gateway_port}"));
+    let handle = crate::sim::spawn(config, listener)
+        .await
+        .map_err(StartupError::Simulator)?;
+    tracing::info!(url = handle.base_url(), "provider simulators listening");
+    Ok(handle)
+}
+
 fn serve(
     listener: TcpListener,
     pool: PgPool,
+    providers: Arc<ProviderRegistry>,
     settings: Arc<Settings>,
 ) -> Result<Server, StartupError> {
     let state = web::Data::new(AppState {
         api_keys: ApiKeyRegistry::new(&settings.auth.api_keys),
+        services: Services {
+            pool: pool.clone(),
+            providers,
+            routing: Arc::new(settings.routing.clone()),
+        },
         pool,
         settings: settings.clone(),
     });

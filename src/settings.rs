@@ -31,6 +31,8 @@ pub struct Settings {
     #[serde(default)]
     pub providers: ProvidersSettings,
     #[serde(default)]
+    pub outbound: OutboundSettings,
+    #[serde(default)]
     pub routing: RoutingSettings,
     #[serde(default)]
     pub workers: WorkerSettings,
@@ -179,6 +181,33 @@ pub struct CarbnSettings {
 
 fn enabled_by_default() -> bool {
     true
+}
+
+/// Timeouts for calls to providers.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutboundSettings {
+    #[serde(default = "default_connect_timeout_ms")]
+    pub connect_timeout_ms: u64,
+    /// The whole exchange, from connecting to the last byte of the answer.
+    #[serde(default = "default_request_timeout_ms")]
+    pub timeout_ms: u64,
+}
+
+impl Default for OutboundSettings {
+    fn default() -> Self {
+        Self {
+            connect_timeout_ms: default_connect_timeout_ms(),
+            timeout_ms: default_request_timeout_ms(),
+        }
+    }
+}
+
+fn default_connect_timeout_ms() -> u64 {
+    2_000
+}
+fn default_request_timeout_ms() -> u64 {
+    10_000
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -427,6 +456,11 @@ impl Settings {
                     "notifications.subscribers[{i}].url: must be an http(s) URL"
                 )));
             }
+        }
+        if self.outbound.connect_timeout_ms == 0 || self.outbound.timeout_ms == 0 {
+            return Err(ConfigError(
+                "outbound.timeout_ms and outbound.connect_timeout_ms: must be positive".into(),
+            ));
         }
         if self.workers.max_attempts == 0 {
             return Err(ConfigError(

@@ -6,6 +6,7 @@ pub mod health;
 pub mod idempotency;
 pub mod openapi;
 pub mod problem;
+pub mod providers;
 pub mod request_id;
 pub mod resources;
 pub mod users;
@@ -24,6 +25,7 @@ use problem::Problem;
 #[derive(Clone)]
 pub struct AppState {
     pub pool: PgPool,
+    pub services: crate::onboarding::Services,
     pub api_keys: ApiKeyRegistry,
     pub settings: Arc<Settings>,
 }
@@ -61,6 +63,26 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route(web::get().to(users::get_user))
             .route(web::patch().to(users::patch_user))
             .default_service(web::to(method_not_allowed("GET, PATCH"))),
+    )
+    .service(
+        web::resource("/v1/users/{id}/providers")
+            .route(web::post().to(users::link_provider))
+            .default_service(web::to(method_not_allowed("POST"))),
+    )
+    .service(
+        web::resource("/v1/users/{id}/sync")
+            .route(web::post().to(users::sync_user))
+            .default_service(web::to(method_not_allowed("POST"))),
+    )
+    .service(
+        web::resource("/v1/users/{id}/requirements")
+            .route(web::get().to(providers::user_requirements))
+            .default_service(web::to(method_not_allowed("GET"))),
+    )
+    .service(
+        web::resource("/v1/providers")
+            .route(web::get().to(providers::list_providers))
+            .default_service(web::to(method_not_allowed("GET"))),
     )
     .service(
         web::resource("/v1/users/{id}/events")

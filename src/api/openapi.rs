@@ -6,7 +6,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
-use super::{health, problem, resources, users};
+use super::{health, problem, providers, resources, users};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -26,6 +26,10 @@ Authentication: `Authorization: Bearer <api key>`; scopes `users:read`, `users:w
         users::get_user,
         users::patch_user,
         users::list_events,
+        users::link_provider,
+        users::sync_user,
+        providers::user_requirements,
+        providers::list_providers,
         health::live,
         health::ready,
         health::metrics,
@@ -39,10 +43,16 @@ Authentication: `Authorization: Bearer <api key>`; scopes `users:read`, `users:w
         resources::UserList,
         resources::EventResource,
         resources::EventList,
+        users::LinkProviderRequest,
+        providers::ProviderResource,
+        providers::ProviderList,
+        providers::ProviderRequirements,
+        providers::RequirementsList,
     )),
     modifiers(&SecurityAddon),
     tags(
         (name = "users", description = "The canonical user and its provider links"),
+        (name = "providers", description = "Configured providers, their state, routing and requirements"),
         (name = "operations", description = "Health, readiness and metrics"),
     )
 )]

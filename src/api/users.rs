@@ -13,6 +13,7 @@ use super::resources::{EventList, EventResource, UserList, UserResource};
 use super::{authorize, AppState};
 use crate::auth::Scope;
 use crate::domain::parse::parse_create_request;
+use crate::domain::provider::ProviderId;
 use crate::domain::status::LinkStatus;
 use crate::domain::user::CanonicalUser;
 use crate::domain::FieldError;
@@ -24,6 +25,30 @@ impl From<OnboardingError> for Problem {
         match error {
             OnboardingError::NotFound => Problem::not_found("no user with this id"),
             OnboardingError::Validation(errors) => Problem::validation(errors),
+            OnboardingError::ProviderRequirementsUnmet(errors) => Problem {
+                errors,
+                ..Problem::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "provider_requirements_unmet",
+                    "The user lacks fields a provider requires",
+                )
+                .detail("each entry names a missing field and the provider that needs it")
+            },
+            OnboardingError::FieldNotUpdatable(errors) => Problem {
+                errors,
+                ..Problem::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "field_not_updatable",
+                    "A linked provider cannot take this change",
+                )
+                .detail("nothing was changed; each entry names the field and the provider")
+            },
+            OnboardingError::AlreadyLinked => Problem::new(
+                StatusCode::CONFLICT,
+                "link_already_exists",
+                "The user is already linked to this provider",
+            )
+            .detail("a user has at most one link per provider"),
             OnboardingError::UserAlreadyExists { existing_user_id } => {
                 let mut problem = Problem::new(
                     StatusCode::CONFLICT,
@@ -60,10 +85,13 @@ fn to_json<T: serde::Serialize>(value: &T) -> serde_json::Value {
 
 /// Create a user.
 ///
-/// Validates the canonical user, persists it and answers 201 with the user resource.
-/// `Idempotency-Key` makes retries safe: the same key and body replay the first answer.
-/// An optional top-level `providers` array names the providers to onboard at (otherwise
-/// the routing rules decide).
+/// Validates the canonical user, routes it (the request's `providers`, else the first routing
+/// rule matching `address.country`, else `routing.default_provider`), checks each provider's
+/// required fields (`422 provider_requirements_unmet`, one entry per missing field), persists
+/// the user with one link per provider, then submits it to the providers. Answers 201 once
+/// persisted, even when a provider is down: its link then shows `pending_submission` with
+/// `last_error`. `Idempotency-Key` makes retries safe: the same key and body replay the first
+/// answer.
 #[utoipa::path(
     post, path = "/v1/users", tag = "users",
     request_body(content = CanonicalUser, content_type = "application/json"),
@@ -76,7 +104,7 @@ fn to_json<T: serde::Serialize>(value: &T) -> serde_json::Value {
         (status = 409, description = "`user_already_exists` (with `existing_user_id`), `idempotency_key_reused` or `idempotency_request_in_progress`", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 413, description = "Body over 1 MiB", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 415, description = "Content type is not application/json", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 422, description = "`validation_failed`: one entry per invalid field", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed` (one entry per invalid field; a disabled or unconfigured provider in `providers`) or `provider_requirements_unmet` (one entry per missing field, naming the provider)", body = ProblemDocument, content_type = "application/problem+json"),
     ),
     security(("api_key" = []))
 )]
@@ -88,8 +116,8 @@ pub async fn create_user(
     let principal = authorize(&req, &state, Scope::UsersWrite)?;
     let body = read_json_object(&req, payload, JSON).await?;
     idempotency::run(&state.pool, &req, &principal, &body, || async {
-        let (user, _providers) = parse_create_request(&body).map_err(Problem::validation)?;
-        let view = onboarding::users::create(&state.pool, user).await?;
+        let (user, providers) = parse_create_request(&body).map_err(Problem::validation)?;
+        let view = onboarding::users::create(&state.services, user, providers).await?;
         Ok((StatusCode::CREATED, to_json(&UserResource::from(view))))
     })
     .await
@@ -206,7 +234,7 @@ pub async fn list_users(
                     "must be one of pending_submission, submission_failed, action_required, under_review, approved, rejected, suspended, closed",
                 )),
             },
-            "provider" => match value.parse::<crate::domain::provider::ProviderId>() {
+            "provider" => match value.parse::<ProviderId>() {
                 Ok(provider) => filter.provider = Some(provider.as_str().to_owned()),
                 Err(_) => errors.push(invalid(
                     "provider",
@@ -246,6 +274,8 @@ pub async fn list_users(
 /// RFC 7396 merge patch of the canonical user: members replace, `null` clears an optional
 /// field, objects merge, arrays replace whole. The result is validated with the same rules as
 /// a create; errors name the JSON path. A patch that changes nothing is a no-op (no event).
+/// Each linked provider then receives only the changed fields it takes, in its own update
+/// call; a provider failure is recorded on the link (`last_error`), not returned.
 /// `Idempotency-Key` honoured.
 #[utoipa::path(
     patch, path = "/v1/users/{id}", tag = "users",
@@ -264,7 +294,7 @@ pub async fn list_users(
         (status = 409, description = "`user_already_exists` (external_id taken), `idempotency_key_reused` or `idempotency_request_in_progress`", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 413, description = "Body over 1 MiB", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 415, description = "Content type is not application/json or application/merge-patch+json", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 422, description = "`validation_failed`", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`, or `field_not_updatable` when a linked provider cannot take a change (e.g. kraken: `email`, `external_id`); nothing is changed", body = ProblemDocument, content_type = "application/problem+json"),
     ),
     security(("api_key" = []))
 )]
@@ -278,7 +308,7 @@ pub async fn patch_user(
     let id = parse_user_id(&path)?;
     let body = read_json_object(&req, payload, JSON_OR_MERGE_PATCH).await?;
     idempotency::run(&state.pool, &req, &principal, &body, || async {
-        let view = onboarding::users::patch(&state.pool, id, &body).await?;
+        let view = onboarding::users::patch(&state.services, id, &body).await?;
         Ok((StatusCode::OK, to_json(&UserResource::from(view))))
     })
     .await
@@ -372,4 +402,99 @@ mod tests {
         assert_eq!(decode_user_cursor("not-a-cursor"), None);
         assert_eq!(decode_event_cursor(&encode_user_cursor(id)), None);
     }
+}
+
+/// The body of `POST /v1/users/{id}/providers`.
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"provider": "carbn"}))]
+pub struct LinkProviderRequest {
+    /// `kraken`, `killb` or `carbn`.
+    pub provider: String,
+}
+
+/// Onboard an existing user at one more provider.
+///
+/// Same requirement checks as a create; a user has at most one link per provider.
+#[utoipa::path(
+    post, path = "/v1/users/{id}/providers", tag = "users",
+    params(("id" = Uuid, Path, description = "The gateway's user id")),
+    request_body(content = LinkProviderRequest, content_type = "application/json"),
+    responses(
+        (status = 201, description = "The user with its new link (submitted, or pending with `last_error`)", body = UserResource),
+        (status = 400, description = "Malformed JSON or not an object", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or unknown API key", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 403, description = "The key lacks `users:write`", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 404, description = "No such user", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 409, description = "`link_already_exists`", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed` (unknown, disabled or unconfigured provider) or `provider_requirements_unmet`", body = ProblemDocument, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn link_provider(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    payload: web::Payload,
+) -> Result<HttpResponse, Problem> {
+    authorize(&req, &state, Scope::UsersWrite)?;
+    let id = parse_user_id(&path)?;
+    let body = read_json_object(&req, payload, JSON).await?;
+    let mut errors = Vec::new();
+    let mut provider = None;
+    for (key, value) in body.as_object().into_iter().flatten() {
+        match (key.as_str(), value.as_str()) {
+            ("provider", Some(name)) => match name.parse::<ProviderId>() {
+                Ok(p) => provider = Some(p),
+                Err(_) => errors.push(invalid(
+                    "provider",
+                    "invalid_value",
+                    "must be one of kraken, killb, carbn",
+                )),
+            },
+            ("provider", None) => {
+                errors.push(invalid("provider", "invalid_type", "must be a string"))
+            }
+            (other, _) => errors.push(invalid(
+                other,
+                "unknown_field",
+                "is not a known field; expected `provider`",
+            )),
+        }
+    }
+    if provider.is_none() && errors.is_empty() {
+        errors.push(invalid("provider", "required", "is required"));
+    }
+    if !errors.is_empty() {
+        return Err(Problem::validation(errors));
+    }
+    let provider = provider.expect("checked above");
+    let view = onboarding::users::link_provider(&state.services, id, provider).await?;
+    Ok(HttpResponse::Created().json(UserResource::from(view)))
+}
+
+/// Sync a user's provider statuses now.
+///
+/// Fetches every submitted link's status from its provider and records it (transitions are
+/// recorded with source `api`); returns the user.
+#[utoipa::path(
+    post, path = "/v1/users/{id}/sync", tag = "users",
+    params(("id" = Uuid, Path, description = "The gateway's user id")),
+    responses(
+        (status = 200, description = "The user after the sync", body = UserResource),
+        (status = 401, description = "Missing or unknown API key", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 403, description = "The key lacks `users:write`", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 404, description = "No such user", body = ProblemDocument, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn sync_user(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, Problem> {
+    authorize(&req, &state, Scope::UsersWrite)?;
+    let id = parse_user_id(&path)?;
+    let view = onboarding::users::sync(&state.services, id).await?;
+    Ok(HttpResponse::Ok().json(UserResource::from(view)))
 }

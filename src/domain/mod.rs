@@ -10,7 +10,7 @@ macro_rules! string_enum {
         }
     ) => {
         #[derive(
-            Clone, Copy, Debug, PartialEq, Eq, Hash,
+            Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord,
             serde::Serialize, serde::Deserialize, utoipa::ToSchema,
         )]
         $(#[$meta])*

@@ -1,12 +1,26 @@
 //! The use-cases: the only place that combines the store with providers, and where
 //! transactions begin and end.
 
+pub mod links;
 pub mod users;
 
+use std::sync::Arc;
+
+use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::domain::FieldError;
+use crate::providers::registry::ProviderRegistry;
+use crate::settings::RoutingSettings;
 use crate::store::StoreError;
+
+/// What the use-cases work with.
+#[derive(Clone)]
+pub struct Services {
+    pub pool: PgPool,
+    pub providers: Arc<ProviderRegistry>,
+    pub routing: Arc<RoutingSettings>,
+}
 
 /// Why a use-case did not do what was asked. The HTTP layer turns each into a problem document.
 #[derive(Debug, thiserror::Error)]
@@ -17,6 +31,12 @@ pub enum OnboardingError {
     Validation(Vec<FieldError>),
     #[error("a user with this external_id already exists")]
     UserAlreadyExists { existing_user_id: Option<Uuid> },
+    #[error("the user lacks fields a provider requires")]
+    ProviderRequirementsUnmet(Vec<FieldError>),
+    #[error("a linked provider cannot take this change")]
+    FieldNotUpdatable(Vec<FieldError>),
+    #[error("the user is already linked to this provider")]
+    AlreadyLinked,
     #[error(transparent)]
     Store(#[from] StoreError),
 }

@@ -6,11 +6,17 @@ use serde_json::json;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::OnboardingError;
+use super::links::{self as link_ops, Source};
+use super::{OnboardingError, Services};
 use crate::domain::merge_patch::{apply_merge_patch, changed_paths};
 use crate::domain::parse::parse_user;
+use crate::domain::provider::ProviderId;
 use crate::domain::status::LinkStatus;
 use crate::domain::user::CanonicalUser;
+use crate::domain::FieldError;
+use crate::providers::connector::FieldPolicy;
+use crate::providers::requirements::missing_fields;
+use crate::providers::routing::route;
 use crate::store::events::{self, EventRow};
 use crate::store::links::{self, LinkRow};
 use crate::store::users::{self, UserFilter, UserRow, EXTERNAL_ID_CONSTRAINT};
@@ -22,12 +28,39 @@ pub struct UserView {
     pub links: Vec<LinkRow>,
 }
 
-/// Persists a validated user and its creation event in one transaction.
-pub async fn create(pool: &PgPool, user: CanonicalUser) -> Result<UserView, OnboardingError> {
+/// The requirement errors of `user` for each of `providers` (one entry per missing field).
+fn requirement_errors(providers: &[ProviderId], user: &CanonicalUser) -> Vec<FieldError> {
+    providers
+        .iter()
+        .flat_map(|provider| missing_fields(*provider, user))
+        .collect()
+}
+
+/// Routes, checks each provider's requirements, persists the user with one pending link per
+/// provider (one transaction), then submits to the providers concurrently. A provider that
+/// fails or times out does not fail the create: its link stays `pending_submission` with the
+/// error recorded.
+pub async fn create(
+    services: &Services,
+    user: CanonicalUser,
+    requested: Option<Vec<ProviderId>>,
+) -> Result<UserView, OnboardingError> {
+    let providers = route(
+        requested.as_deref(),
+        &user,
+        &services.routing,
+        &services.providers,
+    )
+    .map_err(OnboardingError::Validation)?;
+    let unmet = requirement_errors(&providers, &user);
+    if !unmet.is_empty() {
+        return Err(OnboardingError::ProviderRequirementsUnmet(unmet));
+    }
+    let pool = &services.pool;
     let id = Uuid::now_v7();
     let mut tx = pool.begin().await?;
-    let row = match users::insert(&mut tx, id, &user, LinkStatus::PendingSubmission).await {
-        Ok(row) => row,
+    match users::insert(&mut tx, id, &user, LinkStatus::PendingSubmission).await {
+        Ok(_) => {}
         Err(e) if e.is_unique(EXTERNAL_ID_CONSTRAINT) => {
             drop(tx);
             let existing = users::id_by_external_id(pool, user.external_id.as_str()).await?;
@@ -37,12 +70,96 @@ pub async fn create(pool: &PgPool, user: CanonicalUser) -> Result<UserView, Onbo
         }
         Err(e) => return Err(e.into()),
     };
-    events::insert(&mut tx, id, "user_created", json!({ "source": "api" })).await?;
+    for provider in &providers {
+        links::insert_pending(&mut tx, id, provider.as_str()).await?;
+    }
+    let names: Vec<&str> = providers.iter().map(|p| p.as_str()).collect();
+    events::insert(
+        &mut tx,
+        id,
+        "user_created",
+        json!({ "source": "api", "providers": names }),
+    )
+    .await?;
     tx.commit().await?;
-    Ok(UserView {
-        user: row,
-        links: Vec::new(),
-    })
+    submit_all(services, id, &user, &providers).await;
+    get(pool, id).await
+}
+
+/// Submits to several providers at once; each outcome is recorded on its link.
+async fn submit_all(services: &Services, id: Uuid, user: &CanonicalUser, providers: &[ProviderId]) {
+    let submissions = providers
+        .iter()
+        .map(|provider| link_ops::submit(services, id, user, *provider));
+    for (provider, result) in providers
+        .iter()
+        .zip(futures_util::future::join_all(submissions).await)
+    {
+        if let Err(error) = result {
+            // The user and its pending link are persisted; only the recording failed.
+            tracing::error!(provider = provider.as_str(), %error, "recording a submission failed");
+        }
+    }
+}
+
+/// Onboards an existing user at one more provider (same requirement checks as a create).
+pub async fn link_provider(
+    services: &Services,
+    id: Uuid,
+    provider: ProviderId,
+) -> Result<UserView, OnboardingError> {
+    let pool = &services.pool;
+    let current = get(pool, id).await?;
+    if current
+        .links
+        .iter()
+        .any(|l| l.provider == provider.as_str())
+    {
+        return Err(OnboardingError::AlreadyLinked);
+    }
+    if let Some(reason) = services.providers.unavailable_reason(provider) {
+        return Err(OnboardingError::Validation(vec![FieldError {
+            field: "provider".into(),
+            code: "provider_unavailable",
+            message: format!("{} cannot be used: {reason}", provider.as_str()),
+        }]));
+    }
+    let user = current.user.profile.0.clone();
+    let unmet = requirement_errors(&[provider], &user);
+    if !unmet.is_empty() {
+        return Err(OnboardingError::ProviderRequirementsUnmet(unmet));
+    }
+    let mut tx = pool.begin().await?;
+    match links::insert_pending(&mut tx, id, provider.as_str()).await {
+        Ok(_) => {}
+        Err(e) if e.is_unique(links::PRIMARY_KEY) => return Err(OnboardingError::AlreadyLinked),
+        Err(e) => return Err(e.into()),
+    }
+    events::insert(
+        &mut tx,
+        id,
+        "provider_linked",
+        json!({ "source": "api", "provider": provider.as_str() }),
+    )
+    .await?;
+    link_ops::refresh_user_status(&mut tx, id).await?;
+    tx.commit().await?;
+    link_ops::submit(services, id, &user, provider).await?;
+    get(pool, id).await
+}
+
+/// Fetches every submitted link's status from its provider now.
+pub async fn sync(services: &Services, id: Uuid) -> Result<UserView, OnboardingError> {
+    let current = get(&services.pool, id).await?;
+    let syncs = current
+        .links
+        .iter()
+        .filter(|l| l.provider_user_id.is_some())
+        .map(|l| link_ops::sync(services, l, Source::Api));
+    for result in futures_util::future::join_all(syncs).await {
+        result?;
+    }
+    get(&services.pool, id).await
 }
 
 pub async fn get(pool: &PgPool, id: Uuid) -> Result<UserView, OnboardingError> {
@@ -81,10 +198,11 @@ pub async fn list(
 /// Applies a JSON merge patch (RFC 7396) under a row lock, re-validating the whole result
 /// with the same rules as a create, so a patch can never produce a user a create would refuse.
 pub async fn patch(
-    pool: &PgPool,
+    services: &Services,
     id: Uuid,
     patch: &serde_json::Value,
 ) -> Result<UserView, OnboardingError> {
+    let pool = &services.pool;
     let mut tx = pool.begin().await?;
     let current = users::get_for_update(&mut tx, id)
         .await?
@@ -106,8 +224,46 @@ pub async fn patch(
             links,
         });
     }
-    let row = match users::update_profile(&mut tx, id, &updated).await {
-        Ok(row) => row,
+    // Each linked provider takes the changes it can; one it cannot take refuses the patch.
+    let current_links = links::for_users(&mut *tx, &[id]).await?;
+    let mut refused = Vec::new();
+    let mut outgoing: Vec<(LinkRow, Vec<String>)> = Vec::new();
+    for link in current_links
+        .iter()
+        .filter(|l| l.provider_user_id.is_some())
+    {
+        let Some(connector) = link
+            .provider
+            .parse::<ProviderId>()
+            .ok()
+            .and_then(|p| services.providers.connector(p))
+        else {
+            continue;
+        };
+        let mut send = Vec::new();
+        for path in &changed {
+            match connector.field_policy(path) {
+                FieldPolicy::Send => send.push(path.clone()),
+                FieldPolicy::Ignore => {}
+                FieldPolicy::Refuse => refused.push(FieldError {
+                    field: path.clone(),
+                    code: "field_not_updatable",
+                    message: format!(
+                        "{} cannot change this field after onboarding",
+                        link.provider
+                    ),
+                }),
+            }
+        }
+        if !send.is_empty() {
+            outgoing.push((link.clone(), send));
+        }
+    }
+    if !refused.is_empty() {
+        return Err(OnboardingError::FieldNotUpdatable(refused));
+    }
+    match users::update_profile(&mut tx, id, &updated).await {
+        Ok(_) => {}
         Err(e) if e.is_unique(EXTERNAL_ID_CONSTRAINT) => {
             drop(tx);
             let existing = users::id_by_external_id(pool, updated.external_id.as_str()).await?;
@@ -124,9 +280,16 @@ pub async fn patch(
         json!({ "source": "api", "fields": changed }),
     )
     .await?;
-    let links = links::for_users(&mut *tx, &[id]).await?;
     tx.commit().await?;
-    Ok(UserView { user: row, links })
+    let pushes = outgoing
+        .iter()
+        .map(|(link, fields)| link_ops::push_update(services, link, &updated, fields));
+    for result in futures_util::future::join_all(pushes).await {
+        if let Err(error) = result {
+            tracing::error!(%error, "recording a provider update failed");
+        }
+    }
+    get(pool, id).await
 }
 
 /// A page of a user's audit trail, oldest first.

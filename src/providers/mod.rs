@@ -8,8 +8,12 @@ pub mod connector;
 pub mod error;
 /// Outbound HTTP: timeouts, call recording, transport error classification.
 pub mod http;
+/// The configured providers and their connectors (simulated in local runs).
+pub mod registry;
 /// Each provider's required canonical fields.
 pub mod requirements;
+/// Which providers a new user goes to.
+pub mod routing;
 
 /// Kraken Embed: `API-Sign` request signing, nonces, `X-Signature` webhooks.
 pub mod kraken;

@@ -1,11 +1,13 @@
 //! The `provider_links` table: a user's account at each provider and its status.
 
 use sqlx::types::Json;
-use sqlx::PgExecutor;
+use sqlx::{PgConnection, PgExecutor};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::StoreError;
+
+pub const PRIMARY_KEY: &str = "provider_links_pkey";
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct LinkRow {
@@ -16,9 +18,18 @@ pub struct LinkRow {
     pub provider_status: Option<String>,
     pub requirements: Json<serde_json::Value>,
     pub last_error: Option<Json<serde_json::Value>>,
+    pub provider_data: Json<serde_json::Map<String, serde_json::Value>>,
+    pub needs_review: bool,
     pub submitted_at: Option<OffsetDateTime>,
     pub last_synced_at: Option<OffsetDateTime>,
     pub updated_at: OffsetDateTime,
+}
+
+macro_rules! link_columns {
+    () => {
+        "user_id, provider, provider_user_id, status, provider_status, requirements, last_error,
+         provider_data, needs_review, submitted_at, last_synced_at, updated_at"
+    };
 }
 
 /// The links of several users at once (one round trip for a whole list page).
@@ -29,15 +40,108 @@ pub async fn for_users<'e>(
     if user_ids.is_empty() {
         return Ok(Vec::new());
     }
-    sqlx::query_as::<_, LinkRow>(
-        "SELECT user_id, provider, provider_user_id, status, provider_status, requirements,
-                last_error, submitted_at, last_synced_at, updated_at
-           FROM provider_links
-          WHERE user_id = ANY($1)
-          ORDER BY user_id, provider",
-    )
+    sqlx::query_as::<_, LinkRow>(concat!(
+        "SELECT ",
+        link_columns!(),
+        " FROM provider_links WHERE user_id = ANY($1) ORDER BY user_id, provider"
+    ))
     .bind(user_ids)
     .fetch_all(db)
+    .await
+    .map_err(StoreError::from_sqlx)
+}
+
+/// A new link waiting for its first submission.
+pub async fn insert_pending(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    provider: &str,
+) -> Result<LinkRow, StoreError> {
+    sqlx::query_as::<_, LinkRow>(concat!(
+        "INSERT INTO provider_links (user_id, provider, status)
+         VALUES ($1, $2, 'pending_submission')
+         RETURNING ",
+        link_columns!()
+    ))
+    .bind(user_id)
+    .bind(provider)
+    .fetch_one(conn)
+    .await
+    .map_err(StoreError::from_sqlx)
+}
+
+/// Locks one link for the rest of the transaction.
+pub async fn get_for_update(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    provider: &str,
+) -> Result<Option<LinkRow>, StoreError> {
+    sqlx::query_as::<_, LinkRow>(concat!(
+        "SELECT ",
+        link_columns!(),
+        " FROM provider_links WHERE user_id = $1 AND provider = $2 FOR UPDATE"
+    ))
+    .bind(user_id)
+    .bind(provider)
+    .fetch_optional(conn)
+    .await
+    .map_err(StoreError::from_sqlx)
+}
+
+/// What a provider call taught us about a link; `None` fields are left as they are.
+#[derive(Debug, Default, Clone)]
+pub struct LinkUpdate {
+    pub provider_user_id: Option<String>,
+    pub status: Option<String>,
+    pub provider_status: Option<String>,
+    pub requirements: Option<serde_json::Value>,
+    pub provider_data: Option<serde_json::Map<String, serde_json::Value>>,
+    /// `Some(None)` clears the last error, `Some(Some(e))` sets it.
+    pub last_error: Option<Option<serde_json::Value>>,
+    pub needs_review: Option<bool>,
+    pub mark_submitted: bool,
+    pub mark_synced: bool,
+}
+
+pub async fn apply_update(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    provider: &str,
+    update: &LinkUpdate,
+) -> Result<LinkRow, StoreError> {
+    let (set_error, error) = match &update.last_error {
+        None => (false, None),
+        Some(e) => (true, e.clone().map(Json)),
+    };
+    sqlx::query_as::<_, LinkRow>(concat!(
+        "UPDATE provider_links SET
+            provider_user_id = COALESCE($3, provider_user_id),
+            status           = COALESCE($4, status),
+            provider_status  = COALESCE($5, provider_status),
+            requirements     = COALESCE($6, requirements),
+            provider_data    = provider_data || COALESCE($7, '{}'::jsonb),
+            last_error       = CASE WHEN $8 THEN $9 ELSE last_error END,
+            needs_review     = COALESCE($10, needs_review),
+            submitted_at     = CASE WHEN $11 THEN COALESCE(submitted_at, now()) ELSE submitted_at END,
+            last_synced_at   = CASE WHEN $12 THEN now() ELSE last_synced_at END,
+            updated_at       = now()
+          WHERE user_id = $1 AND provider = $2
+      RETURNING ",
+        link_columns!()
+    ))
+    .bind(user_id)
+    .bind(provider)
+    .bind(update.provider_user_id.as_deref())
+    .bind(update.status.as_deref())
+    .bind(update.provider_status.as_deref())
+    .bind(update.requirements.as_ref().map(Json))
+    .bind(update.provider_data.as_ref().map(Json))
+    .bind(set_error)
+    .bind(error)
+    .bind(update.needs_review)
+    .bind(update.mark_submitted)
+    .bind(update.mark_synced)
+    .fetch_one(conn)
     .await
     .map_err(StoreError::from_sqlx)
 }

@@ -153,3 +153,18 @@ pub async fn list<'e>(
     .await
     .map_err(StoreError::from_sqlx)
 }
+
+/// Stores the user's summary status (recomputed from its links by the caller).
+pub async fn set_status(
+    conn: &mut PgConnection,
+    id: Uuid,
+    status: LinkStatus,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE users SET status = $2, updated_at = now() WHERE id = $1 AND status <> $2")
+        .bind(id)
+        .bind(status.as_str())
+        .execute(conn)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+    Ok(())
+}

@@ -83,6 +83,8 @@ impl Drop for TestDatabase {
 
 pub struct TestApp {
     pub address: String,
+    /// The in-process provider simulators' base URL.
+    pub sim_url: String,
     pub client: reqwest::Client,
     pub pool: sqlx::PgPool,
     /// Held so the database lives as long as the app, and is dropped after it.
@@ -95,6 +97,9 @@ pub fn test_settings(database_url: &str) -> Settings {
     settings.database.url = SecretString::from(database_url.to_owned());
     settings.database.max_connections = 10;
     settings.server.port = 0;
+    // The API tests exercise the gateway's own resource; they route nowhere unless a test
+    // restores the configured routing (see `spawn_app_routed`).
+    settings.routing = Default::default();
     settings.auth.api_keys.push(ApiKeySettings {
         name: "reader".into(),
         key_sha256: sha256_hex(READ_KEY.as_bytes()),
@@ -119,16 +124,28 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_with(db, |_| {}).await
 }
 
+/// An app that routes as `config/default.toml` says (the provider tests).
+pub async fn spawn_app_routed() -> TestApp {
+    let db = TestDatabase::create().await;
+    let config_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+    let routing = Settings::load_from_dir(&config_dir, "test")
+        .expect("settings")
+        .routing;
+    spawn_app_with(db, move |s| s.routing = routing).await
+}
+
 pub async fn spawn_app_with(db: TestDatabase, adjust: impl FnOnce(&mut Settings)) -> TestApp {
     init();
     let mut settings = test_settings(&db.url);
     adjust(&mut settings);
     let app = Application::build(settings).await.expect("the app starts");
     let address = format!("http://127.0.0.1:{}", app.port());
+    let sim_url = app.simulator_url().unwrap_or_default().to_owned();
     let pool = app.pool().clone();
     tokio::spawn(app.run_until_stopped());
     TestApp {
         address,
+        sim_url,
         client: reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
@@ -141,6 +158,10 @@ pub async fn spawn_app_with(db: TestDatabase, adjust: impl FnOnce(&mut Settings)
 impl TestApp {
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.address, path)
+    }
+
+    pub fn sim(&self, path: &str) -> String {
+        format!("{}{}", self.sim_url, path)
     }
 
     pub async fn post_user(&self, body: &Value) -> reqwest::Response {

@@ -8,6 +8,7 @@ mod health;
 mod idempotency;
 mod malformed;
 mod openapi;
+mod providers_e2e;
 mod users_create;
 mod users_list;
 mod users_patch;

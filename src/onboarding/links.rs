@@ -1,0 +1,359 @@
+//! Talking to providers for one link: submit, update, sync; and recording what they answer
+//! (link state, `provider_call` and `status_changed` events, the user's summary status).
+//!
+//! Provider calls happen outside database transactions (they can take seconds); their results
+//! are then written in one short transaction under the link's row lock.
+
+use serde_json::json;
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::{OnboardingError, Services};
+use crate::domain::provider::ProviderId;
+use crate::domain::status::{summarize, LinkStatus};
+use crate::domain::user::CanonicalUser;
+use std::sync::Arc;
+
+use crate::providers::connector::{CallLog, Connector, CreateRequest, LinkRef, ProviderUserState};
+use crate::providers::error::{ProviderError, ProviderErrorKind};
+use crate::store::links::{self, LinkRow, LinkUpdate};
+use crate::store::{events, users};
+
+/// Where a status signal came from (API.md: `api`, `webhook`, `poll`).
+#[derive(Debug, Clone, Copy)]
+pub enum Source {
+    Api,
+    Webhook,
+    Poll,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Api => "api",
+            Source::Webhook => "webhook",
+            Source::Poll => "poll",
+        }
+    }
+}
+
+/// Whether a link may move from `from` to `to`. A final decision (`rejected`, `closed`) is never
+/// overwritten; a submitted link never falls back to `pending_submission`.
+pub fn transition_allowed(from: LinkStatus, to: LinkStatus) -> bool {
+    if from == to || from.is_final() {
+        return false;
+    }
+    !(to == LinkStatus::PendingSubmission && from != LinkStatus::SubmissionFailed)
+}
+
+fn now_rfc3339() -> String {
+    OffsetDateTime::now_utc()
+        .format(&Rfc3339)
+        .unwrap_or_default()
+}
+
+fn error_json(error: &ProviderError) -> serde_json::Value {
+    json!({ "code": error.code(), "message": error.message, "at": now_rfc3339() })
+}
+
+fn parse_status(raw: &str) -> LinkStatus {
+    raw.parse().unwrap_or(LinkStatus::PendingSubmission)
+}
+
+async fn record_calls(
+    tx: &mut sqlx::PgConnection,
+    user_id: Uuid,
+    log: &CallLog,
+) -> Result<(), OnboardingError> {
+    for call in log.take() {
+        events::insert(
+            tx,
+            user_id,
+            "provider_call",
+            json!({
+                "provider": call.provider.as_str(),
+                "operation": call.operation,
+                "http_status": call.http_status,
+                "latency_ms": (call.latency_ms * 10.0).round() / 10.0,
+                "outcome": call.outcome,
+            }),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Recomputes and stores the user's summary status from all its links.
+pub(crate) async fn refresh_user_status(
+    tx: &mut sqlx::PgConnection,
+    user_id: Uuid,
+) -> Result<(), OnboardingError> {
+    let statuses: Vec<LinkStatus> = links::for_users(&mut *tx, &[user_id])
+        .await?
+        .iter()
+        .map(|l| parse_status(&l.status))
+        .collect();
+    users::set_status(tx, user_id, summarize(&statuses)).await?;
+    Ok(())
+}
+
+/// Writes a provider's view of a link: ids, raw status, requirements, and the canonical status
+/// when the transition is allowed (with a `status_changed` event). An unknown raw status keeps
+/// the last canonical status and flags the link for review.
+async fn apply_state(
+    tx: &mut sqlx::PgConnection,
+    link: &LinkRow,
+    state: &ProviderUserState,
+    source: Source,
+    mark_submitted: bool,
+) -> Result<(), OnboardingError> {
+    let current = parse_status(&link.status);
+    let mut update = LinkUpdate {
+        provider_user_id: Some(state.provider_user_id.clone()),
+        provider_status: Some(state.provider_status.clone()),
+        requirements: Some(serde_json::Value::Array(state.requirements.clone())),
+        provider_data: Some(state.link_data.clone()),
+        last_error: Some(None),
+        mark_submitted,
+        mark_synced: true,
+        ..LinkUpdate::default()
+    };
+    match state.status {
+        Some(next) if transition_allowed(current, next) => {
+            update.status = Some(next.as_str().to_owned());
+            update.needs_review = Some(false);
+            events::insert(
+                tx,
+                link.user_id,
+                "status_changed",
+                json!({
+                    "provider": link.provider,
+                    "from": current.as_str(),
+                    "to": next.as_str(),
+                    "source": source.as_str(),
+                    "provider_status": state.provider_status,
+                }),
+            )
+            .await?;
+        }
+        Some(_) => {}
+        None => {
+            update.needs_review = Some(true);
+            // A first submission with an unknown status still counts as submitted.
+            if current == LinkStatus::PendingSubmission && mark_submitted {
+                update.status = Some(LinkStatus::UnderReview.as_str().to_owned());
+            }
+            events::insert(
+                tx,
+                link.user_id,
+                "provider_status_unrecognized",
+                json!({
+                    "provider": link.provider,
+                    "provider_status": state.provider_status,
+                    "source": source.as_str(),
+                    "flagged_for_review": true,
+                }),
+            )
+            .await?;
+        }
+    }
+    links::apply_update(tx, link.user_id, &link.provider, &update).await?;
+    Ok(())
+}
+
+/// Submits a pending link to its provider and records the answer. A refusal of the data marks
+/// the link `submission_failed`; an outage or rate limit leaves it `pending_submission` with the
+/// error recorded, for a retry.
+pub async fn submit(
+    services: &Services,
+    user_id: Uuid,
+    user: &CanonicalUser,
+    provider: ProviderId,
+) -> Result<(), OnboardingError> {
+    let Some(connector) = services.providers.connector(provider) else {
+        return Ok(()); // stays pending: the provider was disabled after routing
+    };
+    let log = CallLog::new();
+    let result = connector
+        .create_user(
+            CreateRequest {
+                gateway_user_id: user_id,
+                user,
+            },
+            &log,
+        )
+        .await;
+    let mut tx = services.pool.begin().await?;
+    let Some(link) = links::get_for_update(&mut tx, user_id, provider.as_str()).await? else {
+        return Ok(());
+    };
+    record_calls(&mut tx, user_id, &log).await?;
+    match result {
+        Ok(state) => apply_state(&mut tx, &link, &state, Source::Api, true).await?,
+        Err(error) => {
+            tracing::warn!(provider = provider.as_str(), kind = ?error.kind, provider_code = ?error.provider_code, "submission failed");
+            let mut update = LinkUpdate {
+                last_error: Some(Some(error_json(&error))),
+                ..LinkUpdate::default()
+            };
+            let current = parse_status(&link.status);
+            if !error.retryable()
+                && error.kind != ProviderErrorKind::Unauthorized
+                && current == LinkStatus::PendingSubmission
+            {
+                update.status = Some(LinkStatus::SubmissionFailed.as_str().to_owned());
+                events::insert(
+                    &mut tx,
+                    user_id,
+                    "status_changed",
+                    json!({
+                        "provider": provider.as_str(),
+                        "from": current.as_str(),
+                        "to": LinkStatus::SubmissionFailed.as_str(),
+                        "source": Source::Api.as_str(),
+                        "error_code": error.code(),
+                    }),
+                )
+                .await?;
+            }
+            links::apply_update(&mut tx, user_id, provider.as_str(), &update).await?;
+        }
+    }
+    refresh_user_status(&mut tx, user_id).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The connector and address of a submitted link whose provider is configured.
+fn addressable<'a>(
+    services: &'a Services,
+    link: &'a LinkRow,
+) -> Option<(&'a Arc<dyn Connector>, LinkRef<'a>)> {
+    let provider: ProviderId = link.provider.parse().ok()?;
+    let connector = services.providers.connector(provider)?;
+    let provider_user_id = link.provider_user_id.as_deref()?;
+    Some((
+        connector,
+        LinkRef {
+            provider_user_id,
+            link_data: &link.provider_data.0,
+        },
+    ))
+}
+
+/// Keeps a failed call's error on the link (its status is left as it is).
+async fn record_error(
+    tx: &mut sqlx::PgConnection,
+    link: &LinkRow,
+    error: &ProviderError,
+) -> Result<(), OnboardingError> {
+    links::apply_update(
+        tx,
+        link.user_id,
+        &link.provider,
+        &LinkUpdate {
+            last_error: Some(Some(error_json(error))),
+            ..LinkUpdate::default()
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+/// Reads a submitted link's status from its provider and records it.
+pub async fn sync(
+    services: &Services,
+    link: &LinkRow,
+    source: Source,
+) -> Result<(), OnboardingError> {
+    let Some((connector, link_ref)) = addressable(services, link) else {
+        return Ok(());
+    };
+    let log = CallLog::new();
+    let result = connector.get_user(link_ref, &log).await;
+    let mut tx = services.pool.begin().await?;
+    let Some(current) = links::get_for_update(&mut tx, link.user_id, &link.provider).await? else {
+        return Ok(());
+    };
+    record_calls(&mut tx, link.user_id, &log).await?;
+    match result {
+        Ok(state) => apply_state(&mut tx, &current, &state, source, false).await?,
+        Err(error) => {
+            record_error(&mut tx, link, &error).await?;
+        }
+    }
+    refresh_user_status(&mut tx, link.user_id).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Sends the changed fields a provider takes to one submitted link.
+pub async fn push_update(
+    services: &Services,
+    link: &LinkRow,
+    user: &CanonicalUser,
+    fields: &[String],
+) -> Result<(), OnboardingError> {
+    let Some((connector, link_ref)) = addressable(services, link) else {
+        return Ok(());
+    };
+    let log = CallLog::new();
+    let result = connector.update_user(link_ref, user, fields, &log).await;
+    let mut tx = services.pool.begin().await?;
+    let Some(current) = links::get_for_update(&mut tx, link.user_id, &link.provider).await? else {
+        return Ok(());
+    };
+    record_calls(&mut tx, link.user_id, &log).await?;
+    let outcome = match &result {
+        Ok(_) => "ok",
+        Err(e) => e.outcome(),
+    };
+    events::insert(
+        &mut tx,
+        link.user_id,
+        "provider_update",
+        json!({ "provider": link.provider, "fields": fields, "outcome": outcome }),
+    )
+    .await?;
+    match result {
+        Ok(Some(state)) => apply_state(&mut tx, &current, &state, Source::Api, false).await?,
+        Ok(None) => {
+            links::apply_update(
+                &mut tx,
+                link.user_id,
+                &link.provider,
+                &LinkUpdate {
+                    last_error: Some(None),
+                    ..LinkUpdate::default()
+                },
+            )
+            .await?;
+        }
+        Err(error) => {
+            record_error(&mut tx, link, &error).await?;
+        }
+    }
+    refresh_user_status(&mut tx, link.user_id).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use LinkStatus::*;
+
+    #[test]
+    fn final_decisions_stick_and_submitted_links_never_fall_back() {
+        assert!(transition_allowed(PendingSubmission, UnderReview));
+        assert!(transition_allowed(UnderReview, Approved));
+        assert!(transition_allowed(Approved, Suspended));
+        assert!(transition_allowed(Suspended, Approved));
+        assert!(!transition_allowed(Rejected, Approved));
+        assert!(!transition_allowed(Closed, UnderReview));
+        assert!(!transition_allowed(Approved, PendingSubmission));
+        assert!(transition_allowed(SubmissionFailed, PendingSubmission));
+        assert!(!transition_allowed(Approved, Approved));
+    }
+}
