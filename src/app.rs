@@ -15,6 +15,7 @@ use crate::auth::ApiKeyRegistry;
 use crate::onboarding::Services;
 use crate::providers::registry::ProviderRegistry;
 use crate::settings::Settings;
+use crate::workers::Workers;
 
 /// A bound, not yet running gateway. Binding first lets tests ask for port 0.
 pub struct Application {
@@ -23,6 +24,8 @@ pub struct Application {
     pool: PgPool,
     /// The in-process provider simulators, when `simulator.enabled`.
     simulator: Option<crate::sim::SimHandle>,
+    workers: Workers,
+    shutdown_grace: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -71,12 +74,27 @@ impl Application {
             simulated = simulator.is_some(),
             "providers configured"
         );
-        let server = serve(listener, pool.clone(), providers, Arc::new(settings))?;
+        let services = Services {
+            pool: pool.clone(),
+            providers,
+            routing: Arc::new(settings.routing.clone()),
+            workers: Arc::new(settings.workers.clone()),
+            instance: Arc::from(crate::workers::instance_name()),
+        };
+        let workers = Workers::start(
+            services.clone(),
+            settings.workers.clone(),
+            services.instance.to_string(),
+        );
+        let shutdown_grace = Duration::from_secs(settings.server.shutdown_timeout_secs);
+        let server = serve(listener, pool.clone(), services, Arc::new(settings))?;
         Ok(Self {
             port,
             server,
             pool,
             simulator,
+            workers,
+            shutdown_grace,
         })
     }
 
@@ -93,9 +111,22 @@ impl Application {
         &self.pool
     }
 
-    /// Serves until SIGINT/SIGTERM, then drains in-flight requests.
+    /// Serves until SIGINT/SIGTERM, then drains in-flight requests and stops the workers
+    /// (no new job is taken; the ones in flight finish or are released by their lease).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let result = self.server.await;
+        self.workers.shutdown(self.shutdown_grace).await;
+        if let Some(simulator) = &self.simulator {
+            simulator.stop().await;
+        }
+        result
+    }
+
+    /// Stops this instance at once, as a crash would: no draining, jobs in flight keep their
+    /// leases (tests of crash recovery).
+    pub async fn abort(self) {
+        self.server.handle().stop(false).await;
+        self.workers.abort();
     }
 }
 
@@ -115,16 +146,12 @@ async fn start_simulator(gateway_port: u16) -> Result<crate::sim::SimHandle, Sta
 fn serve(
     listener: TcpListener,
     pool: PgPool,
-    providers: Arc<ProviderRegistry>,
+    services: Services,
     settings: Arc<Settings>,
 ) -> Result<Server, StartupError> {
     let state = web::Data::new(AppState {
         api_keys: ApiKeyRegistry::new(&settings.auth.api_keys),
-        services: Services {
-            pool: pool.clone(),
-            providers,
-            routing: Arc::new(settings.routing.clone()),
-        },
+        services,
         pool,
         settings: settings.clone(),
     });

@@ -24,3 +24,5 @@ pub mod sim;
 pub mod store;
 /// Logs and metrics.
 pub mod telemetry;
+/// Background loops over the Postgres job queue.
+pub mod workers;

@@ -232,6 +232,20 @@ pub struct WorkerSettings {
     pub reconcile_interval_secs: u64,
     #[serde(default = "default_max_attempts")]
     pub max_attempts: u32,
+    /// Jobs run at once by this instance.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+    /// How often an idle worker looks for due jobs.
+    #[serde(default = "default_poll_interval_ms")]
+    pub poll_interval_ms: u64,
+    /// First retry delay; doubles per attempt (with jitter) up to `retry_max_secs`.
+    #[serde(default = "default_retry_base_ms")]
+    pub retry_base_ms: u64,
+    #[serde(default = "default_retry_max_secs")]
+    pub retry_max_secs: u64,
+    /// How long a claimed job is reserved; a worker that dies releases it when this expires.
+    #[serde(default = "default_lease_secs")]
+    pub lease_secs: u64,
 }
 
 impl Default for WorkerSettings {
@@ -239,8 +253,29 @@ impl Default for WorkerSettings {
         Self {
             reconcile_interval_secs: default_reconcile_interval(),
             max_attempts: default_max_attempts(),
+            concurrency: default_concurrency(),
+            poll_interval_ms: default_poll_interval_ms(),
+            retry_base_ms: default_retry_base_ms(),
+            retry_max_secs: default_retry_max_secs(),
+            lease_secs: default_lease_secs(),
         }
     }
+}
+
+fn default_concurrency() -> usize {
+    8
+}
+fn default_poll_interval_ms() -> u64 {
+    500
+}
+fn default_retry_base_ms() -> u64 {
+    1_000
+}
+fn default_retry_max_secs() -> u64 {
+    300
+}
+fn default_lease_secs() -> u64 {
+    60
 }
 
 fn default_reconcile_interval() -> u64 {
@@ -460,6 +495,11 @@ impl Settings {
         if self.outbound.connect_timeout_ms == 0 || self.outbound.timeout_ms == 0 {
             return Err(ConfigError(
                 "outbound.timeout_ms and outbound.connect_timeout_ms: must be positive".into(),
+            ));
+        }
+        if self.workers.concurrency == 0 || self.workers.lease_secs == 0 {
+            return Err(ConfigError(
+                "workers.concurrency and workers.lease_secs: must be at least 1".into(),
             ));
         }
         if self.workers.max_attempts == 0 {

@@ -78,3 +78,18 @@ pub fn record_provider_call(provider: &str, operation: &str, outcome: &str, late
     metrics::histogram!("gateway_provider_call_duration_seconds", &labels)
         .record(latency.as_secs_f64());
 }
+
+pub fn record_job_failure(kind: &str, reason: &str) {
+    metrics::counter!(
+        "gateway_job_failures_total",
+        "kind" => kind.to_owned(),
+        "reason" => reason.to_owned()
+    )
+    .increment(1);
+}
+
+pub fn record_job_depth(kind: &str, depth: i64, oldest_age_secs: f64) {
+    metrics::gauge!("gateway_job_queue_depth", "kind" => kind.to_owned()).set(depth as f64);
+    metrics::gauge!("gateway_job_oldest_age_seconds", "kind" => kind.to_owned())
+        .set(oldest_age_secs);
+}

@@ -162,46 +162,139 @@ async fn apply_state(
     Ok(())
 }
 
-/// Submits a pending link to its provider and records the answer. A refusal of the data marks
-/// the link `submission_failed`; an outage or rate limit leaves it `pending_submission` with the
-/// error recorded, for a retry.
+/// What became of one attempt at a provider, for the job that made it.
+#[derive(Debug)]
+pub enum Attempt {
+    /// Finished: recorded on the link (including a refusal of the data, which is final).
+    Done,
+    /// Worth retrying later (outage, rate limit, credentials being fixed).
+    Retry(ProviderError),
+    /// A create may have happened without its answer being recorded and the provider offers
+    /// no lookup: the link is flagged for a person to check instead of risking a second account.
+    NeedsReview(String),
+}
+
+/// Submits a pending link to its provider and records the answer.
+///
+/// `look_first` is set when an earlier attempt may have created the account without its
+/// answer being recorded (a crash mid-call, or a timeout): the provider is then searched first
+/// (KillB by `externalId`, Carbn by listing) and a found account is adopted, never duplicated.
+/// A provider that answers 409 to a create is searched the same way.
 pub async fn submit(
     services: &Services,
     user_id: Uuid,
     user: &CanonicalUser,
     provider: ProviderId,
-) -> Result<(), OnboardingError> {
+    look_first: bool,
+) -> Result<Attempt, OnboardingError> {
     let Some(connector) = services.providers.connector(provider) else {
-        return Ok(()); // stays pending: the provider was disabled after routing
+        // Disabled after routing: the link waits until the provider is back.
+        return Ok(Attempt::Retry(ProviderError::new(
+            ProviderErrorKind::Unavailable,
+            format!("{} is not configured", provider.as_str()),
+        )));
+    };
+    if let Some(link) = links::for_users(&services.pool, &[user_id])
+        .await?
+        .into_iter()
+        .find(|l| l.provider == provider.as_str())
+    {
+        if link.provider_user_id.is_some() || link.status != LinkStatus::PendingSubmission.as_str()
+        {
+            return Ok(Attempt::Done);
+        }
+    } else {
+        return Ok(Attempt::Done); // the link is gone (user erased)
+    }
+    let request = CreateRequest {
+        gateway_user_id: user_id,
+        user,
     };
     let log = CallLog::new();
-    let result = connector
-        .create_user(
-            CreateRequest {
-                gateway_user_id: user_id,
-                user,
-            },
-            &log,
-        )
-        .await;
+    let mut result = if look_first {
+        match connector.find_existing(request, &log).await {
+            Ok(Some(state)) => Ok((state, true)),
+            Ok(None) => connector
+                .create_user(request, &log)
+                .await
+                .map(|s| (s, false)),
+            Err(error) => Err(error),
+        }
+    } else {
+        connector
+            .create_user(request, &log)
+            .await
+            .map(|s| (s, false))
+    };
+    // A conflict means an account for this user may already exist there: look for it.
+    if matches!(&result, Err(e) if e.kind == ProviderErrorKind::Conflict) {
+        result = match connector.find_existing(request, &log).await {
+            Ok(Some(state)) => Ok((state, true)),
+            Ok(None) => result,
+            Err(error) => Err(error),
+        };
+    }
     let mut tx = services.pool.begin().await?;
     let Some(link) = links::get_for_update(&mut tx, user_id, provider.as_str()).await? else {
-        return Ok(());
+        return Ok(Attempt::Done);
     };
     record_calls(&mut tx, user_id, &log).await?;
-    match result {
-        Ok(state) => apply_state(&mut tx, &link, &state, Source::Api, true).await?,
+    let attempt = match result {
+        Ok((state, adopted)) => {
+            if adopted {
+                events::insert(
+                    &mut tx,
+                    user_id,
+                    "provider_account_adopted",
+                    json!({ "provider": provider.as_str(), "reason": "created_but_not_recorded" }),
+                )
+                .await?;
+            }
+            apply_state(&mut tx, &link, &state, Source::Api, true).await?;
+            Attempt::Done
+        }
+        Err(error)
+            if error.kind == ProviderErrorKind::NotSupported
+                || error.kind == ProviderErrorKind::Conflict =>
+        {
+            let reason = if error.kind == ProviderErrorKind::Conflict {
+                "the provider reports an existing account that could not be matched"
+            } else {
+                "an earlier attempt may have created the account and the provider offers no lookup"
+            };
+            links::apply_update(
+                &mut tx,
+                user_id,
+                provider.as_str(),
+                &LinkUpdate {
+                    needs_review: Some(true),
+                    last_error: Some(Some(json!({
+                        "code": "possible_duplicate_account",
+                        "message": reason,
+                        "at": now_rfc3339(),
+                    }))),
+                    ..LinkUpdate::default()
+                },
+            )
+            .await?;
+            events::insert(
+                &mut tx,
+                user_id,
+                "link_needs_review",
+                json!({ "provider": provider.as_str(), "reason": "possible_duplicate_account" }),
+            )
+            .await?;
+            Attempt::NeedsReview(reason.to_owned())
+        }
         Err(error) => {
             tracing::warn!(provider = provider.as_str(), kind = ?error.kind, provider_code = ?error.provider_code, "submission failed");
             let mut update = LinkUpdate {
                 last_error: Some(Some(error_json(&error))),
                 ..LinkUpdate::default()
             };
-            let current = parse_status(&link.status);
-            if !error.retryable()
-                && error.kind != ProviderErrorKind::Unauthorized
-                && current == LinkStatus::PendingSubmission
-            {
+            let retry = error.retryable() || error.kind == ProviderErrorKind::Unauthorized;
+            if !retry {
+                let current = parse_status(&link.status);
                 update.status = Some(LinkStatus::SubmissionFailed.as_str().to_owned());
                 events::insert(
                     &mut tx,
@@ -218,11 +311,16 @@ pub async fn submit(
                 .await?;
             }
             links::apply_update(&mut tx, user_id, provider.as_str(), &update).await?;
+            if retry {
+                Attempt::Retry(error)
+            } else {
+                Attempt::Done
+            }
         }
-    }
+    };
     refresh_user_status(&mut tx, user_id).await?;
     tx.commit().await?;
-    Ok(())
+    Ok(attempt)
 }
 
 /// The connector and address of a submitted link whose provider is configured.
@@ -294,15 +392,15 @@ pub async fn push_update(
     link: &LinkRow,
     user: &CanonicalUser,
     fields: &[String],
-) -> Result<(), OnboardingError> {
+) -> Result<Attempt, OnboardingError> {
     let Some((connector, link_ref)) = addressable(services, link) else {
-        return Ok(());
+        return Ok(Attempt::Done);
     };
     let log = CallLog::new();
     let result = connector.update_user(link_ref, user, fields, &log).await;
     let mut tx = services.pool.begin().await?;
     let Some(current) = links::get_for_update(&mut tx, link.user_id, &link.provider).await? else {
-        return Ok(());
+        return Ok(Attempt::Done);
     };
     record_calls(&mut tx, link.user_id, &log).await?;
     let outcome = match &result {
@@ -316,8 +414,11 @@ pub async fn push_update(
         json!({ "provider": link.provider, "fields": fields, "outcome": outcome }),
     )
     .await?;
-    match result {
-        Ok(Some(state)) => apply_state(&mut tx, &current, &state, Source::Api, false).await?,
+    let attempt = match result {
+        Ok(Some(state)) => {
+            apply_state(&mut tx, &current, &state, Source::Api, false).await?;
+            Attempt::Done
+        }
         Ok(None) => {
             links::apply_update(
                 &mut tx,
@@ -329,14 +430,21 @@ pub async fn push_update(
                 },
             )
             .await?;
+            Attempt::Done
         }
         Err(error) => {
             record_error(&mut tx, link, &error).await?;
+            if error.retryable() || error.kind == ProviderErrorKind::Unauthorized {
+                Attempt::Retry(error)
+            } else {
+                // The provider refused the change: kept on the link for ops, not retried.
+                Attempt::Done
+            }
         }
-    }
+    };
     refresh_user_status(&mut tx, link.user_id).await?;
     tx.commit().await?;
-    Ok(())
+    Ok(attempt)
 }
 
 #[cfg(test)]

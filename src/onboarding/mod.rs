@@ -1,6 +1,7 @@
 //! The use-cases: the only place that combines the store with providers, and where
 //! transactions begin and end.
 
+pub mod jobs;
 pub mod links;
 pub mod users;
 
@@ -11,7 +12,7 @@ use uuid::Uuid;
 
 use crate::domain::FieldError;
 use crate::providers::registry::ProviderRegistry;
-use crate::settings::RoutingSettings;
+use crate::settings::{RoutingSettings, WorkerSettings};
 use crate::store::StoreError;
 
 /// What the use-cases work with.
@@ -20,6 +21,9 @@ pub struct Services {
     pub pool: PgPool,
     pub providers: Arc<ProviderRegistry>,
     pub routing: Arc<RoutingSettings>,
+    pub workers: Arc<WorkerSettings>,
+    /// This instance's name in job claims.
+    pub instance: Arc<str>,
 }
 
 /// Why a use-case did not do what was asked. The HTTP layer turns each into a problem document.

@@ -6,6 +6,7 @@ use serde_json::json;
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use super::jobs::{enqueue_link_job, LinkJob, SUBMIT_LINK, UPDATE_LINK};
 use super::links::{self as link_ops, Source};
 use super::{OnboardingError, Services};
 use crate::domain::merge_patch::{apply_merge_patch, changed_paths};
@@ -70,8 +71,10 @@ pub async fn create(
         }
         Err(e) => return Err(e.into()),
     };
+    let mut job_ids = Vec::with_capacity(providers.len());
     for provider in &providers {
         links::insert_pending(&mut tx, id, provider.as_str()).await?;
+        job_ids.push(submission_job(&mut tx, services, id, *provider).await?);
     }
     let names: Vec<&str> = providers.iter().map(|p| p.as_str()).collect();
     events::insert(
@@ -82,24 +85,33 @@ pub async fn create(
     )
     .await?;
     tx.commit().await?;
-    submit_all(services, id, &user, &providers).await;
+    // The submissions are durable jobs now; try them inline for a fast answer.
+    run_inline(services, &job_ids).await;
     get(pool, id).await
 }
 
-/// Submits to several providers at once; each outcome is recorded on its link.
-async fn submit_all(services: &Services, id: Uuid, user: &CanonicalUser, providers: &[ProviderId]) {
-    let submissions = providers
-        .iter()
-        .map(|provider| link_ops::submit(services, id, user, *provider));
-    for (provider, result) in providers
-        .iter()
-        .zip(futures_util::future::join_all(submissions).await)
-    {
-        if let Err(error) = result {
-            // The user and its pending link are persisted; only the recording failed.
-            tracing::error!(provider = provider.as_str(), %error, "recording a submission failed");
-        }
-    }
+async fn submission_job(
+    tx: &mut sqlx::PgConnection,
+    services: &Services,
+    user_id: Uuid,
+    provider: ProviderId,
+) -> Result<Uuid, OnboardingError> {
+    enqueue_link_job(
+        tx,
+        SUBMIT_LINK,
+        &LinkJob {
+            user_id,
+            provider,
+            fields: Vec::new(),
+        },
+        services.workers.max_attempts,
+    )
+    .await
+}
+
+async fn run_inline(services: &Services, job_ids: &[Uuid]) {
+    crate::onboarding::jobs::run_inline(services, &services.workers, job_ids, &services.instance)
+        .await;
 }
 
 /// Onboards an existing user at one more provider (same requirement checks as a create).
@@ -135,6 +147,7 @@ pub async fn link_provider(
         Err(e) if e.is_unique(links::PRIMARY_KEY) => return Err(OnboardingError::AlreadyLinked),
         Err(e) => return Err(e.into()),
     }
+    let job_id = submission_job(&mut tx, services, id, provider).await?;
     events::insert(
         &mut tx,
         id,
@@ -144,7 +157,7 @@ pub async fn link_provider(
     .await?;
     link_ops::refresh_user_status(&mut tx, id).await?;
     tx.commit().await?;
-    link_ops::submit(services, id, &user, provider).await?;
+    run_inline(services, &[job_id]).await;
     get(pool, id).await
 }
 
@@ -227,7 +240,7 @@ pub async fn patch(
     // Each linked provider takes the changes it can; one it cannot take refuses the patch.
     let current_links = links::for_users(&mut *tx, &[id]).await?;
     let mut refused = Vec::new();
-    let mut outgoing: Vec<(LinkRow, Vec<String>)> = Vec::new();
+    let mut outgoing: Vec<(&LinkRow, Vec<String>)> = Vec::new();
     for link in current_links
         .iter()
         .filter(|l| l.provider_user_id.is_some())
@@ -256,7 +269,7 @@ pub async fn patch(
             }
         }
         if !send.is_empty() {
-            outgoing.push((link.clone(), send));
+            outgoing.push((link, send));
         }
     }
     if !refused.is_empty() {
@@ -280,15 +293,27 @@ pub async fn patch(
         json!({ "source": "api", "fields": changed }),
     )
     .await?;
-    tx.commit().await?;
-    let pushes = outgoing
-        .iter()
-        .map(|(link, fields)| link_ops::push_update(services, link, &updated, fields));
-    for result in futures_util::future::join_all(pushes).await {
-        if let Err(error) = result {
-            tracing::error!(%error, "recording a provider update failed");
-        }
+    // One durable update job per provider, in the same transaction as the change; jobs of one
+    // link run in order, so a later patch never reaches a provider before an earlier one.
+    let mut job_ids = Vec::with_capacity(outgoing.len());
+    for (link, fields) in outgoing {
+        let provider: ProviderId = link.provider.parse().expect("links hold known providers");
+        job_ids.push(
+            enqueue_link_job(
+                &mut tx,
+                UPDATE_LINK,
+                &LinkJob {
+                    user_id: id,
+                    provider,
+                    fields,
+                },
+                services.workers.max_attempts,
+            )
+            .await?,
+        );
     }
+    tx.commit().await?;
+    run_inline(services, &job_ids).await;
     get(pool, id).await
 }
 

@@ -127,6 +127,27 @@ pub trait Connector: Send + Sync + 'static {
         log: &'a CallLog,
     ) -> BoxFuture<'a, Result<ProviderUserState, ProviderError>>;
 
+    /// Looks for the account a create may have made without its answer being recorded (a
+    /// crash, or a timeout after sending). `Ok(None)` means no such account exists and a create
+    /// is safe; `Err(NotSupported)` means the provider offers no lookup, so the link must be
+    /// reviewed by a person rather than risk a second account.
+    fn find_existing<'a>(
+        &'a self,
+        request: CreateRequest<'a>,
+        log: &'a CallLog,
+    ) -> BoxFuture<'a, Result<Option<ProviderUserState>, ProviderError>> {
+        let _ = (request, log);
+        Box::pin(async move {
+            Err(ProviderError::new(
+                super::error::ProviderErrorKind::NotSupported,
+                format!(
+                    "{} offers no lookup of existing accounts",
+                    self.id().as_str()
+                ),
+            ))
+        })
+    }
+
     /// Sends the changed fields (`changed`, JSON paths whose policy is `Send`) of `user` to the
     /// provider. Returns the provider's state when its answer carries one.
     fn update_user<'a>(

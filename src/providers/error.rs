@@ -37,6 +37,10 @@ pub struct ProviderError {
     pub provider_code: Option<String>,
     pub http_status: Option<u16>,
     pub retry_after: Option<Duration>,
+    /// The request may have reached the provider and taken effect although no answer came
+    /// back (a timeout or a connection lost mid-exchange). A create in this state must not be
+    /// blindly repeated: look the account up first.
+    pub outcome_unknown: bool,
 }
 
 impl ProviderError {
@@ -47,6 +51,7 @@ impl ProviderError {
             provider_code: None,
             http_status: None,
             retry_after: None,
+            outcome_unknown: false,
         }
     }
 
@@ -71,6 +76,7 @@ impl ProviderError {
             provider_code,
             http_status: Some(http_status),
             retry_after: None,
+            outcome_unknown: false,
         }
     }
 

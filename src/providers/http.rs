@@ -164,10 +164,15 @@ impl ProviderHttp {
                 } else {
                     "the connection to the provider failed"
                 };
+                // Only a refused connection proves the request never left.
+                let outcome_unknown = !error.is_connect();
                 (
                     None,
                     "unavailable",
-                    Err(ProviderError::new(ProviderErrorKind::Unavailable, message)),
+                    Err(ProviderError {
+                        outcome_unknown,
+                        ..ProviderError::new(ProviderErrorKind::Unavailable, message)
+                    }),
                 )
             }
         };

@@ -2,6 +2,7 @@
 
 pub mod events;
 pub mod idempotency;
+pub mod jobs;
 pub mod links;
 pub mod users;
 

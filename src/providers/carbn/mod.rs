@@ -285,6 +285,15 @@ impl Connector for CarbnConnector {
         ProviderId::Carbn
     }
 
+    /// Carbn has no external id: list its users and match (see `find_existing_user`).
+    fn find_existing<'a>(
+        &'a self,
+        request: CreateRequest<'a>,
+        log: &'a CallLog,
+    ) -> BoxFuture<'a, Result<Option<ProviderUserState>, ProviderError>> {
+        Box::pin(self.find_existing_user(request.user, log))
+    }
+
     /// Carbn's R-update says "all fields are optional, only include [the fields to change]"
     /// (carbn.md §3.4): every field with a Carbn counterpart is updatable, so nothing the
     /// gateway sends is `Refuse`. Fields Carbn has no counterpart for are `Ignore`.

@@ -264,6 +264,15 @@ impl Connector for KillbConnector {
         ProviderId::Killb
     }
 
+    /// KillB searches by `externalId`, which the gateway always sends.
+    fn find_existing<'a>(
+        &'a self,
+        request: CreateRequest<'a>,
+        log: &'a CallLog,
+    ) -> BoxFuture<'a, Result<Option<ProviderUserState>, ProviderError>> {
+        Box::pin(self.find_by_external_id(&request.user.external_id, log))
+    }
+
     fn field_policy(&self, path: &str) -> FieldPolicy {
         field_policy(path)
     }

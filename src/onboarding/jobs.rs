@@ -1,0 +1,194 @@
+//! Running one background job: submissions and updates to providers. The request path runs a
+//! job inline for a fast answer; whatever does not finish there is retried by the workers with
+//! the same code, so there is one way a job is done.
+
+use std::time::Duration;
+
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::links::{self as link_ops, Attempt};
+use super::{OnboardingError, Services};
+use crate::domain::provider::ProviderId;
+use crate::settings::WorkerSettings;
+use crate::store::jobs::{self, JobRow};
+use crate::store::{links, users};
+
+pub const SUBMIT_LINK: &str = "submit_link";
+pub const UPDATE_LINK: &str = "update_link";
+
+/// Payload of `submit_link` and `update_link` jobs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LinkJob {
+    pub user_id: Uuid,
+    pub provider: ProviderId,
+    /// For updates: the changed canonical paths this provider takes. The values sent are the
+    /// user's current ones, so a re-driven older job can never roll a newer value back.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<String>,
+}
+
+/// Jobs of one (user, provider) run in order.
+pub fn queue_key(user_id: Uuid, provider: ProviderId) -> String {
+    format!("link:{user_id}:{}", provider.as_str())
+}
+
+/// Enqueues a job for one link inside the caller's transaction.
+pub async fn enqueue_link_job(
+    tx: &mut sqlx::PgConnection,
+    kind: &str,
+    job: &LinkJob,
+    max_attempts: u32,
+) -> Result<Uuid, OnboardingError> {
+    let payload = serde_json::to_value(job).expect("a link job serialises");
+    Ok(jobs::enqueue(
+        tx,
+        kind,
+        &queue_key(job.user_id, job.provider),
+        payload,
+        max_attempts,
+    )
+    .await?)
+}
+
+/// Exponential backoff with full jitter; a provider's `Retry-After` wins when it is longer.
+pub fn backoff(
+    settings: &WorkerSettings,
+    attempts: i32,
+    retry_after: Option<Duration>,
+) -> Duration {
+    let exponent = attempts.clamp(1, 20) as u32 - 1;
+    let ceiling =
+        Duration::from_millis(settings.retry_base_ms.saturating_mul(1 << exponent.min(16)))
+            .min(Duration::from_secs(settings.retry_max_secs));
+    let jittered = ceiling.mul_f64(rand::rng().random_range(0.5..=1.0));
+    match retry_after {
+        Some(wait) if wait > jittered => wait,
+        _ => jittered,
+    }
+}
+
+async fn attempt(services: &Services, job: &JobRow) -> Result<Attempt, OnboardingError> {
+    let payload: LinkJob = match serde_json::from_value(job.payload.0.clone()) {
+        Ok(p) => p,
+        Err(e) => return Ok(Attempt::NeedsReview(format!("unreadable job payload: {e}"))),
+    };
+    let Some(user) = users::get(&services.pool, payload.user_id).await? else {
+        return Ok(Attempt::Done); // the user is gone
+    };
+    match job.kind.as_str() {
+        SUBMIT_LINK => {
+            link_ops::submit(
+                services,
+                payload.user_id,
+                &user.profile.0,
+                payload.provider,
+                job.outcome_unknown,
+            )
+            .await
+        }
+        UPDATE_LINK => {
+            let link = links::for_users(&services.pool, &[payload.user_id])
+                .await?
+                .into_iter()
+                .find(|l| l.provider == payload.provider.as_str());
+            match link {
+                Some(link) if link.provider_user_id.is_some() => {
+                    link_ops::push_update(services, &link, &user.profile.0, &payload.fields).await
+                }
+                // Never submitted: the pending submission will send the current data.
+                _ => Ok(Attempt::Done),
+            }
+        }
+        other => Ok(Attempt::NeedsReview(format!("unknown job kind `{other}`"))),
+    }
+}
+
+/// Runs a claimed job and settles it: done, retried later, or failed for ops to re-drive.
+pub async fn run(services: &Services, settings: &WorkerSettings, job: JobRow) {
+    let span = tracing::info_span!("job", id = %job.id, kind = %job.kind, attempt = job.attempts);
+    let _enter = span.enter();
+    let outcome = attempt(services, &job).await;
+    let pool = &services.pool;
+    let settled = match outcome {
+        Ok(Attempt::Done) => jobs::succeed(pool, job.id).await,
+        Ok(Attempt::NeedsReview(reason)) => {
+            crate::telemetry::record_job_failure(&job.kind, "needs_review");
+            jobs::fail(pool, job.id, &reason).await
+        }
+        Ok(Attempt::Retry(error)) if job.attempts >= job.max_attempts => {
+            tracing::warn!(kind = ?error.kind, "job out of attempts");
+            crate::telemetry::record_job_failure(&job.kind, "exhausted");
+            jobs::fail(
+                pool,
+                job.id,
+                &format!("{}: {}", error.code(), error.message),
+            )
+            .await
+        }
+        Ok(Attempt::Retry(error)) => {
+            let delay = backoff(settings, job.attempts, error.retry_after);
+            jobs::retry_later(
+                pool,
+                job.id,
+                delay,
+                &format!("{}: {}", error.code(), error.message),
+                job.outcome_unknown || error.outcome_unknown,
+            )
+            .await
+        }
+        Err(error) => {
+            // Our own storage failed mid-job: try again soon (the lease also protects us).
+            tracing::error!(%error, "job failed on the gateway side");
+            let delay = backoff(settings, job.attempts, None);
+            jobs::retry_later(pool, job.id, delay, "gateway storage error", true).await
+        }
+    };
+    if let Err(error) = settled {
+        tracing::error!(%error, "could not settle job; its lease will expire and it will rerun");
+    }
+}
+
+/// The request path's inline attempt at jobs it just enqueued; one that cannot be claimed
+/// (an older job of the same link is unfinished) is left to the workers.
+pub async fn run_inline(
+    services: &Services,
+    settings: &WorkerSettings,
+    ids: &[Uuid],
+    worker: &str,
+) {
+    let lease = Duration::from_secs(settings.lease_secs);
+    let runs = ids.iter().map(|id| async move {
+        match jobs::claim_one(&services.pool, *id, worker, lease).await {
+            Ok(Some(job)) => run(services, settings, job).await,
+            Ok(None) => {}
+            Err(error) => tracing::warn!(%error, "inline claim failed; a worker will run the job"),
+        }
+    });
+    futures_util::future::join_all(runs).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_caps_and_honours_retry_after() {
+        let settings = WorkerSettings {
+            retry_base_ms: 1000,
+            retry_max_secs: 60,
+            ..WorkerSettings::default()
+        };
+        let first = backoff(&settings, 1, None);
+        assert!(first >= Duration::from_millis(500) && first <= Duration::from_secs(1));
+        let fifth = backoff(&settings, 5, None);
+        assert!(fifth >= Duration::from_secs(8) && fifth <= Duration::from_secs(16));
+        let capped = backoff(&settings, 30, None);
+        assert!(capped <= Duration::from_secs(60));
+        assert_eq!(
+            backoff(&settings, 1, Some(Duration::from_secs(30))),
+            Duration::from_secs(30)
+        );
+    }
+}

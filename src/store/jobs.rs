@@ -1,0 +1,235 @@
+//! The `jobs` table as a queue: jobs are written in the same transaction as the state change
+//! that needs them, claimed with `FOR UPDATE SKIP LOCKED` under a lease, and kept in order per
+//! `queue_key` (a job never starts while an older job of the same key is unfinished).
+
+use std::time::Duration;
+
+use sqlx::types::Json;
+use sqlx::{PgConnection, PgExecutor, PgPool};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::StoreError;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct JobRow {
+    pub id: Uuid,
+    pub kind: String,
+    pub queue_key: Option<String>,
+    pub payload: Json<serde_json::Value>,
+    pub state: String,
+    pub attempts: i32,
+    pub max_attempts: i32,
+    pub run_at: OffsetDateTime,
+    pub locked_until: Option<OffsetDateTime>,
+    pub last_error: Option<String>,
+    pub outcome_unknown: bool,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
+macro_rules! job_columns {
+    () => {
+        "id, kind, queue_key, payload, state, attempts, max_attempts, run_at, locked_until,
+         last_error, outcome_unknown, created_at, updated_at"
+    };
+}
+
+pub async fn enqueue(
+    conn: &mut PgConnection,
+    kind: &str,
+    queue_key: &str,
+    payload: serde_json::Value,
+    max_attempts: u32,
+) -> Result<Uuid, StoreError> {
+    let id = Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO jobs (id, kind, queue_key, payload, max_attempts) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(id)
+    .bind(kind)
+    .bind(queue_key)
+    .bind(Json(payload))
+    .bind(max_attempts as i32)
+    .execute(conn)
+    .await
+    .map_err(StoreError::from_sqlx)?;
+    Ok(id)
+}
+
+/// Claims one specific queued job (the request path's inline attempt), unless an older job of
+/// the same key is unfinished or someone else holds it.
+pub async fn claim_one(
+    pool: &PgPool,
+    id: Uuid,
+    worker: &str,
+    lease: Duration,
+) -> Result<Option<JobRow>, StoreError> {
+    sqlx::query_as::<_, JobRow>(concat!(
+        "UPDATE jobs j SET state = 'running', locked_by = $2,
+                locked_until = now() + make_interval(secs => $3), attempts = attempts + 1,
+                updated_at = now()
+          WHERE j.id = $1 AND j.state = 'queued'
+            AND NOT EXISTS (SELECT 1 FROM jobs e
+                             WHERE e.queue_key = j.queue_key AND e.state IN ('queued', 'running')
+                               AND e.id < j.id)
+      RETURNING ",
+        job_columns!()
+    ))
+    .bind(id)
+    .bind(worker)
+    .bind(lease.as_secs_f64())
+    .fetch_optional(pool)
+    .await
+    .map_err(StoreError::from_sqlx)
+}
+
+/// Claims up to `limit` due jobs: queued ones whose time has come, and running ones whose lease
+/// expired (their worker died: the outcome of that attempt is unknown). Older jobs of the same
+/// key go first; `SKIP LOCKED` lets many workers and instances share the queue.
+pub async fn claim_due(
+    pool: &PgPool,
+    worker: &str,
+    lease: Duration,
+    limit: i64,
+) -> Result<Vec<JobRow>, StoreError> {
+    sqlx::query_as::<_, JobRow>(concat!(
+        "UPDATE jobs j SET state = 'running', locked_by = $1,
+                locked_until = now() + make_interval(secs => $2), attempts = j.attempts + 1,
+                outcome_unknown = j.outcome_unknown OR j.state = 'running',
+                updated_at = now()
+          WHERE j.id IN (
+                SELECT c.id FROM jobs c
+                 WHERE ((c.state = 'queued' AND c.run_at <= now())
+                        OR (c.state = 'running' AND c.locked_until < now()))
+                   AND NOT EXISTS (SELECT 1 FROM jobs e
+                                    WHERE e.queue_key = c.queue_key
+                                      AND e.state IN ('queued', 'running') AND e.id < c.id)
+                 ORDER BY c.run_at
+                 LIMIT $3
+                 FOR UPDATE SKIP LOCKED)
+      RETURNING ",
+        job_columns!()
+    ))
+    .bind(worker)
+    .bind(lease.as_secs_f64())
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+    .map_err(StoreError::from_sqlx)
+}
+
+pub async fn succeed(pool: &PgPool, id: Uuid) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE jobs SET state = 'succeeded', locked_by = NULL, locked_until = NULL,
+                last_error = NULL, updated_at = now()
+          WHERE id = $1",
+    )
+    .bind(id)
+    .execute(pool)
+    .await
+    .map_err(StoreError::from_sqlx)?;
+    Ok(())
+}
+
+/// Puts a job back in the queue to run after `delay`.
+pub async fn retry_later(
+    pool: &PgPool,
+    id: Uuid,
+    delay: Duration,
+    error: &str,
+    outcome_unknown: bool,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE jobs SET state = 'queued', locked_by = NULL, locked_until = NULL,
+                run_at = now() + make_interval(secs => $2), last_error = $3,
+                outcome_unknown = $4, updated_at = now()
+          WHERE id = $1",
+    )
+    .bind(id)
+    .bind(delay.as_secs_f64())
+    .bind(error)
+    .bind(outcome_unknown)
+    .execute(pool)
+    .await
+    .map_err(StoreError::from_sqlx)?;
+    Ok(())
+}
+
+/// Gives up on a job: it stays visible for ops (`GET /v1/jobs?state=failed`) to re-drive.
+pub async fn fail(pool: &PgPool, id: Uuid, error: &str) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE jobs SET state = 'failed', locked_by = NULL, locked_until = NULL,
+                last_error = $2, updated_at = now()
+          WHERE id = $1",
+    )
+    .bind(id)
+    .bind(error)
+    .execute(pool)
+    .await
+    .map_err(StoreError::from_sqlx)?;
+    Ok(())
+}
+
+/// Re-drives a failed job: queued now, with a fresh attempt budget.
+pub async fn redrive(pool: &PgPool, id: Uuid) -> Result<Option<JobRow>, StoreError> {
+    sqlx::query_as::<_, JobRow>(concat!(
+        "UPDATE jobs SET state = 'queued', attempts = 0, run_at = now(), updated_at = now()
+          WHERE id = $1 AND state = 'failed'
+      RETURNING ",
+        job_columns!()
+    ))
+    .bind(id)
+    .fetch_optional(pool)
+    .await
+    .map_err(StoreError::from_sqlx)
+}
+
+pub async fn get<'e>(db: impl PgExecutor<'e>, id: Uuid) -> Result<Option<JobRow>, StoreError> {
+    sqlx::query_as::<_, JobRow>(concat!(
+        "SELECT ",
+        job_columns!(),
+        " FROM jobs WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(db)
+    .await
+    .map_err(StoreError::from_sqlx)
+}
+
+/// A page of jobs, newest first, optionally of one state and kind.
+pub async fn list<'e>(
+    db: impl PgExecutor<'e>,
+    state: Option<&str>,
+    kind: Option<&str>,
+    before: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<JobRow>, StoreError> {
+    sqlx::query_as::<_, JobRow>(concat!(
+        "SELECT ",
+        job_columns!(),
+        " FROM jobs
+          WHERE ($1::text IS NULL OR state = $1) AND ($2::text IS NULL OR kind = $2)
+            AND ($3::uuid IS NULL OR id < $3)
+          ORDER BY id DESC LIMIT $4"
+    ))
+    .bind(state)
+    .bind(kind)
+    .bind(before)
+    .bind(limit)
+    .fetch_all(db)
+    .await
+    .map_err(StoreError::from_sqlx)
+}
+
+/// Queue depth and the age of the oldest due job, by kind (for metrics).
+pub async fn depth_by_kind(pool: &PgPool) -> Result<Vec<(String, i64, f64)>, StoreError> {
+    sqlx::query_as::<_, (String, i64, f64)>(
+        "SELECT kind, count(*),
+                COALESCE(EXTRACT(EPOCH FROM now() - min(run_at))::float8, 0)
+           FROM jobs WHERE state IN ('queued', 'running') GROUP BY kind",
+    )
+    .fetch_all(pool)
+    .await
+    .map_err(StoreError::from_sqlx)
+}
