@@ -28,6 +28,18 @@ pub struct Application {
     shutdown_grace: Duration,
 }
 
+pub struct CrashHandle {
+    server: actix_web::dev::ServerHandle,
+    workers: tokio::task::AbortHandle,
+}
+
+impl CrashHandle {
+    pub async fn crash(self) {
+        self.workers.abort();
+        self.server.stop(false).await;
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
     #[error("cannot listen on {address}: {source}")]
@@ -122,11 +134,13 @@ impl Application {
         result
     }
 
-    /// Stops this instance at once, as a crash would: no draining, jobs in flight keep their
-    /// leases (tests of crash recovery).
-    pub async fn abort(self) {
-        self.server.handle().stop(false).await;
-        self.workers.abort();
+    /// A handle that stops this instance at once, as a crash would: no draining, and jobs in
+    /// flight are dropped with their leases held (for crash-recovery tests).
+    pub fn crash_handle(&self) -> CrashHandle {
+        CrashHandle {
+            server: self.server.handle(),
+            workers: self.workers.abort_handle(),
+        }
     }
 }
 

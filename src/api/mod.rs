@@ -4,6 +4,7 @@
 pub mod body;
 pub mod health;
 pub mod idempotency;
+pub mod jobs;
 pub mod openapi;
 pub mod problem;
 pub mod providers;
@@ -78,6 +79,16 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         web::resource("/v1/users/{id}/requirements")
             .route(web::get().to(providers::user_requirements))
             .default_service(web::to(method_not_allowed("GET"))),
+    )
+    .service(
+        web::resource("/v1/jobs")
+            .route(web::get().to(jobs::list_jobs))
+            .default_service(web::to(method_not_allowed("GET"))),
+    )
+    .service(
+        web::resource("/v1/jobs/{id}/retry")
+            .route(web::post().to(jobs::retry_job))
+            .default_service(web::to(method_not_allowed("POST"))),
     )
     .service(
         web::resource("/v1/providers")

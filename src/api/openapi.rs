@@ -6,7 +6,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
-use super::{health, problem, providers, resources, users};
+use super::{health, jobs, problem, providers, resources, users};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -30,6 +30,8 @@ Authentication: `Authorization: Bearer <api key>`; scopes `users:read`, `users:w
         users::sync_user,
         providers::user_requirements,
         providers::list_providers,
+        jobs::list_jobs,
+        jobs::retry_job,
         health::live,
         health::ready,
         health::metrics,
@@ -48,12 +50,14 @@ Authentication: `Authorization: Bearer <api key>`; scopes `users:read`, `users:w
         providers::ProviderList,
         providers::ProviderRequirements,
         providers::RequirementsList,
+        jobs::JobResource,
+        jobs::JobList,
     )),
     modifiers(&SecurityAddon),
     tags(
         (name = "users", description = "The canonical user and its provider links"),
         (name = "providers", description = "Configured providers, their state, routing and requirements"),
-        (name = "operations", description = "Health, readiness and metrics"),
+        (name = "operations", description = "Health, readiness, metrics and the background job queue"),
     )
 )]
 pub struct ApiDoc;

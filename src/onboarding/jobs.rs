@@ -34,7 +34,10 @@ pub fn queue_key(user_id: Uuid, provider: ProviderId) -> String {
     format!("link:{user_id}:{}", provider.as_str())
 }
 
-/// Enqueues a job for one link inside the caller's transaction.
+/// How long workers leave a freshly enqueued job to the request that will run it inline.
+const INLINE_GRACE: Duration = Duration::from_secs(5);
+
+/// Enqueues a job for one link inside the caller's transaction, for the caller to run inline.
 pub async fn enqueue_link_job(
     tx: &mut sqlx::PgConnection,
     kind: &str,
@@ -48,6 +51,7 @@ pub async fn enqueue_link_job(
         &queue_key(job.user_id, job.provider),
         payload,
         max_attempts,
+        INLINE_GRACE,
     )
     .await?)
 }

@@ -35,22 +35,28 @@ macro_rules! job_columns {
     };
 }
 
+/// Enqueues a job due after `delay`. The request path passes a short delay for jobs it runs
+/// inline right after committing, so workers do not race it for them; should the process die
+/// before its inline attempt, a worker takes the job once the delay has passed.
 pub async fn enqueue(
     conn: &mut PgConnection,
     kind: &str,
     queue_key: &str,
     payload: serde_json::Value,
     max_attempts: u32,
+    delay: Duration,
 ) -> Result<Uuid, StoreError> {
     let id = Uuid::now_v7();
     sqlx::query(
-        "INSERT INTO jobs (id, kind, queue_key, payload, max_attempts) VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO jobs (id, kind, queue_key, payload, max_attempts, run_at)
+         VALUES ($1, $2, $3, $4, $5, now() + make_interval(secs => $6))",
     )
     .bind(id)
     .bind(kind)
     .bind(queue_key)
     .bind(Json(payload))
     .bind(max_attempts as i32)
+    .bind(delay.as_secs_f64())
     .execute(conn)
     .await
     .map_err(StoreError::from_sqlx)?;
@@ -171,10 +177,13 @@ pub async fn fail(pool: &PgPool, id: Uuid, error: &str) -> Result<(), StoreError
     Ok(())
 }
 
-/// Re-drives a failed job: queued now, with a fresh attempt budget.
+/// Re-drives a failed job: queued now, with a fresh attempt budget. Re-driving is an
+/// operator's statement that the earlier outcome was checked, so the next attempt creates
+/// rather than looking for an account first.
 pub async fn redrive(pool: &PgPool, id: Uuid) -> Result<Option<JobRow>, StoreError> {
     sqlx::query_as::<_, JobRow>(concat!(
-        "UPDATE jobs SET state = 'queued', attempts = 0, run_at = now(), updated_at = now()
+        "UPDATE jobs SET state = 'queued', attempts = 0, run_at = now(), outcome_unknown = false,
+                updated_at = now()
           WHERE id = $1 AND state = 'failed'
       RETURNING ",
         job_columns!()

@@ -35,8 +35,8 @@ impl Workers {
     }
 
     /// Kills the loop and its in-flight jobs without settling them (a simulated crash).
-    pub fn abort(self) {
-        self.task.abort();
+    pub fn abort_handle(&self) -> tokio::task::AbortHandle {
+        self.task.abort_handle()
     }
 
     /// Stops claiming jobs and waits (up to `grace`) for the ones in flight. A job still
