@@ -53,6 +53,8 @@ pub enum StartupError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("provider simulators: {0}")]
     Simulator(std::io::Error),
+    #[error("outbound HTTP client: {0}")]
+    HttpClient(String),
 }
 
 impl Application {
@@ -92,6 +94,12 @@ impl Application {
             routing: Arc::new(settings.routing.clone()),
             workers: Arc::new(settings.workers.clone()),
             instance: Arc::from(crate::workers::instance_name()),
+            subscribers: Arc::new(settings.notifications.subscribers.clone()),
+            http: reqwest::Client::builder()
+                .connect_timeout(Duration::from_millis(settings.outbound.connect_timeout_ms))
+                .timeout(Duration::from_millis(settings.outbound.timeout_ms))
+                .build()
+                .map_err(|e| StartupError::HttpClient(e.to_string()))?,
         };
         let workers = Workers::start(
             services.clone(),

@@ -74,6 +74,9 @@ pub fn backoff(
 }
 
 async fn attempt(services: &Services, job: &JobRow) -> Result<Attempt, OnboardingError> {
+    if job.kind == super::notify::NOTIFY {
+        return super::notify::deliver(services, &job.payload.0).await;
+    }
     let payload: LinkJob = match serde_json::from_value(job.payload.0.clone()) {
         Ok(p) => p,
         Err(e) => return Ok(Attempt::NeedsReview(format!("unreadable job payload: {e}"))),

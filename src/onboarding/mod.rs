@@ -3,6 +3,7 @@
 
 pub mod jobs;
 pub mod links;
+pub mod notify;
 pub mod users;
 
 use std::sync::Arc;
@@ -12,7 +13,7 @@ use uuid::Uuid;
 
 use crate::domain::FieldError;
 use crate::providers::registry::ProviderRegistry;
-use crate::settings::{RoutingSettings, WorkerSettings};
+use crate::settings::{RoutingSettings, SubscriberSettings, WorkerSettings};
 use crate::store::StoreError;
 
 /// What the use-cases work with.
@@ -24,6 +25,10 @@ pub struct Services {
     pub workers: Arc<WorkerSettings>,
     /// This instance's name in job claims.
     pub instance: Arc<str>,
+    /// Notification subscribers (`[[notifications.subscribers]]`).
+    pub subscribers: Arc<Vec<SubscriberSettings>>,
+    /// Outbound client for notifications.
+    pub http: reqwest::Client,
 }
 
 /// Why a use-case did not do what was asked. The HTTP layer turns each into a problem document.

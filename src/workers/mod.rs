@@ -80,6 +80,11 @@ async fn run_loop(
                 Err(error) => tracing::warn!(%error, "could not claim jobs"),
             }
         }
+        if !services.subscribers.is_empty() {
+            if let Err(error) = crate::onboarding::notify::dispatch(&services).await {
+                tracing::warn!(%error, "notification dispatch failed; will retry");
+            }
+        }
         if last_metrics.elapsed() >= Duration::from_secs(5) {
             last_metrics = tokio::time::Instant::now();
             if let Ok(depths) = jobs::depth_by_kind(&services.pool).await {
