@@ -173,6 +173,10 @@ fn serve(
 ) -> Result<Server, StartupError> {
     let state = web::Data::new(AppState {
         api_keys: ApiKeyRegistry::new(&settings.auth.api_keys),
+        rate_limiter: Arc::new(api::rate_limit::RateLimiter::new(
+            settings.rate_limit.per_key_per_second,
+            settings.rate_limit.burst,
+        )),
         services,
         pool,
         settings: settings.clone(),

@@ -33,6 +33,8 @@ pub struct Settings {
     #[serde(default)]
     pub outbound: OutboundSettings,
     #[serde(default)]
+    pub rate_limit: RateLimitSettings,
+    #[serde(default)]
     pub routing: RoutingSettings,
     #[serde(default)]
     pub workers: WorkerSettings,
@@ -181,6 +183,32 @@ pub struct CarbnSettings {
 
 fn enabled_by_default() -> bool {
     true
+}
+
+/// Per-API-key request limits (token bucket per key and instance); 0 disables.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitSettings {
+    #[serde(default = "default_rate_per_second")]
+    pub per_key_per_second: u32,
+    #[serde(default = "default_rate_burst")]
+    pub burst: u32,
+}
+
+impl Default for RateLimitSettings {
+    fn default() -> Self {
+        Self {
+            per_key_per_second: default_rate_per_second(),
+            burst: default_rate_burst(),
+        }
+    }
+}
+
+fn default_rate_per_second() -> u32 {
+    200
+}
+fn default_rate_burst() -> u32 {
+    400
 }
 
 /// Timeouts for calls to providers.

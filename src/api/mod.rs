@@ -8,6 +8,7 @@ pub mod jobs;
 pub mod openapi;
 pub mod problem;
 pub mod providers;
+pub mod rate_limit;
 pub mod request_id;
 pub mod resources;
 pub mod users;
@@ -26,6 +27,7 @@ use problem::Problem;
 #[derive(Clone)]
 pub struct AppState {
     pub pool: PgPool,
+    pub rate_limiter: Arc<rate_limit::RateLimiter>,
     pub services: crate::onboarding::Services,
     pub api_keys: ApiKeyRegistry,
     pub settings: Arc<Settings>,
@@ -37,7 +39,19 @@ pub fn authorize(req: &HttpRequest, state: &AppState, scope: Scope) -> Result<Pr
         .headers()
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    Ok(state.api_keys.authorize(header, scope)?)
+    let principal = state.api_keys.authorize(header, scope)?;
+    if let Err(wait) = state.rate_limiter.check(&principal.name) {
+        return Err(Problem {
+            retry_after_secs: Some(wait.as_secs().max(1)),
+            ..Problem::new(
+                actix_web::http::StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "Too many requests for this API key",
+            )
+            .detail("slow down and retry after the number of seconds in Retry-After")
+        });
+    }
+    Ok(principal)
 }
 
 /// A resource's answer to a method it does not have: 405 with `Allow`.

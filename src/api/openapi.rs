@@ -18,7 +18,9 @@ Conventions: JSON with snake_case fields, RFC 3339 UTC timestamps, ISO dates, IS
 parentheses accepted on input). Unknown fields are rejected. Every response carries `x-request-id` (echoed when \
 the caller sends a safe one). Errors are RFC 9457 problem documents (`application/problem+json`) with a stable \
 `code`, the `request_id`, and `errors[]` naming each offending field by its JSON path.\n\n\
-Authentication: `Authorization: Bearer <api key>`; scopes `users:read`, `users:write`, `ops`."
+Authentication: `Authorization: Bearer <api key>`; scopes `users:read`, `users:write`, `ops`. \
+Each key is rate limited (`[rate_limit]`, token bucket per key): over the limit, any authenticated endpoint answers \
+`429 rate_limited` with `Retry-After`."
     ),
     paths(
         users::create_user,

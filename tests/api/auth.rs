@@ -82,3 +82,37 @@ async fn health_docs_and_metrics_need_no_key() {
         assert_eq!(response.status(), 200, "{path}");
     }
 }
+
+#[tokio::test]
+async fn each_key_is_rate_limited_with_retry_after() {
+    let db = TestDatabase::create().await;
+    let app = spawn_app_with(db, |s| {
+        s.rate_limit.per_key_per_second = 1;
+        s.rate_limit.burst = 3;
+    })
+    .await;
+    for _ in 0..3 {
+        assert_eq!(app.get("/v1/users").await.status(), 200);
+    }
+    let limited = app.get("/v1/users").await;
+    assert_eq!(limited.headers()["retry-after"], "1");
+    assert_problem(limited, 429, "rate_limited").await;
+    // Another key has its own budget; health checks are never limited.
+    let other = app
+        .client
+        .get(app.url("/v1/users"))
+        .bearer_auth(READ_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 200);
+    assert_eq!(
+        app.client
+            .get(app.url("/health/ready"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+}
