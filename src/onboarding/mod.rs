@@ -3,6 +3,7 @@
 
 pub mod jobs;
 pub mod links;
+pub mod reconcile;
 pub mod users;
 
 use std::sync::Arc;

@@ -4,6 +4,7 @@ pub mod events;
 pub mod idempotency;
 pub mod jobs;
 pub mod links;
+pub mod reconciliation;
 pub mod users;
 
 use std::time::Duration;
