@@ -9,6 +9,7 @@ mod idempotency;
 mod malformed;
 mod openapi;
 mod providers_e2e;
+mod reconciliation;
 mod reliability;
 mod users_create;
 mod users_list;
