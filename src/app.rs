@@ -15,6 +15,7 @@ use crate::auth::ApiKeyRegistry;
 use crate::onboarding::Services;
 use crate::providers::registry::ProviderRegistry;
 use crate::settings::Settings;
+use crate::workers::reconciler::Reconciler;
 use crate::workers::Workers;
 
 /// A bound, not yet running gateway. Binding first lets tests ask for port 0.
@@ -25,17 +26,23 @@ pub struct Application {
     /// The in-process provider simulators, when `simulator.enabled`.
     simulator: Option<crate::sim::SimHandle>,
     workers: Workers,
+    /// The reconciliation poller (`None` when `workers.reconcile_interval_secs` is 0).
+    reconciler: Option<Reconciler>,
     shutdown_grace: Duration,
 }
 
 pub struct CrashHandle {
     server: actix_web::dev::ServerHandle,
     workers: tokio::task::AbortHandle,
+    reconciler: Option<tokio::task::AbortHandle>,
 }
 
 impl CrashHandle {
     pub async fn crash(self) {
         self.workers.abort();
+        if let Some(reconciler) = &self.reconciler {
+            reconciler.abort();
+        }
         self.server.stop(false).await;
     }
 }
@@ -106,6 +113,11 @@ impl Application {
             settings.workers.clone(),
             services.instance.to_string(),
         );
+        let reconciler = Reconciler::start(
+            services.clone(),
+            settings.reconciliation.clone(),
+            settings.workers.reconcile_interval_secs,
+        );
         let shutdown_grace = Duration::from_secs(settings.server.shutdown_timeout_secs);
         let server = serve(listener, pool.clone(), services, Arc::new(settings))?;
         Ok(Self {
@@ -114,6 +126,7 @@ impl Application {
             pool,
             simulator,
             workers,
+            reconciler,
             shutdown_grace,
         })
     }
@@ -135,7 +148,12 @@ impl Application {
     /// (no new job is taken; the ones in flight finish or are released by their lease).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
-        self.workers.shutdown(self.shutdown_grace).await;
+        let reconciler = async {
+            if let Some(reconciler) = self.reconciler {
+                reconciler.shutdown(self.shutdown_grace).await;
+            }
+        };
+        tokio::join!(self.workers.shutdown(self.shutdown_grace), reconciler);
         if let Some(simulator) = &self.simulator {
             simulator.stop().await;
         }
@@ -148,6 +166,7 @@ impl Application {
         CrashHandle {
             server: self.server.handle(),
             workers: self.workers.abort_handle(),
+            reconciler: self.reconciler.as_ref().map(Reconciler::abort_handle),
         }
     }
 }

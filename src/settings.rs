@@ -39,6 +39,8 @@ pub struct Settings {
     #[serde(default)]
     pub workers: WorkerSettings,
     #[serde(default)]
+    pub reconciliation: ReconciliationSettings,
+    #[serde(default)]
     pub notifications: NotificationSettings,
     /// The deployment environment (`GATEWAY_ENV`), not read from files.
     #[serde(skip)]
@@ -313,6 +315,42 @@ fn default_max_attempts() -> u32 {
     8
 }
 
+/// Reconciliation passes (the poller's interval is `workers.reconcile_interval_secs`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReconciliationSettings {
+    /// A submitted link not synced for this long is `stale`, and a pass refreshes it even when
+    /// its status is final (so a provider that reverses a final decision shows as drift).
+    #[serde(default = "default_stale_after")]
+    pub stale_after_secs: u64,
+    /// Links read from the database per page of a pass.
+    #[serde(default = "default_reconcile_batch")]
+    pub batch_size: u32,
+    /// Provider reads in flight at once during a pass.
+    #[serde(default = "default_reconcile_concurrency")]
+    pub concurrency: usize,
+}
+
+impl Default for ReconciliationSettings {
+    fn default() -> Self {
+        Self {
+            stale_after_secs: default_stale_after(),
+            batch_size: default_reconcile_batch(),
+            concurrency: default_reconcile_concurrency(),
+        }
+    }
+}
+
+fn default_stale_after() -> u64 {
+    900
+}
+fn default_reconcile_batch() -> u32 {
+    200
+}
+fn default_reconcile_concurrency() -> usize {
+    8
+}
+
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct NotificationSettings {
@@ -528,6 +566,12 @@ impl Settings {
         if self.workers.concurrency == 0 || self.workers.lease_secs == 0 {
             return Err(ConfigError(
                 "workers.concurrency and workers.lease_secs: must be at least 1".into(),
+            ));
+        }
+        if self.reconciliation.batch_size == 0 || self.reconciliation.concurrency == 0 {
+            return Err(ConfigError(
+                "reconciliation.batch_size and reconciliation.concurrency: must be at least 1"
+                    .into(),
             ));
         }
         if self.workers.max_attempts == 0 {

@@ -93,3 +93,9 @@ pub fn record_job_depth(kind: &str, depth: i64, oldest_age_secs: f64) {
     metrics::gauge!("gateway_job_oldest_age_seconds", "kind" => kind.to_owned())
         .set(oldest_age_secs);
 }
+
+/// Links of each drift-report kind (`status_drift`, `missing_at_provider`, `stale`,
+/// `submission_failed`, `needs_review`, `failed_jobs`), as of the last pass or report.
+pub fn record_reconciliation_drift(kind: &str, count: i64) {
+    metrics::gauge!("gateway_reconciliation_drift", "kind" => kind.to_owned()).set(count as f64);
+}

@@ -9,6 +9,7 @@ pub mod openapi;
 pub mod problem;
 pub mod providers;
 pub mod rate_limit;
+pub mod reconciliation;
 pub mod request_id;
 pub mod resources;
 pub mod users;
@@ -102,6 +103,16 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .service(
         web::resource("/v1/jobs/{id}/retry")
             .route(web::post().to(jobs::retry_job))
+            .default_service(web::to(method_not_allowed("POST"))),
+    )
+    .service(
+        web::resource("/v1/reconciliation")
+            .route(web::get().to(reconciliation::get_report))
+            .default_service(web::to(method_not_allowed("GET"))),
+    )
+    .service(
+        web::resource("/v1/reconciliation/runs")
+            .route(web::post().to(reconciliation::run_now))
             .default_service(web::to(method_not_allowed("POST"))),
     )
     .service(

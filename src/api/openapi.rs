@@ -6,7 +6,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
-use super::{health, jobs, problem, providers, resources, users};
+use super::{health, jobs, problem, providers, reconciliation, resources, users};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -34,6 +34,8 @@ Each key is rate limited (`[rate_limit]`, token bucket per key): over the limit,
         providers::list_providers,
         jobs::list_jobs,
         jobs::retry_job,
+        reconciliation::get_report,
+        reconciliation::run_now,
         health::live,
         health::ready,
         health::metrics,
@@ -54,12 +56,19 @@ Each key is rate limited (`[rate_limit]`, token bucket per key): over the limit,
         providers::RequirementsList,
         jobs::JobResource,
         jobs::JobList,
+        reconciliation::ReconciliationReport,
+        reconciliation::ReconciliationSection,
+        reconciliation::ReconciliationLink,
+        reconciliation::FailedJobsSection,
+        crate::onboarding::reconcile::ReconciliationRun,
+        crate::onboarding::reconcile::ReconciliationSummary,
+        crate::onboarding::reconcile::StatusChange,
     )),
     modifiers(&SecurityAddon),
     tags(
         (name = "users", description = "The canonical user and its provider links"),
         (name = "providers", description = "Configured providers, their state, routing and requirements"),
-        (name = "operations", description = "Health, readiness, metrics and the background job queue"),
+        (name = "operations", description = "Health, readiness, metrics, the background job queue and reconciliation"),
     )
 )]
 pub struct ApiDoc;

@@ -159,6 +159,14 @@ async fn apply_state(
         }
     }
     links::apply_update(tx, link.user_id, &link.provider, &update).await?;
+    // Reconciliation: what the provider's answer maps to, even when the transition was refused.
+    crate::store::reconciliation::set_provider_mapped_status(
+        tx,
+        link.user_id,
+        &link.provider,
+        state.status.map(|s| s.as_str()),
+    )
+    .await?;
     Ok(())
 }
 
@@ -365,24 +373,137 @@ pub async fn sync(
     link: &LinkRow,
     source: Source,
 ) -> Result<(), OnboardingError> {
+    sync_outcome(services, link, source).await.map(|_| ())
+}
+
+/// What one sync found (for reconciliation's summary).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SyncOutcome {
+    /// Not addressable (no provider id, provider not configured) or the link is gone.
+    Skipped,
+    /// The provider answered; its state was recorded. `from` and `to` are our status before and
+    /// after; `provider_says` what the provider's answer maps to (`None`: an unknown raw status).
+    Applied {
+        from: String,
+        to: String,
+        provider_says: Option<String>,
+    },
+    /// The provider does not know the submitted account: the link is flagged for review with
+    /// `last_error.code = missing_at_provider`.
+    Missing,
+    /// The call failed; the error is kept on the link (`code` as in `last_error.code`).
+    Failed { code: &'static str },
+}
+
+/// `last_error.code` of a link whose account the provider no longer knows.
+pub const MISSING_AT_PROVIDER: &str = "missing_at_provider";
+
+/// [`sync`], telling what it found.
+pub async fn sync_outcome(
+    services: &Services,
+    link: &LinkRow,
+    source: Source,
+) -> Result<SyncOutcome, OnboardingError> {
     let Some((connector, link_ref)) = addressable(services, link) else {
-        return Ok(());
+        return Ok(SyncOutcome::Skipped);
     };
     let log = CallLog::new();
     let result = connector.get_user(link_ref, &log).await;
     let mut tx = services.pool.begin().await?;
     let Some(current) = links::get_for_update(&mut tx, link.user_id, &link.provider).await? else {
-        return Ok(());
+        return Ok(SyncOutcome::Skipped);
     };
     record_calls(&mut tx, link.user_id, &log).await?;
-    match result {
-        Ok(state) => apply_state(&mut tx, &current, &state, source, false).await?,
+    let was_missing = current
+        .last_error
+        .as_ref()
+        .and_then(|e| e.0.get("code"))
+        .and_then(|c| c.as_str())
+        == Some(MISSING_AT_PROVIDER);
+    let outcome = match result {
+        Ok(state) => {
+            apply_state(&mut tx, &current, &state, source, false).await?;
+            if was_missing {
+                // The account is back: lift the flag (an unknown status keeps its own).
+                links::apply_update(
+                    &mut tx,
+                    link.user_id,
+                    &link.provider,
+                    &LinkUpdate {
+                        needs_review: Some(state.status.is_none()),
+                        ..LinkUpdate::default()
+                    },
+                )
+                .await?;
+            }
+            let (to, provider_says) =
+                crate::store::reconciliation::link_state(&mut *tx, link.user_id, &link.provider)
+                    .await?
+                    .unwrap_or_else(|| (current.status.clone(), None));
+            SyncOutcome::Applied {
+                from: current.status.clone(),
+                to,
+                provider_says,
+            }
+        }
+        Err(error) if error.kind == ProviderErrorKind::NotFound => {
+            mark_missing(&mut tx, &current, &error, source, was_missing).await?;
+            SyncOutcome::Missing
+        }
         Err(error) => {
             record_error(&mut tx, link, &error).await?;
+            SyncOutcome::Failed { code: error.code() }
         }
-    }
+    };
     refresh_user_status(&mut tx, link.user_id).await?;
     tx.commit().await?;
+    Ok(outcome)
+}
+
+/// A submitted link whose account the provider does not know: flagged for review (its status is
+/// left as it is), with one `link_missing_at_provider` event when first noticed.
+async fn mark_missing(
+    tx: &mut sqlx::PgConnection,
+    link: &LinkRow,
+    error: &ProviderError,
+    source: Source,
+    already_marked: bool,
+) -> Result<(), OnboardingError> {
+    tracing::warn!(
+        provider = link.provider.as_str(),
+        provider_code = ?error.provider_code,
+        "a submitted account is missing at its provider"
+    );
+    links::apply_update(
+        tx,
+        link.user_id,
+        &link.provider,
+        &LinkUpdate {
+            needs_review: Some(true),
+            last_error: Some(Some(json!({
+                "code": MISSING_AT_PROVIDER,
+                "message": "the provider does not know this account",
+                "at": now_rfc3339(),
+            }))),
+            ..LinkUpdate::default()
+        },
+    )
+    .await?;
+    if !already_marked {
+        events::insert(
+            tx,
+            link.user_id,
+            "link_missing_at_provider",
+            json!({
+                "provider": link.provider,
+                "status": link.status,
+                "source": source.as_str(),
+                "http_status": error.http_status,
+                "flagged_for_review": true,
+            }),
+        )
+        .await?;
+    }
     Ok(())
 }
 

@@ -4,6 +4,7 @@
 pub mod jobs;
 pub mod links;
 pub mod notify;
+pub mod reconcile;
 pub mod users;
 
 use std::sync::Arc;

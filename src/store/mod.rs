@@ -5,6 +5,7 @@ pub mod idempotency;
 pub mod jobs;
 pub mod links;
 pub mod notifications;
+pub mod reconciliation;
 pub mod users;
 
 use std::time::Duration;

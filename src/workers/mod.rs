@@ -1,6 +1,8 @@
-//! Background loops: the job queue workers. Bounded, observable, safe with many gateway
+//! Background loops: the job queue workers (and the reconciliation poller, in [`reconciler`]). Bounded, observable, safe with many gateway
 //! instances on one database (claims use `FOR UPDATE SKIP LOCKED` under a lease), and stopped
 //! cleanly: on shutdown they take no new job and finish the ones in flight.
+
+pub mod reconciler;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -10,6 +10,7 @@ mod malformed;
 mod notifications;
 mod openapi;
 mod providers_e2e;
+mod reconciliation;
 mod reliability;
 mod users_create;
 mod users_list;
