@@ -6,7 +6,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
-use super::{health, problem, providers, resources, users};
+use super::{health, problem, providers, resources, users, webhooks};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -18,7 +18,8 @@ Conventions: JSON with snake_case fields, RFC 3339 UTC timestamps, ISO dates, IS
 parentheses accepted on input). Unknown fields are rejected. Every response carries `x-request-id` (echoed when \
 the caller sends a safe one). Errors are RFC 9457 problem documents (`application/problem+json`) with a stable \
 `code`, the `request_id`, and `errors[]` naming each offending field by its JSON path.\n\n\
-Authentication: `Authorization: Bearer <api key>`; scopes `users:read`, `users:write`, `ops`."
+Authentication: `Authorization: Bearer <api key>`; scopes `users:read`, `users:write`, `ops`. \
+`POST /v1/webhooks/{provider}` takes no API key: each provider's own signature authenticates it."
     ),
     paths(
         users::create_user,
@@ -30,6 +31,7 @@ Authentication: `Authorization: Bearer <api key>`; scopes `users:read`, `users:w
         users::sync_user,
         providers::user_requirements,
         providers::list_providers,
+        webhooks::receive,
         health::live,
         health::ready,
         health::metrics,
@@ -48,11 +50,13 @@ Authentication: `Authorization: Bearer <api key>`; scopes `users:read`, `users:w
         providers::ProviderList,
         providers::ProviderRequirements,
         providers::RequirementsList,
+        webhooks::WebhookAck,
     )),
     modifiers(&SecurityAddon),
     tags(
         (name = "users", description = "The canonical user and its provider links"),
         (name = "providers", description = "Configured providers, their state, routing and requirements"),
+        (name = "webhooks", description = "Inbound provider webhooks, authenticated by each provider's signature: Kraken `X-Signature` (HMAC-SHA256 of `t.body`, 300 s tolerance), KillB `x-signature-sha256` (HMAC-SHA256 of the body, or the SDK's SHA-256 of body + `_` + secret by configuration), Carbn `X-Webhook-Signature` (RSA PKCS#1 v1.5 SHA-256 of the body)"),
         (name = "operations", description = "Health, readiness and metrics"),
     )
 )]

@@ -98,9 +98,20 @@ pub(crate) async fn refresh_user_status(
     Ok(())
 }
 
+/// Whether a provider state stamped `observed_at` is older than the newest one applied to the
+/// link. States without a stamp are never stale (the provider does not say).
+fn is_stale(link: &LinkRow, state: &ProviderUserState) -> bool {
+    matches!(
+        (state.observed_at, link.provider_observed_at),
+        (Some(observed), Some(newest)) if observed < newest
+    )
+}
+
 /// Writes a provider's view of a link: ids, raw status, requirements, and the canonical status
 /// when the transition is allowed (with a `status_changed` event). An unknown raw status keeps
-/// the last canonical status and flags the link for review.
+/// the last canonical status and flags the link for review. A state older than the newest one
+/// applied (by the provider's own time stamp) is not applied at all: a
+/// `status_signal_ignored` event with reason `stale` records it.
 async fn apply_state(
     tx: &mut sqlx::PgConnection,
     link: &LinkRow,
@@ -109,6 +120,24 @@ async fn apply_state(
     mark_submitted: bool,
 ) -> Result<(), OnboardingError> {
     let current = parse_status(&link.status);
+    if is_stale(link, state) {
+        events::insert(
+            tx,
+            link.user_id,
+            "status_signal_ignored",
+            json!({
+                "provider": link.provider,
+                "reason": "stale",
+                "source": source.as_str(),
+                "status": current.as_str(),
+                "provider_status": state.provider_status,
+                "observed_at": state.observed_at.and_then(|t| t.format(&Rfc3339).ok()),
+                "newest_observed_at": link.provider_observed_at.and_then(|t| t.format(&Rfc3339).ok()),
+            }),
+        )
+        .await?;
+        return Ok(());
+    }
     let mut update = LinkUpdate {
         provider_user_id: Some(state.provider_user_id.clone()),
         provider_status: Some(state.provider_status.clone()),
@@ -117,6 +146,7 @@ async fn apply_state(
         last_error: Some(None),
         mark_submitted,
         mark_synced: true,
+        provider_observed_at: state.observed_at,
         ..LinkUpdate::default()
     };
     match state.status {
@@ -261,31 +291,56 @@ async fn record_error(
     Ok(())
 }
 
+/// What [`sync_link`] came to (the database work itself succeeded).
+#[derive(Debug)]
+pub enum SyncOutcome {
+    /// The provider answered; its state was recorded (or ignored as stale).
+    Synced,
+    /// The provider call failed; the error is kept on the link (`last_error`).
+    ProviderFailed(ProviderError),
+    /// Nothing to ask: the link has no provider user id yet, the provider is not configured,
+    /// or the link is gone.
+    NotAddressable,
+}
+
 /// Reads a submitted link's status from its provider and records it.
 pub async fn sync(
     services: &Services,
     link: &LinkRow,
     source: Source,
 ) -> Result<(), OnboardingError> {
+    sync_link(services, link, source).await.map(|_| ())
+}
+
+/// [`sync`], saying whether the provider could be asked and answered.
+pub async fn sync_link(
+    services: &Services,
+    link: &LinkRow,
+    source: Source,
+) -> Result<SyncOutcome, OnboardingError> {
     let Some((connector, link_ref)) = addressable(services, link) else {
-        return Ok(());
+        return Ok(SyncOutcome::NotAddressable);
     };
     let log = CallLog::new();
     let result = connector.get_user(link_ref, &log).await;
     let mut tx = services.pool.begin().await?;
     let Some(current) = links::get_for_update(&mut tx, link.user_id, &link.provider).await? else {
-        return Ok(());
+        return Ok(SyncOutcome::NotAddressable);
     };
     record_calls(&mut tx, link.user_id, &log).await?;
-    match result {
-        Ok(state) => apply_state(&mut tx, &current, &state, source, false).await?,
+    let outcome = match result {
+        Ok(state) => {
+            apply_state(&mut tx, &current, &state, source, false).await?;
+            SyncOutcome::Synced
+        }
         Err(error) => {
             record_error(&mut tx, link, &error).await?;
+            SyncOutcome::ProviderFailed(error)
         }
-    }
+    };
     refresh_user_status(&mut tx, link.user_id).await?;
     tx.commit().await?;
-    Ok(())
+    Ok(outcome)
 }
 
 /// Sends the changed fields a provider takes to one submitted link.

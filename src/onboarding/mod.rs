@@ -3,6 +3,7 @@
 
 pub mod links;
 pub mod users;
+pub mod webhooks;
 
 use std::sync::Arc;
 

@@ -4,6 +4,7 @@ pub mod events;
 pub mod idempotency;
 pub mod links;
 pub mod users;
+pub mod webhooks;
 
 use std::time::Duration;
 
