@@ -12,3 +12,4 @@ mod providers_e2e;
 mod users_create;
 mod users_list;
 mod users_patch;
+mod webhooks;
