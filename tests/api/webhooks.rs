@@ -155,7 +155,33 @@ async fn onboard(app: &TestApp, provider: &str) -> (String, String) {
         .await;
     let link = link(&created, provider);
     let provider_user_id = link["provider_user_id"].as_str().unwrap().to_owned();
+    // KillB notifies every create: let that delivery land before the test goes on.
+    wait_for_sim_deliveries(app).await;
     (created["id"].as_str().unwrap().to_owned(), provider_user_id)
+}
+
+/// Polls until every webhook the simulator sent so far was answered with a 2xx (bounded).
+async fn wait_for_sim_deliveries(app: &TestApp) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let deliveries: Vec<Value> = app
+            .client
+            .get(app.sim("/_sim/webhooks"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if deliveries.iter().all(|d| d["delivered"] == true) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for the simulator's webhooks: {deliveries:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 async fn post_webhook(
@@ -278,11 +304,12 @@ async fn a_status_changed_at_each_provider_arrives_by_signed_webhook() {
 
         sim_set_status(&app, provider, &provider_user_id, "approved", true).await;
 
-        let after = wait_for_user(&app, &id, &format!("{provider} approval"), |u| {
-            link(u, provider)["status"] == "approved"
+        // The user's summary follows in the same transaction (GET reads user and links in
+        // two statements, so wait for both).
+        wait_for_user(&app, &id, &format!("{provider} approval"), |u| {
+            link(u, provider)["status"] == "approved" && u["status"] == "approved"
         })
         .await;
-        assert_eq!(after["status"], "approved");
         let trail = events(&app, &id).await;
         let changes = webhook_status_changes(&trail, "approved");
         assert_eq!(changes.len(), 1, "{provider}: {trail:?}");
