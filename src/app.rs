@@ -82,7 +82,13 @@ impl Application {
             .map_err(|source| StartupError::Bind { address, source })?
             .port();
         let simulator = if settings.simulator.enabled {
-            Some(start_simulator(port).await?)
+            let killb_scheme = settings
+                .providers
+                .killb
+                .as_ref()
+                .map(|k| k.webhook_signature_scheme)
+                .unwrap_or_default();
+            Some(start_simulator(port, killb_scheme).await?)
         } else {
             None
         };
@@ -171,10 +177,15 @@ impl Application {
     }
 }
 
-/// Starts the simulators on a free loopback port, sending their webhooks to this gateway.
-async fn start_simulator(gateway_port: u16) -> Result<crate::sim::SimHandle, StartupError> {
+/// Starts the simulators on a free loopback port, sending their webhooks to this gateway
+/// (KillB's signed with the scheme the gateway is configured to expect).
+async fn start_simulator(
+    gateway_port: u16,
+    killb_scheme: crate::providers::killb::webhook::SignatureScheme,
+) -> Result<crate::sim::SimHandle, StartupError> {
     let listener = TcpListener::bind("127.0.0.1:0").map_err(StartupError::Simulator)?;
     let mut config = crate::sim::SimConfig::development();
+    config.killb.webhook_scheme = killb_scheme;
     config.webhook_targets =
         crate::sim::WebhookTargets::gateway(&format!("http://127.0.0.1:{gateway_port}"));
     let handle = crate::sim::spawn(config, listener)

@@ -170,6 +170,10 @@ pub struct KillbSettings {
     pub email: Option<SecretString>,
     pub password: Option<SecretString>,
     pub webhook_secret: Option<SecretString>,
+    /// How `x-signature-sha256` is computed: `hmac_sha256` (the documented HMAC of the raw
+    /// body, the default) or `sha256_concat` (the official SDK's SHA-256 of body + "_" + secret).
+    #[serde(default)]
+    pub webhook_signature_scheme: crate::providers::killb::webhook::SignatureScheme,
 }
 
 #[derive(Debug, Clone, Deserialize)]

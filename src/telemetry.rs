@@ -65,6 +65,16 @@ pub fn record_http_request(method: &str, route: &str, status: u16, latency: Dura
         .record(latency.as_secs_f64());
 }
 
+/// One inbound webhook signature check: `result` is `valid`, `missing`, `invalid`, `expired`
+/// (Kraken timestamp), `unconfigured` (no webhook credentials) or `unknown_provider`.
+pub fn record_webhook_verification(provider: &str, result: &str) {
+    let labels = [
+        ("provider", provider.to_owned()),
+        ("result", result.to_owned()),
+    ];
+    metrics::counter!("gateway_webhook_verifications_total", &labels).increment(1);
+}
+
 pub fn record_idempotent_replay() {
     metrics::counter!("gateway_idempotent_replays_total").increment(1);
 }

@@ -16,10 +16,19 @@ pub const JSON_OR_MERGE_PATCH: &[&str] = &["application/json", "application/merg
 /// Reads the body as a JSON object, checking the content type against `accepted`.
 pub async fn read_json_object(
     req: &HttpRequest,
-    mut payload: web::Payload,
+    payload: web::Payload,
     accepted: &[&str],
 ) -> Result<serde_json::Value, Problem> {
     check_content_type(req, accepted)?;
+    let body = read_bytes(req, payload).await?;
+    parse_json_object(&body)
+}
+
+/// Reads the raw body, refusing more than [`MAX_BODY_BYTES`] (413), whatever its content type.
+pub async fn read_bytes(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+) -> Result<web::Bytes, Problem> {
     if let Some(length) = req
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -41,7 +50,7 @@ pub async fn read_json_object(
         }
         body.extend_from_slice(&chunk);
     }
-    parse_json_object(&body)
+    Ok(body.freeze())
 }
 
 fn check_content_type(req: &HttpRequest, accepted: &[&str]) -> Result<(), Problem> {

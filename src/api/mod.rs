@@ -13,6 +13,7 @@ pub mod reconciliation;
 pub mod request_id;
 pub mod resources;
 pub mod users;
+pub mod webhooks;
 
 use std::sync::Arc;
 
@@ -124,6 +125,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         web::resource("/v1/users/{id}/events")
             .route(web::get().to(users::list_events))
             .default_service(web::to(method_not_allowed("GET"))),
+    )
+    .service(
+        web::resource("/v1/webhooks/{provider}")
+            .route(web::post().to(webhooks::receive))
+            .default_service(web::to(method_not_allowed("POST"))),
     )
     .service(
         web::resource("/health/live")

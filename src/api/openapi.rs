@@ -6,7 +6,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
-use super::{health, jobs, problem, providers, reconciliation, resources, users};
+use super::{health, jobs, problem, providers, reconciliation, resources, users, webhooks};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -20,7 +20,8 @@ the caller sends a safe one). Errors are RFC 9457 problem documents (`applicatio
 `code`, the `request_id`, and `errors[]` naming each offending field by its JSON path.\n\n\
 Authentication: `Authorization: Bearer <api key>`; scopes `users:read`, `users:write`, `ops`. \
 Each key is rate limited (`[rate_limit]`, token bucket per key): over the limit, any authenticated endpoint answers \
-`429 rate_limited` with `Retry-After`."
+`429 rate_limited` with `Retry-After`. \
+`POST /v1/webhooks/{provider}` takes no API key: each provider's own signature authenticates it."
     ),
     paths(
         users::create_user,
@@ -36,6 +37,7 @@ Each key is rate limited (`[rate_limit]`, token bucket per key): over the limit,
         jobs::retry_job,
         reconciliation::get_report,
         reconciliation::run_now,
+        webhooks::receive,
         health::live,
         health::ready,
         health::metrics,
@@ -63,11 +65,13 @@ Each key is rate limited (`[rate_limit]`, token bucket per key): over the limit,
         crate::onboarding::reconcile::ReconciliationRun,
         crate::onboarding::reconcile::ReconciliationSummary,
         crate::onboarding::reconcile::StatusChange,
+        webhooks::WebhookAck,
     )),
     modifiers(&SecurityAddon),
     tags(
         (name = "users", description = "The canonical user and its provider links"),
         (name = "providers", description = "Configured providers, their state, routing and requirements"),
+        (name = "webhooks", description = "Inbound provider webhooks, authenticated by each provider's signature: Kraken `X-Signature` (HMAC-SHA256 of `t.body`, 300 s tolerance), KillB `x-signature-sha256` (HMAC-SHA256 of the body, or the SDK's SHA-256 of body + `_` + secret by configuration), Carbn `X-Webhook-Signature` (RSA PKCS#1 v1.5 SHA-256 of the body)"),
         (name = "operations", description = "Health, readiness, metrics, the background job queue and reconciliation"),
     )
 )]

@@ -98,9 +98,20 @@ pub(crate) async fn refresh_user_status(
     Ok(())
 }
 
+/// Whether a provider state stamped `observed_at` is older than the newest one applied to the
+/// link. States without a stamp are never stale (the provider does not say).
+fn is_stale(link: &LinkRow, state: &ProviderUserState) -> bool {
+    matches!(
+        (state.observed_at, link.provider_observed_at),
+        (Some(observed), Some(newest)) if observed < newest
+    )
+}
+
 /// Writes a provider's view of a link: ids, raw status, requirements, and the canonical status
 /// when the transition is allowed (with a `status_changed` event). An unknown raw status keeps
-/// the last canonical status and flags the link for review.
+/// the last canonical status and flags the link for review. A state older than the newest one
+/// applied (by the provider's own time stamp) is not applied at all: a
+/// `status_signal_ignored` event with reason `stale` records it.
 async fn apply_state(
     tx: &mut sqlx::PgConnection,
     link: &LinkRow,
@@ -109,6 +120,24 @@ async fn apply_state(
     mark_submitted: bool,
 ) -> Result<(), OnboardingError> {
     let current = parse_status(&link.status);
+    if is_stale(link, state) {
+        events::insert(
+            tx,
+            link.user_id,
+            "status_signal_ignored",
+            json!({
+                "provider": link.provider,
+                "reason": "stale",
+                "source": source.as_str(),
+                "status": current.as_str(),
+                "provider_status": state.provider_status,
+                "observed_at": state.observed_at.and_then(|t| t.format(&Rfc3339).ok()),
+                "newest_observed_at": link.provider_observed_at.and_then(|t| t.format(&Rfc3339).ok()),
+            }),
+        )
+        .await?;
+        return Ok(());
+    }
     let mut update = LinkUpdate {
         provider_user_id: Some(state.provider_user_id.clone()),
         provider_status: Some(state.provider_status.clone()),
@@ -117,6 +146,7 @@ async fn apply_state(
         last_error: Some(None),
         mark_submitted,
         mark_synced: true,
+        provider_observed_at: state.observed_at,
         ..LinkUpdate::default()
     };
     match state.status {

@@ -6,6 +6,7 @@ pub mod links;
 pub mod notify;
 pub mod reconcile;
 pub mod users;
+pub mod webhooks;
 
 use std::sync::Arc;
 

@@ -176,10 +176,15 @@ pub async fn sync(services: &Services, id: Uuid) -> Result<UserView, OnboardingE
 }
 
 pub async fn get(pool: &PgPool, id: Uuid) -> Result<UserView, OnboardingError> {
-    let user = users::get(pool, id)
+    // One snapshot for the user and its links, so the summary status always matches them.
+    let mut tx = pool
+        .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        .await?;
+    let user = users::get(&mut *tx, id)
         .await?
         .ok_or(OnboardingError::NotFound)?;
-    let links = links::for_users(pool, &[id]).await?;
+    let links = links::for_users(&mut *tx, &[id]).await?;
+    tx.commit().await?;
     Ok(UserView { user, links })
 }
 

@@ -14,6 +14,8 @@ pub mod registry;
 pub mod requirements;
 /// Which providers a new user goes to.
 pub mod routing;
+/// Inbound webhooks: a verifier per provider, and a tolerant reading of deliveries.
+pub mod webhook;
 
 /// Kraken Embed: `API-Sign` request signing, nonces, `X-Signature` webhooks.
 pub mod kraken;

@@ -14,6 +14,7 @@ use super::connector::Connector;
 use super::http::{HttpTimeouts, ProviderHttp};
 use super::killb::KillbConnector;
 use super::kraken::KrakenConnector;
+use super::webhook::WebhookVerifier;
 use crate::domain::provider::ProviderId;
 use crate::settings::{CarbnSettings, KillbSettings, KrakenSettings, Settings};
 
@@ -33,6 +34,9 @@ pub struct ProviderEntry {
     /// True when the provider is served by the built-in simulator.
     pub simulated: bool,
     pub connector: Option<Arc<dyn Connector>>,
+    /// Verifies the provider's inbound webhooks, built from the effective credentials; `Err`
+    /// says why its webhooks are refused (provider not enabled, no or invalid secret).
+    pub webhook: Result<Arc<WebhookVerifier>, String>,
 }
 
 pub struct ProviderRegistry {
@@ -81,15 +85,24 @@ impl ProviderRegistry {
             }
             (s, simulated)
         });
+        let kraken_webhook = kraken.as_ref().map(|(s, _)| match &s.webhook_secret {
+            Some(secret) => WebhookVerifier::kraken(secret),
+            None => Err("no providers.kraken.webhook_secret".to_owned()),
+        });
         entries.insert(
             ProviderId::Kraken,
-            build(
-                ProviderId::Kraken,
-                kraken,
-                timeouts,
-                |s| s.enabled,
-                |s| &s.base_url,
-                |s, http| KrakenConnector::new(s, http).map(|c| Arc::new(c) as Arc<dyn Connector>),
+            with_webhook(
+                build(
+                    ProviderId::Kraken,
+                    kraken,
+                    timeouts,
+                    |s| s.enabled,
+                    |s| &s.base_url,
+                    |s, http| {
+                        KrakenConnector::new(s, http).map(|c| Arc::new(c) as Arc<dyn Connector>)
+                    },
+                ),
+                kraken_webhook,
             ),
         );
 
@@ -106,15 +119,24 @@ impl ProviderRegistry {
             }
             (s, simulated)
         });
+        let killb_webhook = killb.as_ref().map(|(s, _)| match &s.webhook_secret {
+            Some(secret) => WebhookVerifier::killb(secret, s.webhook_signature_scheme),
+            None => Err("no providers.killb.webhook_secret".to_owned()),
+        });
         entries.insert(
             ProviderId::Killb,
-            build(
-                ProviderId::Killb,
-                killb,
-                timeouts,
-                |s| s.enabled,
-                |s| &s.base_url,
-                |s, http| KillbConnector::new(s, http).map(|c| Arc::new(c) as Arc<dyn Connector>),
+            with_webhook(
+                build(
+                    ProviderId::Killb,
+                    killb,
+                    timeouts,
+                    |s| s.enabled,
+                    |s| &s.base_url,
+                    |s, http| {
+                        KillbConnector::new(s, http).map(|c| Arc::new(c) as Arc<dyn Connector>)
+                    },
+                ),
+                killb_webhook,
             ),
         );
 
@@ -132,15 +154,24 @@ impl ProviderRegistry {
             }
             (s, simulated)
         });
+        let carbn_webhook = carbn.as_ref().map(|(s, _)| match &s.webhook_public_key {
+            Some(pem) => WebhookVerifier::carbn(pem),
+            None => Err("no providers.carbn.webhook_public_key".to_owned()),
+        });
         entries.insert(
             ProviderId::Carbn,
-            build(
-                ProviderId::Carbn,
-                carbn,
-                timeouts,
-                |s| s.enabled,
-                |s| &s.base_url,
-                |s, http| CarbnConnector::new(s, http).map(|c| Arc::new(c) as Arc<dyn Connector>),
+            with_webhook(
+                build(
+                    ProviderId::Carbn,
+                    carbn,
+                    timeouts,
+                    |s| s.enabled,
+                    |s| &s.base_url,
+                    |s, http| {
+                        CarbnConnector::new(s, http).map(|c| Arc::new(c) as Arc<dyn Connector>)
+                    },
+                ),
+                carbn_webhook,
             ),
         );
         Self { entries }
@@ -158,6 +189,7 @@ impl ProviderRegistry {
                     host: None,
                     simulated: false,
                     connector: None,
+                    webhook: Err("not configured".into()),
                 },
             );
         }
@@ -171,6 +203,7 @@ impl ProviderRegistry {
                     host: None,
                     simulated: false,
                     connector: Some(connector),
+                    webhook: Err("no webhook credentials".into()),
                 },
             );
         }
@@ -183,6 +216,22 @@ impl ProviderRegistry {
 
     pub fn connector(&self, id: ProviderId) -> Option<&Arc<dyn Connector>> {
         self.entries.get(&id).and_then(|e| e.connector.as_ref())
+    }
+
+    /// The verifier of a provider's webhooks, or why its webhooks are refused.
+    pub fn webhook_verifier(&self, id: ProviderId) -> Result<&WebhookVerifier, &str> {
+        match self.entries.get(&id).map(|e| &e.webhook) {
+            Some(Ok(verifier)) => Ok(verifier),
+            Some(Err(reason)) => Err(reason),
+            None => Err("not configured"),
+        }
+    }
+
+    /// Sets a provider's webhook verifier (tests with ready-made connectors).
+    pub fn set_webhook_verifier(&mut self, id: ProviderId, verifier: WebhookVerifier) {
+        if let Some(entry) = self.entries.get_mut(&id) {
+            entry.webhook = Ok(Arc::new(verifier));
+        }
     }
 
     pub fn is_available(&self, id: ProviderId) -> bool {
@@ -217,6 +266,7 @@ fn build<S>(
             host: None,
             simulated: false,
             connector: None,
+            webhook: Err("not configured".into()),
         };
     };
     let disabled = |host| ProviderEntry {
@@ -225,6 +275,7 @@ fn build<S>(
         host,
         simulated,
         connector: None,
+        webhook: Err("disabled".into()),
     };
     let http = match ProviderHttp::new(id, base_url(&settings), timeouts) {
         Ok(http) => http,
@@ -235,6 +286,7 @@ fn build<S>(
                 host: None,
                 simulated,
                 connector: None,
+                webhook: Err("not configured".into()),
             }
         }
     };
@@ -249,6 +301,7 @@ fn build<S>(
             host,
             simulated,
             connector: Some(connector),
+            webhook: Err("not configured".into()),
         },
         Err(reason) => {
             tracing::warn!(provider = id.as_str(), %reason, "provider not configured");
@@ -258,7 +311,30 @@ fn build<S>(
                 host,
                 simulated,
                 connector: None,
+                webhook: Err("not configured".into()),
             }
         }
     }
+}
+
+/// Attaches the webhook verifier to an enabled provider's entry. A disabled or unconfigured
+/// provider's webhooks are refused; so are those of an enabled provider without (valid)
+/// webhook credentials, which is worth a warning at start-up.
+fn with_webhook(
+    mut entry: ProviderEntry,
+    verifier: Option<Result<WebhookVerifier, String>>,
+) -> ProviderEntry {
+    if entry.state != ProviderState::Enabled {
+        entry.webhook = Err(format!("provider {} is not enabled", entry.id.as_str()));
+        return entry;
+    }
+    entry.webhook = match verifier {
+        Some(Ok(verifier)) => Ok(Arc::new(verifier)),
+        Some(Err(reason)) => {
+            tracing::warn!(provider = entry.id.as_str(), %reason, "webhooks from this provider will be refused");
+            Err(reason)
+        }
+        None => Err("not configured".into()),
+    };
+    entry
 }

@@ -23,12 +23,15 @@ pub struct LinkRow {
     pub submitted_at: Option<OffsetDateTime>,
     pub last_synced_at: Option<OffsetDateTime>,
     pub updated_at: OffsetDateTime,
+    /// The provider's time stamp of the newest state applied (orders status signals).
+    pub provider_observed_at: Option<OffsetDateTime>,
 }
 
 macro_rules! link_columns {
     () => {
         "user_id, provider, provider_user_id, status, provider_status, requirements, last_error,
-         provider_data, needs_review, submitted_at, last_synced_at, updated_at"
+         provider_data, needs_review, submitted_at, last_synced_at, updated_at,
+         provider_observed_at"
     };
 }
 
@@ -88,6 +91,46 @@ pub async fn get_for_update(
     .map_err(StoreError::from_sqlx)
 }
 
+/// The link of a provider's user, if any. Kraken IIBANs are also matched ignoring spaces
+/// (`AA00 TEST EXAM PLE1` and `AA00TESTEXAMPLE1` are the same account).
+pub async fn find_by_provider_user_id(
+    db: &sqlx::PgPool,
+    provider: &str,
+    provider_user_id: &str,
+) -> Result<Option<LinkRow>, StoreError> {
+    let exact = sqlx::query_as::<_, LinkRow>(concat!(
+        "SELECT ",
+        link_columns!(),
+        " FROM provider_links WHERE provider = $1 AND provider_user_id = $2"
+    ))
+    .bind(provider)
+    .bind(provider_user_id)
+    .fetch_optional(db)
+    .await
+    .map_err(StoreError::from_sqlx)?;
+    if exact.is_some() {
+        return Ok(exact);
+    }
+    let compact: String = provider_user_id
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect();
+    if compact.is_empty() {
+        return Ok(None);
+    }
+    sqlx::query_as::<_, LinkRow>(concat!(
+        "SELECT ",
+        link_columns!(),
+        " FROM provider_links WHERE provider = $1 AND replace(provider_user_id, ' ', '') = $2
+          LIMIT 1"
+    ))
+    .bind(provider)
+    .bind(compact)
+    .fetch_optional(db)
+    .await
+    .map_err(StoreError::from_sqlx)
+}
+
 /// What a provider call taught us about a link; `None` fields are left as they are.
 #[derive(Debug, Default, Clone)]
 pub struct LinkUpdate {
@@ -101,6 +144,8 @@ pub struct LinkUpdate {
     pub needs_review: Option<bool>,
     pub mark_submitted: bool,
     pub mark_synced: bool,
+    /// The provider's time stamp of the state applied; only ever moves forward.
+    pub provider_observed_at: Option<OffsetDateTime>,
 }
 
 pub async fn apply_update(
@@ -124,6 +169,7 @@ pub async fn apply_update(
             needs_review     = COALESCE($10, needs_review),
             submitted_at     = CASE WHEN $11 THEN COALESCE(submitted_at, now()) ELSE submitted_at END,
             last_synced_at   = CASE WHEN $12 THEN now() ELSE last_synced_at END,
+            provider_observed_at = GREATEST(provider_observed_at, $13),
             updated_at       = now()
           WHERE user_id = $1 AND provider = $2
       RETURNING ",
@@ -141,6 +187,7 @@ pub async fn apply_update(
     .bind(update.needs_review)
     .bind(update.mark_submitted)
     .bind(update.mark_synced)
+    .bind(update.provider_observed_at)
     .fetch_one(conn)
     .await
     .map_err(StoreError::from_sqlx)

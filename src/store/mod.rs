@@ -7,6 +7,7 @@ pub mod links;
 pub mod notifications;
 pub mod reconciliation;
 pub mod users;
+pub mod webhooks;
 
 use std::time::Duration;
 

@@ -47,7 +47,8 @@ pub async fn due_links<'e>(
     };
     sqlx::query_as::<_, LinkRow>(
         "SELECT user_id, provider, provider_user_id, status, provider_status, requirements,
-                last_error, provider_data, needs_review, submitted_at, last_synced_at, updated_at
+                last_error, provider_data, needs_review, submitted_at, last_synced_at, updated_at,
+                provider_observed_at
            FROM provider_links
           WHERE provider_user_id IS NOT NULL
             AND (status NOT IN ('rejected', 'closed')

@@ -15,3 +15,4 @@ mod reliability;
 mod users_create;
 mod users_list;
 mod users_patch;
+mod webhooks;

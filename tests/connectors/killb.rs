@@ -39,6 +39,7 @@ fn settings(base_url: &str) -> KillbSettings {
         email: Some(SecretString::from(EMAIL)),
         password: Some(SecretString::from(PASSWORD)),
         webhook_secret: None,
+        webhook_signature_scheme: Default::default(),
     }
 }
 
