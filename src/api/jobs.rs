@@ -2,17 +2,15 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use serde::Serialize;
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::problem::{Problem, ProblemDocument};
+use super::query::{self, decode_id_cursor, encode_id_cursor, invalid, parse_limit, DEFAULT_PAGE};
 use super::{authorize, AppState};
 use crate::auth::Scope;
-use crate::domain::FieldError;
 use crate::onboarding::OnboardingError;
 use crate::store::jobs::{self, JobRow};
 
@@ -67,14 +65,6 @@ pub struct JobList {
 
 const STATES: &[&str] = &["queued", "running", "succeeded", "failed"];
 
-fn invalid(field: &str, code: &'static str, message: &str) -> FieldError {
-    FieldError {
-        field: field.to_owned(),
-        code,
-        message: message.to_owned(),
-    }
-}
-
 /// List background jobs.
 ///
 /// Newest first; filter by `state` (`queued`, `running`, `succeeded`, `failed`) and `kind`.
@@ -99,10 +89,8 @@ pub async fn list_jobs(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Problem> {
     authorize(&req, &state, Scope::Ops)?;
-    let pairs = web::Query::<Vec<(String, String)>>::from_query(req.query_string())
-        .map_err(|_| Problem::bad_request("the query string is not valid URL encoding"))?
-        .into_inner();
-    let (mut job_state, mut kind, mut before, mut limit) = (None, None, None, 20usize);
+    let pairs = query::pairs(&req)?;
+    let (mut job_state, mut kind, mut before, mut limit) = (None, None, None, DEFAULT_PAGE);
     let mut errors = Vec::new();
     for (key, value) in pairs {
         match key.as_str() {
@@ -118,26 +106,8 @@ pub async fn list_jobs(
                 "invalid_value",
                 "must be a job kind, e.g. submit_link",
             )),
-            "limit" => match value.parse::<usize>() {
-                Ok(n) if (1..=100).contains(&n) => limit = n,
-                _ => errors.push(invalid(
-                    "limit",
-                    "invalid_value",
-                    "must be an integer from 1 to 100",
-                )),
-            },
-            "cursor" => match URL_SAFE_NO_PAD
-                .decode(&value)
-                .ok()
-                .and_then(|b| Uuid::from_slice(&b).ok())
-            {
-                Some(id) => before = Some(id),
-                None => errors.push(invalid(
-                    "cursor",
-                    "invalid_value",
-                    "is not a cursor returned by this endpoint",
-                )),
-            },
+            "limit" => limit = parse_limit(&value, &mut errors),
+            "cursor" => before = decode_id_cursor(&value, &mut errors),
             other => errors.push(invalid(
                 other,
                 "unknown_field",
@@ -160,7 +130,7 @@ pub async fn list_jobs(
     let has_more = rows.len() > limit;
     rows.truncate(limit);
     let next_cursor = if has_more {
-        rows.last().map(|r| URL_SAFE_NO_PAD.encode(r.id.as_bytes()))
+        rows.last().map(|r| encode_id_cursor(r.id))
     } else {
         None
     };

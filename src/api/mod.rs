@@ -8,6 +8,7 @@ pub mod jobs;
 pub mod openapi;
 pub mod problem;
 pub mod providers;
+pub mod query;
 pub mod rate_limit;
 pub mod reconciliation;
 pub mod request_id;

@@ -9,6 +9,10 @@ use uuid::Uuid;
 use super::body::{read_json_object, JSON, JSON_OR_MERGE_PATCH};
 use super::idempotency;
 use super::problem::{Problem, ProblemDocument};
+use super::query::{
+    decode_id_cursor, encode_id_cursor, invalid, pairs as query_pairs, parse_limit, DEFAULT_PAGE,
+    MAX_PAGE,
+};
 use super::resources::{EventList, EventResource, UserList, UserResource};
 use super::{authorize, AppState};
 use crate::auth::Scope;
@@ -16,7 +20,6 @@ use crate::domain::parse::parse_create_request;
 use crate::domain::provider::ProviderId;
 use crate::domain::status::LinkStatus;
 use crate::domain::user::CanonicalUser;
-use crate::domain::FieldError;
 use crate::onboarding::{self, OnboardingError};
 use crate::store::users::UserFilter;
 
@@ -146,46 +149,6 @@ pub async fn get_user(
     Ok(HttpResponse::Ok().json(UserResource::from(view)))
 }
 
-const DEFAULT_PAGE: usize = 20;
-const MAX_PAGE: usize = 100;
-
-fn query_pairs(req: &HttpRequest) -> Result<Vec<(String, String)>, Problem> {
-    web::Query::<Vec<(String, String)>>::from_query(req.query_string())
-        .map(web::Query::into_inner)
-        .map_err(|_| Problem::bad_request("the query string is not valid URL encoding"))
-}
-
-fn invalid(field: &str, code: &'static str, message: &str) -> FieldError {
-    FieldError {
-        field: field.to_owned(),
-        code,
-        message: message.to_owned(),
-    }
-}
-
-fn parse_limit(raw: &str, errors: &mut Vec<FieldError>) -> usize {
-    match raw.parse::<usize>() {
-        Ok(n) if (1..=MAX_PAGE).contains(&n) => n,
-        _ => {
-            errors.push(invalid(
-                "limit",
-                "invalid_value",
-                "must be an integer from 1 to 100",
-            ));
-            DEFAULT_PAGE
-        }
-    }
-}
-
-fn encode_user_cursor(id: Uuid) -> String {
-    URL_SAFE_NO_PAD.encode(id.as_bytes())
-}
-
-fn decode_user_cursor(raw: &str) -> Option<Uuid> {
-    let bytes = URL_SAFE_NO_PAD.decode(raw).ok()?;
-    Uuid::from_slice(&bytes).ok()
-}
-
 /// List users.
 ///
 /// Newest first, filtered by any combination of `external_id`, `email` (case-insensitive),
@@ -243,14 +206,7 @@ pub async fn list_users(
                 )),
             },
             "limit" => limit = parse_limit(&value, &mut errors),
-            "cursor" => match decode_user_cursor(&value) {
-                Some(id) => before = Some(id),
-                None => errors.push(invalid(
-                    "cursor",
-                    "invalid_value",
-                    "is not a cursor returned by this endpoint",
-                )),
-            },
+            "cursor" => before = decode_id_cursor(&value, &mut errors),
             other => errors.push(invalid(other, "unknown_field", "is not a known query parameter")),
         }
     }
@@ -259,7 +215,7 @@ pub async fn list_users(
     }
     let (views, has_more) = onboarding::users::list(&state.pool, &filter, before, limit).await?;
     let next_cursor = if has_more {
-        views.last().map(|v| encode_user_cursor(v.user.id))
+        views.last().map(|v| encode_id_cursor(v.user.id))
     } else {
         None
     };
@@ -397,10 +353,15 @@ mod tests {
     #[test]
     fn cursors_round_trip_and_reject_garbage() {
         let id = Uuid::now_v7();
-        assert_eq!(decode_user_cursor(&encode_user_cursor(id)), Some(id));
+        let mut errors = Vec::new();
+        assert_eq!(
+            decode_id_cursor(&encode_id_cursor(id), &mut errors),
+            Some(id)
+        );
         assert_eq!(decode_event_cursor(&encode_event_cursor(42)), Some(42));
-        assert_eq!(decode_user_cursor("not-a-cursor"), None);
-        assert_eq!(decode_event_cursor(&encode_user_cursor(id)), None);
+        assert_eq!(decode_id_cursor("not-a-cursor", &mut errors), None);
+        assert_eq!(errors.len(), 1);
+        assert_eq!(decode_event_cursor(&encode_id_cursor(id)), None);
     }
 }
 
