@@ -28,6 +28,8 @@ pub struct Application {
     workers: Workers,
     /// The reconciliation poller (`None` when `workers.reconcile_interval_secs` is 0).
     reconciler: Option<Reconciler>,
+    /// Re-seals data under older keys; aborted at shutdown (each batch is one transaction).
+    resealer: Option<tokio::task::JoinHandle<()>>,
     shutdown_grace: Duration,
 }
 
@@ -35,6 +37,7 @@ pub struct CrashHandle {
     server: actix_web::dev::ServerHandle,
     workers: tokio::task::AbortHandle,
     reconciler: Option<tokio::task::AbortHandle>,
+    resealer: Option<tokio::task::AbortHandle>,
 }
 
 impl CrashHandle {
@@ -42,6 +45,9 @@ impl CrashHandle {
         self.workers.abort();
         if let Some(reconciler) = &self.reconciler {
             reconciler.abort();
+        }
+        if let Some(resealer) = &self.resealer {
+            resealer.abort();
         }
         self.server.stop(false).await;
     }
@@ -62,6 +68,8 @@ pub enum StartupError {
     Simulator(std::io::Error),
     #[error("outbound HTTP client: {0}")]
     HttpClient(String),
+    #[error("encryption: {0}")]
+    Encryption(String),
 }
 
 impl Application {
@@ -72,6 +80,21 @@ impl Application {
             Duration::from_secs(settings.database.startup_timeout_secs),
         )
         .await?;
+        let keyring = Arc::new(
+            crate::crypto::Keyring::from_settings(&settings.encryption)
+                .map_err(|e| StartupError::Encryption(e.0))?,
+        );
+        // A stored value under a key that is no longer configured would fail on every read of
+        // it: refuse to start instead, naming the key.
+        let in_use = crate::store::sealed_key_ids(&pool)
+            .await
+            .map_err(|e| StartupError::Encryption(e.to_string()))?;
+        if let Some(missing) = in_use.iter().find(|id| !keyring.has_key(id)) {
+            return Err(StartupError::Encryption(format!(
+                "stored data is sealed under key `{missing}`, which encryption.keys lacks; \
+                 restore it (keep old keys until gateway_encryption_stale_rows is 0)"
+            )));
+        }
         let address = format!("{}:{}", settings.server.host, settings.server.port);
         let listener = TcpListener::bind(&address).map_err(|source| StartupError::Bind {
             address: address.clone(),
@@ -113,6 +136,7 @@ impl Application {
                 .timeout(Duration::from_millis(settings.outbound.timeout_ms))
                 .build()
                 .map_err(|e| StartupError::HttpClient(e.to_string()))?,
+            keyring,
         };
         let workers = Workers::start(
             services.clone(),
@@ -124,6 +148,12 @@ impl Application {
             settings.reconciliation.clone(),
             settings.workers.reconcile_interval_secs,
         );
+        let resealer = crate::workers::resealer::start(
+            pool.clone(),
+            services.keyring.clone(),
+            settings.encryption.rotation_interval_secs,
+            settings.encryption.rotation_batch_size,
+        );
         let shutdown_grace = Duration::from_secs(settings.server.shutdown_timeout_secs);
         let server = serve(listener, pool.clone(), services, Arc::new(settings))?;
         Ok(Self {
@@ -133,6 +163,7 @@ impl Application {
             simulator,
             workers,
             reconciler,
+            resealer,
             shutdown_grace,
         })
     }
@@ -154,6 +185,9 @@ impl Application {
     /// (no new job is taken; the ones in flight finish or are released by their lease).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
+        if let Some(resealer) = &self.resealer {
+            resealer.abort();
+        }
         let reconciler = async {
             if let Some(reconciler) = self.reconciler {
                 reconciler.shutdown(self.shutdown_grace).await;
@@ -173,6 +207,7 @@ impl Application {
             server: self.server.handle(),
             workers: self.workers.abort_handle(),
             reconciler: self.reconciler.as_ref().map(Reconciler::abort_handle),
+            resealer: self.resealer.as_ref().map(|r| r.abort_handle()),
         }
     }
 }

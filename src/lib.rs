@@ -10,6 +10,8 @@ pub mod api;
 pub mod app;
 /// API keys, hashed, with scopes.
 pub mod auth;
+/// Encryption of personal data at rest and keyed lookup hashes.
+pub mod crypto;
 /// The canonical user and its rules: pure, no I/O.
 pub mod domain;
 /// The use-cases: where the store and the providers meet, and transactions live.

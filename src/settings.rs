@@ -4,7 +4,7 @@
 //! Secrets are [`SecretString`]s: they never print in `Debug` output or logs. Every error names
 //! the key that is wrong, in one line, so a bad deployment fails at start-up and says why.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use secrecy::{ExposeSecret, SecretString};
@@ -42,6 +42,7 @@ pub struct Settings {
     pub reconciliation: ReconciliationSettings,
     #[serde(default)]
     pub notifications: NotificationSettings,
+    pub encryption: EncryptionSettings,
     /// The deployment environment (`GATEWAY_ENV`), not read from files.
     #[serde(skip)]
     pub environment: String,
@@ -370,6 +371,32 @@ pub struct SubscriberSettings {
     pub events: Vec<String>,
 }
 
+/// Encryption of personal data at rest (see `crate::crypto`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EncryptionSettings {
+    /// The key new values are sealed under; older keys stay in `keys` until rotation is done.
+    pub current_key_id: String,
+    /// Key id → base64 of 32 random bytes (`openssl rand -base64 32`).
+    pub keys: BTreeMap<String, SecretString>,
+    /// HMAC key for lookups of sealed values (base64 of 32 bytes). Changing it orphans every
+    /// stored lookup hash, so it does not rotate with the data keys.
+    pub lookup_key: SecretString,
+    /// How often the background pass re-seals rows still under an older key (0 turns it off).
+    #[serde(default = "default_rotation_interval")]
+    pub rotation_interval_secs: u64,
+    /// Rows re-sealed per transaction.
+    #[serde(default = "default_rotation_batch")]
+    pub rotation_batch_size: u32,
+}
+
+fn default_rotation_interval() -> u64 {
+    60
+}
+fn default_rotation_batch() -> u32 {
+    100
+}
+
 /// A configuration problem, rendered as one line naming the key.
 #[derive(Debug, thiserror::Error)]
 #[error("configuration error: {0}")]
@@ -464,7 +491,14 @@ impl Settings {
                     .map_err(|e| ConfigError(format!("DATABASE_URL: {e}")))?;
             }
         }
-        let raw = builder
+        let layered = builder
+            .build()
+            .map_err(|e| ConfigError(one_line(&e.to_string())))?;
+        let mut table =
+            config::Source::collect(&layered).map_err(|e| ConfigError(one_line(&e.to_string())))?;
+        resolve_file_keys(&mut table, "")?;
+        let raw = config::Config::builder()
+            .add_source(ResolvedTable(table))
             .build()
             .map_err(|e| ConfigError(one_line(&e.to_string())))?;
         let mut settings: Settings = raw
@@ -532,6 +566,22 @@ impl Settings {
             self.auth
                 .api_keys
                 .retain(|key| key.key_sha256 != DEV_API_KEY_SHA256);
+            // Likewise the development encryption keys from config/default.toml.
+            for (id, key) in &self.encryption.keys {
+                if key.expose_secret().trim() == crate::crypto::DEV_DATA_KEY {
+                    return Err(ConfigError(format!(
+                        "encryption.keys.{id}: the development data key cannot be used with \
+                         GATEWAY_ENV=production; configure your own (base64 of 32 random bytes)"
+                    )));
+                }
+            }
+            if self.encryption.lookup_key.expose_secret().trim() == crate::crypto::DEV_LOOKUP_KEY {
+                return Err(ConfigError(
+                    "encryption.lookup_key: the development lookup key cannot be used with \
+                     GATEWAY_ENV=production; configure your own (base64 of 32 random bytes)"
+                        .into(),
+                ));
+            }
             if self.simulator.enabled {
                 return Err(ConfigError(
                     "simulator.enabled: the simulators cannot run with GATEWAY_ENV=production"
@@ -578,6 +628,8 @@ impl Settings {
                     .into(),
             ));
         }
+        // Builds the keyring once here so a bad key fails the start-up, naming the key.
+        crate::crypto::Keyring::from_settings(&self.encryption)?;
         if self.workers.max_attempts == 0 {
             return Err(ConfigError(
                 "workers.max_attempts: must be at least 1".into(),
@@ -585,6 +637,76 @@ impl Settings {
         }
         Ok(())
     }
+}
+
+/// The configuration after `…_file` keys were replaced by their files' contents.
+#[derive(Debug, Clone)]
+struct ResolvedTable(config::Map<String, config::Value>);
+
+impl config::Source for ResolvedTable {
+    fn clone_into_box(&self) -> Box<dyn config::Source + Send + Sync> {
+        Box::new(self.clone())
+    }
+
+    fn collect(&self) -> Result<config::Map<String, config::Value>, config::ConfigError> {
+        Ok(self.0.clone())
+    }
+}
+
+/// Replaces every `KEY_file = "PATH"` with `KEY = <contents of PATH>` (trailing newline
+/// removed), at any depth, so each secret can come from a mounted container secret
+/// (`GATEWAY__PROVIDERS__KRAKEN__API_SECRET_FILE=/run/secrets/kraken`). Setting both `KEY` and
+/// `KEY_file` is an error, as is a file that cannot be read; errors name the key, never the
+/// contents.
+fn resolve_file_keys(
+    table: &mut config::Map<String, config::Value>,
+    prefix: &str,
+) -> Result<(), ConfigError> {
+    let file_keys: Vec<String> = table
+        .keys()
+        .filter(|k| k.ends_with("_file") && k.len() > "_file".len())
+        .cloned()
+        .collect();
+    for file_key in file_keys {
+        let path = format!("{prefix}{file_key}");
+        let base = file_key.trim_end_matches("_file").to_owned();
+        let value = table.remove(&file_key).expect("key listed above");
+        let file = match value.kind {
+            config::ValueKind::String(file) => file,
+            _ => return Err(ConfigError(format!("{path}: must be a file path"))),
+        };
+        if table
+            .get(&base)
+            .is_some_and(|v| !matches!(v.kind, config::ValueKind::Nil))
+        {
+            return Err(ConfigError(format!(
+                "{path}: set either {prefix}{base} or {path}, not both"
+            )));
+        }
+        let contents = std::fs::read_to_string(&file)
+            .map_err(|e| ConfigError(format!("{path}: cannot read {file}: {}", e.kind())))?;
+        let contents = contents.trim_end_matches(['\n', '\r']).to_owned();
+        table.insert(
+            base,
+            config::Value::new(None, config::ValueKind::String(contents)),
+        );
+    }
+    for (key, value) in table.iter_mut() {
+        match &mut value.kind {
+            config::ValueKind::Table(inner) => {
+                resolve_file_keys(inner, &format!("{prefix}{key}."))?
+            }
+            config::ValueKind::Array(items) => {
+                for (i, item) in items.iter_mut().enumerate() {
+                    if let config::ValueKind::Table(inner) = &mut item.kind {
+                        resolve_file_keys(inner, &format!("{prefix}{key}[{i}]."))?;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// The config crate's messages can span lines; keep the start-up error to one.
@@ -668,17 +790,111 @@ mod tests {
         assert!(err.to_string().contains("prot"), "{err}");
     }
 
-    #[test]
-    fn production_refuses_the_dev_key_and_the_simulators() {
-        let mut src = sources(&[]);
+    const PROD_KEY: &str = "cHJvZHVjdGlvbi1rZXktZm9yLXRlc3RzLW9ubHktMzI=";
+    const PROD_LOOKUP: &str = "cHJvZHVjdGlvbi1sb29rdXAtZm9yLXRlc3RzLW9ubHk=";
+
+    fn production(extra: &[(&str, &str)]) -> ConfigSources {
+        let mut vars = vec![
+            ("GATEWAY__ENCRYPTION__CURRENT_KEY_ID", "p1"),
+            ("GATEWAY__ENCRYPTION__KEYS__DEV-1", PROD_KEY),
+            ("GATEWAY__ENCRYPTION__LOOKUP_KEY", PROD_LOOKUP),
+        ];
+        vars.extend_from_slice(extra);
+        let mut src = sources(&vars);
         src.environment = "production".into();
-        let settings = Settings::load(&src).unwrap();
+        src
+    }
+
+    #[test]
+    fn production_refuses_the_dev_keys_and_the_simulators() {
+        let settings = Settings::load(&production(&[])).unwrap_err();
+        // `dev-1` overridden, but `p1` is not a key: the keyring check names it.
+        assert!(
+            settings.0.contains("encryption.current_key_id"),
+            "{}",
+            settings.0
+        );
+
+        let settings = Settings::load(&production(&[(
+            "GATEWAY__ENCRYPTION__CURRENT_KEY_ID",
+            "dev-1",
+        )]))
+        .unwrap();
         assert!(settings.auth.api_keys.is_empty());
         assert!(!settings.simulator.enabled);
 
-        src.env_vars = vec![("GATEWAY__SIMULATOR__ENABLED".into(), "true".into())];
-        let err = Settings::load(&src).unwrap_err();
+        let err = Settings::load(&production(&[
+            ("GATEWAY__ENCRYPTION__CURRENT_KEY_ID", "dev-1"),
+            ("GATEWAY__SIMULATOR__ENABLED", "true"),
+        ]))
+        .unwrap_err();
         assert!(err.to_string().contains("simulator.enabled"), "{err}");
+
+        let mut src = sources(&[]);
+        src.environment = "production".into();
+        let err = Settings::load(&src).unwrap_err();
+        assert!(err.0.contains("encryption.keys.dev-1"), "{err}");
+        assert!(!err.0.contains(crate::crypto::DEV_DATA_KEY), "{err}");
+
+        let err = Settings::load(&production(&[
+            ("GATEWAY__ENCRYPTION__CURRENT_KEY_ID", "dev-1"),
+            (
+                "GATEWAY__ENCRYPTION__LOOKUP_KEY",
+                crate::crypto::DEV_LOOKUP_KEY,
+            ),
+        ]))
+        .unwrap_err();
+        assert!(err.0.contains("encryption.lookup_key"), "{err}");
+    }
+
+    #[test]
+    fn secrets_can_come_from_files() {
+        let dir = std::env::temp_dir().join(format!("gw-secrets-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let secret = dir.join("kraken_secret");
+        std::fs::write(&secret, "c2VjcmV0LWZyb20tZmlsZQ==\n").unwrap();
+        let key = dir.join("key2");
+        std::fs::write(&key, PROD_KEY).unwrap();
+        let secret_path = secret.to_str().unwrap();
+        let key_path = key.to_str().unwrap();
+
+        let settings = Settings::load(&sources(&[
+            ("GATEWAY__PROVIDERS__KRAKEN__API_SECRET_FILE", secret_path),
+            ("GATEWAY__ENCRYPTION__KEYS__K2_FILE", key_path),
+            ("GATEWAY__ENCRYPTION__CURRENT_KEY_ID", "k2"),
+        ]))
+        .unwrap();
+        let kraken = settings.providers.kraken.as_ref().unwrap();
+        assert_eq!(
+            kraken.api_secret.as_ref().unwrap().expose_secret(),
+            "c2VjcmV0LWZyb20tZmlsZQ=="
+        );
+        assert_eq!(
+            settings.encryption.keys["k2"].expose_secret(),
+            PROD_KEY,
+            "a `_file` key inside a map names the map entry"
+        );
+
+        let err = Settings::load(&sources(&[
+            ("GATEWAY__PROVIDERS__KRAKEN__API_SECRET_FILE", secret_path),
+            ("GATEWAY__PROVIDERS__KRAKEN__API_SECRET", "aW5saW5l"),
+        ]))
+        .unwrap_err();
+        assert!(err.0.contains("providers.kraken.api_secret_file"), "{err}");
+        assert!(err.0.contains("not both"), "{err}");
+
+        let missing = dir.join("missing");
+        let err = Settings::load(&sources(&[(
+            "GATEWAY__PROVIDERS__CARBN__API_KEY_FILE",
+            missing.to_str().unwrap(),
+        )]))
+        .unwrap_err();
+        assert!(err.0.contains("providers.carbn.api_key_file"), "{err}");
+        assert!(
+            err.0.contains("NotFound") || err.0.contains("not found"),
+            "{err}"
+        );
+        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]

@@ -106,6 +106,11 @@ pub fn record_job_depth(kind: &str, depth: i64, oldest_age_secs: f64) {
 
 /// Links of each drift-report kind (`status_drift`, `missing_at_provider`, `stale`,
 /// `submission_failed`, `needs_review`, `failed_jobs`), as of the last pass or report.
+/// Rows of `table` not yet sealed under the current data key (rotation progress).
+pub fn record_encryption_stale_rows(table: &str, count: i64) {
+    metrics::gauge!("gateway_encryption_stale_rows", "table" => table.to_owned()).set(count as f64);
+}
+
 pub fn record_reconciliation_drift(kind: &str, count: i64) {
     metrics::gauge!("gateway_reconciliation_drift", "kind" => kind.to_owned()).set(count as f64);
 }

@@ -1,4 +1,5 @@
-//! Runs a full flow with tracing at debug level (ours and every dependency's) and asserts that
+//! Runs a full flow (creates at all three simulated providers, a patch, reads, their signed
+//! webhooks, an erasure, bad input) with tracing at debug level (ours and every dependency's) and asserts that
 //! no PII, key or secret reaches a log line. Its own test binary: it owns the global subscriber.
 
 #[path = "api/helpers.rs"]
@@ -36,7 +37,7 @@ async fn no_pii_or_secret_reaches_the_logs() {
         .with_current_span(true)
         .init();
 
-    let app = spawn_app().await;
+    let app = spawn_app_routed().await;
     let mut user = sample_user();
     user["email"] = json!("pii.audit.person@example.org");
     user["phone"] = json!("+4915199887766");
@@ -44,8 +45,39 @@ async fn no_pii_or_secret_reaches_the_logs() {
     user["identity_document"]["number"] = json!("AUDITDOC9911");
     user["tax_ids"][0]["number"] = json!("98765432109");
     user["address"]["line1"] = json!("Auditstrasse 77");
-    let created = app.create_user(&user).await;
+    let created = app.create_user(&user).await; // DE: Carbn (API key)
     let id = created["id"].as_str().unwrap();
+    // The same person at KillB (bearer login; its webhooks carry the whole user) and Kraken
+    // (HMAC-signed requests).
+    let mut at_killb = user.clone();
+    at_killb["external_id"] = json!(format!("crm-audit-{}", uuid::Uuid::new_v4().simple()));
+    at_killb["email"] = json!("pii.audit.person+approve@example.org");
+    at_killb["address"]["country"] = json!("CO");
+    let killb_user = app.create_user(&at_killb).await;
+    let mut at_kraken = user.clone();
+    at_kraken["external_id"] = json!(format!("crm-audit-{}", uuid::Uuid::new_v4().simple()));
+    at_kraken["address"]["country"] = json!("US");
+    app.create_user(&at_kraken).await;
+    // Wait for the simulators' signed webhooks to be received and applied.
+    let mut webhooks = 0_i64;
+    for _ in 0..150 {
+        webhooks =
+            sqlx::query_scalar("SELECT count(*) FROM webhook_events WHERE provider = 'killb'")
+                .fetch_one(&app.pool)
+                .await
+                .unwrap();
+        if webhooks > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(webhooks > 0, "the KillB simulator's webhook was received");
+    // Erasure, with its provider call.
+    let killb_id = killb_user["id"].as_str().unwrap();
+    assert_eq!(
+        app.delete(&format!("/v1/users/{killb_id}")).await.status(),
+        200
+    );
 
     assert_eq!(
         app.patch_user(
@@ -112,6 +144,17 @@ async fn no_pii_or_secret_reaches_the_logs() {
         DEV_KEY,
         "sk_live_leaked_key_value",
         "1990-01-15",
+        // Provider credentials, webhook secrets, KillB tokens and the encryption keys.
+        onboarding_gateway::sim::DEV_KRAKEN_API_KEY,
+        onboarding_gateway::sim::DEV_KRAKEN_API_SECRET_B64,
+        onboarding_gateway::sim::DEV_KRAKEN_WEBHOOK_SECRET_B64,
+        onboarding_gateway::sim::DEV_KILLB_EMAIL,
+        onboarding_gateway::sim::DEV_KILLB_PASSWORD,
+        onboarding_gateway::sim::DEV_KILLB_WEBHOOK_SECRET,
+        onboarding_gateway::sim::DEV_CARBN_API_KEY,
+        "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9", // every KillB token starts so
+        onboarding_gateway::crypto::DEV_DATA_KEY,
+        onboarding_gateway::crypto::DEV_LOOKUP_KEY,
     ] {
         assert!(!logs.contains(secret), "`{secret}` leaked into the logs");
     }

@@ -12,7 +12,8 @@ use actix_web::{HttpRequest, HttpResponse, ResponseError};
 use sqlx::PgPool;
 
 use super::problem::Problem;
-use crate::auth::{sha256_hex, Principal};
+use crate::auth::Principal;
+use crate::crypto::Keyring;
 use crate::domain::FieldError;
 use crate::store::idempotency::{self, Claim, KeyedRequest, StoredResponse};
 
@@ -50,11 +51,17 @@ fn render(result: &Result<Answer, Problem>) -> StoredResponse {
             status: status.as_u16(),
             headers: vec![("content-type".into(), "application/json".into())],
             body: body.to_string().into_bytes(),
+            // The user this answer shows, so erasing the user removes the stored answer too.
+            resource_id: body
+                .get("id")
+                .and_then(|id| id.as_str())
+                .and_then(|id| uuid::Uuid::parse_str(id).ok()),
         },
         Err(problem) => StoredResponse {
             status: problem.status.as_u16(),
             headers: vec![("content-type".into(), "application/problem+json".into())],
             body: problem.document().to_string().into_bytes(),
+            resource_id: None,
         },
     }
 }
@@ -80,6 +87,7 @@ fn into_response(stored: StoredResponse, replayed: bool) -> HttpResponse {
 /// Runs `work` at most once per (API key, Idempotency-Key), replaying its answer afterwards.
 pub async fn run<F, Fut>(
     pool: &PgPool,
+    keyring: &Keyring,
     req: &HttpRequest,
     principal: &Principal,
     body: &serde_json::Value,
@@ -96,8 +104,9 @@ where
             Err(problem) => Ok(problem.error_response()),
         };
     };
-    // The body's canonical serialisation, so whitespace differences are the same request.
-    let request_hash = sha256_hex(body.to_string().as_bytes());
+    // The body's canonical serialisation, so whitespace differences are the same request; keyed,
+    // because the body holds personal data and a plain digest could be confirmed by guessing.
+    let request_hash = hex::encode(keyring.lookup_hash("idempotency.request", &body.to_string()));
     let keyed = KeyedRequest {
         api_key_name: &principal.name,
         key: &key,
@@ -105,7 +114,7 @@ where
         path: req.path(),
         request_hash: &request_hash,
     };
-    match idempotency::claim(pool, &keyed)
+    match idempotency::claim(pool, keyring, &keyed)
         .await
         .map_err(|e| Problem::from(crate::onboarding::OnboardingError::Store(e)))?
     {
@@ -135,7 +144,7 @@ where
                 // A server failure is not an answer worth replaying: let the client retry.
                 idempotency::release(pool, &principal.name, &key).await
             } else {
-                idempotency::complete(pool, &principal.name, &key, &stored).await
+                idempotency::complete(pool, keyring, &principal.name, &key, &stored).await
             };
             if let Err(e) = outcome {
                 tracing::error!(error = %e, "idempotency record update failed");

@@ -80,7 +80,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         web::resource("/v1/users/{id}")
             .route(web::get().to(users::get_user))
             .route(web::patch().to(users::patch_user))
-            .default_service(web::to(method_not_allowed("GET, PATCH"))),
+            .route(web::delete().to(users::erase_user))
+            .default_service(web::to(method_not_allowed("GET, PATCH, DELETE"))),
     )
     .service(
         web::resource("/v1/users/{id}/providers")

@@ -127,6 +127,7 @@ pub struct RequirementsList {
         (status = 401, description = "Missing or unknown API key", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 403, description = "The key lacks `users:read`", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 404, description = "No such user", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 410, description = "`user_erased`: the user's personal data was erased (`erased_at` says when)", body = ProblemDocument, content_type = "application/problem+json"),
     ),
     security(("api_key" = []))
 )]
@@ -138,8 +139,8 @@ pub async fn user_requirements(
     authorize(&req, &state, Scope::UsersRead)?;
     let id =
         uuid::Uuid::parse_str(&path).map_err(|_| Problem::not_found("no user with this id"))?;
-    let view = onboarding::users::get(&state.pool, id).await?;
-    let user = &view.user.profile.0;
+    let view = onboarding::users::get(&state.services, id).await?;
+    let user = &view.profile;
     let mut data = Vec::new();
     for provider in ProviderId::ALL {
         let link = view.links.iter().find(|l| l.provider == provider.as_str());

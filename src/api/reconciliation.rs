@@ -113,6 +113,7 @@ pub struct FailedJobsSection {
     "stale": {"count": 0, "data": []},
     "submission_failed": {"count": 0, "data": []},
     "needs_review": {"count": 0, "data": []},
+    "erasure_follow_up": {"count": 0, "data": []},
     "failed_jobs": {"count": 0},
     "last_run": {
         "id": "01936b31-0a2f-7b4c-8d9e-1f2a3b4c5d6e", "trigger": "poll",
@@ -138,6 +139,9 @@ pub struct ReconciliationReport {
     pub submission_failed: ReconciliationSection,
     /// Links flagged for a person (unknown provider status, possible duplicate account).
     pub needs_review: ReconciliationSection,
+    /// Links of erased users whose provider could not be told to delete the account (it has
+    /// no deletion API, or refused): ask the provider to delete it, by `provider_user_id`.
+    pub erasure_follow_up: ReconciliationSection,
     pub failed_jobs: FailedJobsSection,
     /// The last finished pass, or null before the first.
     pub last_run: Option<ReconciliationRun>,
@@ -228,6 +232,7 @@ pub async fn get_report(
     let stale = take(ReportKind::Stale);
     let submission_failed = take(ReportKind::SubmissionFailed);
     let needs_review = take(ReportKind::NeedsReview);
+    let erasure_follow_up = take(ReportKind::ErasureFollowUp);
     Ok(HttpResponse::Ok().json(ReconciliationReport {
         generated_at: report.generated_at,
         stale_after_secs: settings.stale_after_secs,
@@ -237,6 +242,7 @@ pub async fn get_report(
         stale,
         submission_failed,
         needs_review,
+        erasure_follow_up,
         failed_jobs: FailedJobsSection {
             count: report.failed_jobs,
         },

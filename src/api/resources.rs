@@ -125,7 +125,7 @@ impl From<UserView> for UserResource {
         Self {
             id: row.id,
             status: parse_status(&row.status),
-            user: row.profile.0,
+            user: view.profile,
             links: view.links.into_iter().map(LinkResource::from).collect(),
             created_at: row.created_at,
             updated_at: row.updated_at,

@@ -65,6 +65,23 @@ impl From<OnboardingError> for Problem {
                 }
                 problem
             }
+            OnboardingError::Erased { erased_at } => {
+                let mut problem = Problem::new(
+                    StatusCode::GONE,
+                    "user_erased",
+                    "The user's personal data was erased",
+                )
+                .detail("DELETE /v1/users/{id} erased this user; its events remain readable");
+                if let Some(at) = erased_at {
+                    problem = problem.with_extra(
+                        "erased_at",
+                        serde_json::json!(at
+                            .format(&time::format_description::well_known::Rfc3339)
+                            .unwrap_or_default()),
+                    );
+                }
+                problem
+            }
             OnboardingError::Store(error) => {
                 tracing::error!(error = %error, "store failure");
                 if error.is_unavailable() {
@@ -118,11 +135,18 @@ pub async fn create_user(
 ) -> Result<HttpResponse, Problem> {
     let principal = authorize(&req, &state, Scope::UsersWrite)?;
     let body = read_json_object(&req, payload, JSON).await?;
-    idempotency::run(&state.pool, &req, &principal, &body, || async {
-        let (user, providers) = parse_create_request(&body).map_err(Problem::validation)?;
-        let view = onboarding::users::create(&state.services, user, providers).await?;
-        Ok((StatusCode::CREATED, to_json(&UserResource::from(view))))
-    })
+    idempotency::run(
+        &state.pool,
+        &state.services.keyring,
+        &req,
+        &principal,
+        &body,
+        || async {
+            let (user, providers) = parse_create_request(&body).map_err(Problem::validation)?;
+            let view = onboarding::users::create(&state.services, user, providers).await?;
+            Ok((StatusCode::CREATED, to_json(&UserResource::from(view))))
+        },
+    )
     .await
 }
 
@@ -135,6 +159,7 @@ pub async fn create_user(
         (status = 401, description = "Missing or unknown API key", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 403, description = "The key lacks `users:read`", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 404, description = "No such user", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 410, description = "`user_erased`: the user's personal data was erased (`erased_at` says when)", body = ProblemDocument, content_type = "application/problem+json"),
     ),
     security(("api_key" = []))
 )]
@@ -145,8 +170,41 @@ pub async fn get_user(
 ) -> Result<HttpResponse, Problem> {
     authorize(&req, &state, Scope::UsersRead)?;
     let id = parse_user_id(&path)?;
-    let view = onboarding::users::get(&state.pool, id).await?;
+    let view = onboarding::users::get(&state.services, id).await?;
     Ok(HttpResponse::Ok().json(UserResource::from(view)))
+}
+
+/// Erase a user.
+///
+/// Erases the person's personal data from the gateway: the profile (name, contact details,
+/// address, document and tax numbers), its e-mail lookup hash, the bodies of the user's
+/// provider webhooks and the stored idempotent answers that show the user. What stays is the
+/// audit trail of ids, times and statuses (`GET /v1/users/{id}/events` keeps working; other
+/// reads of the user answer `410 user_erased`, and lists leave it out). Each linked provider
+/// that can delete accounts (KillB: `DELETE /api/v2/users/{id}`) is asked to, by a durable job
+/// retried through outages; the others (Kraken, Carbn) are listed under `erasure_follow_up` in
+/// `GET /v1/reconciliation` for a person to ask the provider. Idempotent: a repeat answers the
+/// same receipt.
+#[utoipa::path(
+    delete, path = "/v1/users/{id}", tag = "users",
+    params(("id" = Uuid, Path, description = "The gateway's user id")),
+    responses(
+        (status = 200, description = "Erased (now, or by an earlier request): what happened at each provider", body = crate::onboarding::erasure::ErasureReceipt),
+        (status = 401, description = "Missing or unknown API key", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 403, description = "The key lacks `users:write`", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 404, description = "No such user", body = ProblemDocument, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn erase_user(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, Problem> {
+    authorize(&req, &state, Scope::UsersWrite)?;
+    let id = parse_user_id(&path)?;
+    let receipt = onboarding::erasure::erase(&state.services, id).await?;
+    Ok(HttpResponse::Ok().json(receipt))
 }
 
 /// List users.
@@ -213,7 +271,8 @@ pub async fn list_users(
     if !errors.is_empty() {
         return Err(Problem::validation(errors));
     }
-    let (views, has_more) = onboarding::users::list(&state.pool, &filter, before, limit).await?;
+    let (views, has_more) =
+        onboarding::users::list(&state.services, &filter, before, limit).await?;
     let next_cursor = if has_more {
         views.last().map(|v| encode_id_cursor(v.user.id))
     } else {
@@ -247,6 +306,7 @@ pub async fn list_users(
         (status = 401, description = "Missing or unknown API key", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 403, description = "The key lacks `users:write`", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 404, description = "No such user", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 410, description = "`user_erased`: the user's personal data was erased (`erased_at` says when)", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 409, description = "`user_already_exists` (external_id taken), `idempotency_key_reused` or `idempotency_request_in_progress`", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 413, description = "Body over 1 MiB", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 415, description = "Content type is not application/json or application/merge-patch+json", body = ProblemDocument, content_type = "application/problem+json"),
@@ -263,10 +323,17 @@ pub async fn patch_user(
     let principal = authorize(&req, &state, Scope::UsersWrite)?;
     let id = parse_user_id(&path)?;
     let body = read_json_object(&req, payload, JSON_OR_MERGE_PATCH).await?;
-    idempotency::run(&state.pool, &req, &principal, &body, || async {
-        let view = onboarding::users::patch(&state.services, id, &body).await?;
-        Ok((StatusCode::OK, to_json(&UserResource::from(view))))
-    })
+    idempotency::run(
+        &state.pool,
+        &state.services.keyring,
+        &req,
+        &principal,
+        &body,
+        || async {
+            let view = onboarding::users::patch(&state.services, id, &body).await?;
+            Ok((StatusCode::OK, to_json(&UserResource::from(view))))
+        },
+    )
     .await
 }
 
@@ -387,6 +454,7 @@ pub struct LinkProviderRequest {
         (status = 401, description = "Missing or unknown API key", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 403, description = "The key lacks `users:write`", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 404, description = "No such user", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 410, description = "`user_erased`: the user's personal data was erased (`erased_at` says when)", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 409, description = "`link_already_exists`", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 422, description = "`validation_failed` (unknown, disabled or unconfigured provider) or `provider_requirements_unmet`", body = ProblemDocument, content_type = "application/problem+json"),
     ),
@@ -446,6 +514,7 @@ pub async fn link_provider(
         (status = 401, description = "Missing or unknown API key", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 403, description = "The key lacks `users:write`", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 404, description = "No such user", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 410, description = "`user_erased`: the user's personal data was erased (`erased_at` says when)", body = ProblemDocument, content_type = "application/problem+json"),
     ),
     security(("api_key" = []))
 )]

@@ -81,15 +81,22 @@ async fn attempt(services: &Services, job: &JobRow) -> Result<Attempt, Onboardin
         Ok(p) => p,
         Err(e) => return Ok(Attempt::NeedsReview(format!("unreadable job payload: {e}"))),
     };
-    let Some(user) = users::get(&services.pool, payload.user_id).await? else {
-        return Ok(Attempt::Done); // the user is gone
+    if job.kind == super::erasure::ERASE_LINK {
+        return super::erasure::erase_at_provider(services, payload.user_id, payload.provider)
+            .await;
+    }
+    let Some(profile) = users::get(&services.pool, &services.keyring, payload.user_id)
+        .await?
+        .and_then(|user| user.profile)
+    else {
+        return Ok(Attempt::Done); // the user is gone, or erased: nothing left to send
     };
     match job.kind.as_str() {
         SUBMIT_LINK => {
             link_ops::submit(
                 services,
                 payload.user_id,
-                &user.profile.0,
+                &profile,
                 payload.provider,
                 job.outcome_unknown,
             )
@@ -102,7 +109,7 @@ async fn attempt(services: &Services, job: &JobRow) -> Result<Attempt, Onboardin
                 .find(|l| l.provider == payload.provider.as_str());
             match link {
                 Some(link) if link.provider_user_id.is_some() => {
-                    link_ops::push_update(services, &link, &user.profile.0, &payload.fields).await
+                    link_ops::push_update(services, &link, &profile, &payload.fields).await
                 }
                 // Never submitted: the pending submission will send the current data.
                 _ => Ok(Attempt::Done),

@@ -47,13 +47,13 @@ pub fn transition_allowed(from: LinkStatus, to: LinkStatus) -> bool {
     !(to == LinkStatus::PendingSubmission && from != LinkStatus::SubmissionFailed)
 }
 
-fn now_rfc3339() -> String {
+pub(crate) fn now_rfc3339() -> String {
     OffsetDateTime::now_utc()
         .format(&Rfc3339)
         .unwrap_or_default()
 }
 
-fn error_json(error: &ProviderError) -> serde_json::Value {
+pub(crate) fn error_json(error: &ProviderError) -> serde_json::Value {
     json!({ "code": error.code(), "message": error.message, "at": now_rfc3339() })
 }
 
@@ -61,7 +61,7 @@ fn parse_status(raw: &str) -> LinkStatus {
     raw.parse().unwrap_or(LinkStatus::PendingSubmission)
 }
 
-async fn record_calls(
+pub(crate) async fn record_calls(
     tx: &mut sqlx::PgConnection,
     user_id: Uuid,
     log: &CallLog,
@@ -362,7 +362,7 @@ pub async fn submit(
 }
 
 /// The connector and address of a submitted link whose provider is configured.
-fn addressable<'a>(
+pub(crate) fn addressable<'a>(
     services: &'a Services,
     link: &'a LinkRow,
 ) -> Option<(&'a Arc<dyn Connector>, LinkRef<'a>)> {

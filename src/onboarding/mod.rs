@@ -1,6 +1,7 @@
 //! The use-cases: the only place that combines the store with providers, and where
 //! transactions begin and end.
 
+pub mod erasure;
 pub mod jobs;
 pub mod links;
 pub mod notify;
@@ -31,6 +32,8 @@ pub struct Services {
     pub subscribers: Arc<Vec<SubscriberSettings>>,
     /// Outbound client for notifications.
     pub http: reqwest::Client,
+    /// Seals and opens personal data at rest.
+    pub keyring: Arc<crate::crypto::Keyring>,
 }
 
 /// Why a use-case did not do what was asked. The HTTP layer turns each into a problem document.
@@ -38,6 +41,10 @@ pub struct Services {
 pub enum OnboardingError {
     #[error("user not found")]
     NotFound,
+    #[error("the user's personal data was erased")]
+    Erased {
+        erased_at: Option<time::OffsetDateTime>,
+    },
     #[error("validation failed")]
     Validation(Vec<FieldError>),
     #[error("a user with this external_id already exists")]

@@ -22,11 +22,28 @@ use crate::store::events::{self, EventRow};
 use crate::store::links::{self, LinkRow};
 use crate::store::users::{self, UserFilter, UserRow, EXTERNAL_ID_CONSTRAINT};
 
-/// A user with its provider links, as the API shows it.
+/// A user with its profile and provider links, as the API shows it.
 #[derive(Debug, Clone)]
 pub struct UserView {
     pub user: UserRow,
+    pub profile: CanonicalUser,
     pub links: Vec<LinkRow>,
+}
+
+impl UserView {
+    /// An erased user has no profile to show: `410 Gone` rather than a hollow user.
+    fn new(mut user: UserRow, links: Vec<LinkRow>) -> Result<Self, OnboardingError> {
+        let Some(profile) = user.profile.take() else {
+            return Err(OnboardingError::Erased {
+                erased_at: user.erased_at,
+            });
+        };
+        Ok(Self {
+            user,
+            profile,
+            links,
+        })
+    }
 }
 
 /// The requirement errors of `user` for each of `providers` (one entry per missing field).
@@ -60,7 +77,15 @@ pub async fn create(
     let pool = &services.pool;
     let id = Uuid::now_v7();
     let mut tx = pool.begin().await?;
-    match users::insert(&mut tx, id, &user, LinkStatus::PendingSubmission).await {
+    match users::insert(
+        &mut tx,
+        &services.keyring,
+        id,
+        &user,
+        LinkStatus::PendingSubmission,
+    )
+    .await
+    {
         Ok(_) => {}
         Err(e) if e.is_unique(EXTERNAL_ID_CONSTRAINT) => {
             drop(tx);
@@ -87,7 +112,7 @@ pub async fn create(
     tx.commit().await?;
     // The submissions are durable jobs now; try them inline for a fast answer.
     run_inline(services, &job_ids).await;
-    get(pool, id).await
+    get(services, id).await
 }
 
 async fn submission_job(
@@ -121,7 +146,7 @@ pub async fn link_provider(
     provider: ProviderId,
 ) -> Result<UserView, OnboardingError> {
     let pool = &services.pool;
-    let current = get(pool, id).await?;
+    let current = get(services, id).await?;
     if current
         .links
         .iter()
@@ -136,7 +161,7 @@ pub async fn link_provider(
             message: format!("{} cannot be used: {reason}", provider.as_str()),
         }]));
     }
-    let user = current.user.profile.0.clone();
+    let user = current.profile.clone();
     let unmet = requirement_errors(&[provider], &user);
     if !unmet.is_empty() {
         return Err(OnboardingError::ProviderRequirementsUnmet(unmet));
@@ -158,12 +183,12 @@ pub async fn link_provider(
     link_ops::refresh_user_status(&mut tx, id).await?;
     tx.commit().await?;
     run_inline(services, &[job_id]).await;
-    get(pool, id).await
+    get(services, id).await
 }
 
 /// Fetches every submitted link's status from its provider now.
 pub async fn sync(services: &Services, id: Uuid) -> Result<UserView, OnboardingError> {
-    let current = get(&services.pool, id).await?;
+    let current = get(services, id).await?;
     let syncs = current
         .links
         .iter()
@@ -172,30 +197,32 @@ pub async fn sync(services: &Services, id: Uuid) -> Result<UserView, OnboardingE
     for result in futures_util::future::join_all(syncs).await {
         result?;
     }
-    get(&services.pool, id).await
+    get(services, id).await
 }
 
-pub async fn get(pool: &PgPool, id: Uuid) -> Result<UserView, OnboardingError> {
+pub async fn get(services: &Services, id: Uuid) -> Result<UserView, OnboardingError> {
     // One snapshot for the user and its links, so the summary status always matches them.
-    let mut tx = pool
+    let mut tx = services
+        .pool
         .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         .await?;
-    let user = users::get(&mut *tx, id)
+    let user = users::get(&mut *tx, &services.keyring, id)
         .await?
         .ok_or(OnboardingError::NotFound)?;
     let links = links::for_users(&mut *tx, &[id]).await?;
     tx.commit().await?;
-    Ok(UserView { user, links })
+    UserView::new(user, links)
 }
 
 /// One page of users with their links (two queries, whatever the page size).
 pub async fn list(
-    pool: &PgPool,
+    services: &Services,
     filter: &UserFilter,
     before: Option<Uuid>,
     limit: usize,
 ) -> Result<(Vec<UserView>, bool), OnboardingError> {
-    let mut rows = users::list(pool, filter, before, limit as i64 + 1).await?;
+    let pool = &services.pool;
+    let mut rows = users::list(pool, &services.keyring, filter, before, limit as i64 + 1).await?;
     let has_more = rows.len() > limit;
     rows.truncate(limit);
     let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
@@ -205,11 +232,11 @@ pub async fn list(
     }
     let views = rows
         .into_iter()
-        .map(|user| UserView {
-            links: by_user.remove(&user.id).unwrap_or_default(),
-            user,
+        .map(|user| {
+            let links = by_user.remove(&user.id).unwrap_or_default();
+            UserView::new(user, links)
         })
-        .collect();
+        .collect::<Result<_, _>>()?;
     Ok((views, has_more))
 }
 
@@ -222,11 +249,13 @@ pub async fn patch(
 ) -> Result<UserView, OnboardingError> {
     let pool = &services.pool;
     let mut tx = pool.begin().await?;
-    let current = users::get_for_update(&mut tx, id)
+    let current = users::get_for_update(&mut tx, &services.keyring, id)
         .await?
         .ok_or(OnboardingError::NotFound)?;
+    let current_links = links::for_users(&mut *tx, &[id]).await?;
+    let current = UserView::new(current, current_links)?;
     let before =
-        serde_json::to_value(&current.profile.0).expect("a stored user always serialises to JSON");
+        serde_json::to_value(&current.profile).expect("a stored user always serialises to JSON");
     let mut after = before.clone();
     apply_merge_patch(&mut after, patch);
     let updated = parse_user(&after).map_err(OnboardingError::Validation)?;
@@ -236,17 +265,13 @@ pub async fn patch(
     let changed = changed_paths(&before, &normalised_after);
     if changed.is_empty() {
         tx.rollback().await?;
-        let links = links::for_users(pool, &[id]).await?;
-        return Ok(UserView {
-            user: current,
-            links,
-        });
+        return Ok(current);
     }
     // Each linked provider takes the changes it can; one it cannot take refuses the patch.
-    let current_links = links::for_users(&mut *tx, &[id]).await?;
     let mut refused = Vec::new();
     let mut outgoing: Vec<(&LinkRow, Vec<String>)> = Vec::new();
-    for link in current_links
+    for link in current
+        .links
         .iter()
         .filter(|l| l.provider_user_id.is_some())
     {
@@ -280,7 +305,7 @@ pub async fn patch(
     if !refused.is_empty() {
         return Err(OnboardingError::FieldNotUpdatable(refused));
     }
-    match users::update_profile(&mut tx, id, &updated).await {
+    match users::update_profile(&mut tx, &services.keyring, id, &updated).await {
         Ok(_) => {}
         Err(e) if e.is_unique(EXTERNAL_ID_CONSTRAINT) => {
             drop(tx);
@@ -319,7 +344,7 @@ pub async fn patch(
     }
     tx.commit().await?;
     run_inline(services, &job_ids).await;
-    get(pool, id).await
+    get(services, id).await
 }
 
 /// A page of a user's audit trail, oldest first.
@@ -329,7 +354,8 @@ pub async fn events(
     after_seq: Option<i64>,
     limit: usize,
 ) -> Result<(Vec<EventRow>, bool), OnboardingError> {
-    if users::get(pool, id).await?.is_none() {
+    // Erased users keep their audit trail (ids, times and statuses only).
+    if !users::exists(pool, id).await? {
         return Err(OnboardingError::NotFound);
     }
     let mut rows = events::for_user(pool, id, after_seq, limit as i64 + 1).await?;

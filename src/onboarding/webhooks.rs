@@ -50,6 +50,7 @@ pub async fn receive(
 ) -> Result<WebhookOutcome, OnboardingError> {
     let stored = webhooks::insert(
         &services.pool,
+        &services.keyring,
         &NewWebhookEvent {
             provider: provider.as_str(),
             provider_event_id: &event.event_id,

@@ -148,6 +148,27 @@ pub trait Connector: Send + Sync + 'static {
         })
     }
 
+    /// Whether [`Connector::delete_user`] exists at this provider (erasure asks it, or lists the
+    /// account for manual follow-up).
+    fn supports_deletion(&self) -> bool {
+        false
+    }
+
+    /// Deletes (or deactivates) the user's account at the provider, for erasure.
+    fn delete_user<'a>(
+        &'a self,
+        link: LinkRef<'a>,
+        log: &'a CallLog,
+    ) -> BoxFuture<'a, Result<(), ProviderError>> {
+        let _ = (link, log);
+        Box::pin(async move {
+            Err(ProviderError::new(
+                super::error::ProviderErrorKind::NotSupported,
+                format!("{} offers no deletion of users", self.id().as_str()),
+            ))
+        })
+    }
+
     /// Sends the changed fields (`changed`, JSON paths whose policy is `Send`) of `user` to the
     /// provider. Returns the provider's state when its answer carries one.
     fn update_user<'a>(

@@ -3,15 +3,28 @@
 
 use sqlx::types::Json;
 use sqlx::PgPool;
+use uuid::Uuid;
 
 use super::StoreError;
+use crate::crypto::{row_aad, Keyring};
 
-/// A stored answer to replay.
+/// A stored answer to replay. The body is sealed at rest (it shows the user).
 #[derive(Debug, Clone)]
 pub struct StoredResponse {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// The user the answer shows, if any (erasure deletes the record).
+    pub resource_id: Option<Uuid>,
+}
+
+fn body_aad(api_key_name: &str, key: &str) -> Vec<u8> {
+    // Length-prefixed, so no two (name, key) pairs share an encoding.
+    row_aad(
+        "idempotency_keys",
+        "response_body",
+        &format!("{}:{api_key_name}:{key}", api_key_name.len()),
+    )
 }
 
 #[derive(Debug)]
@@ -49,11 +62,17 @@ struct KeyRow {
     response_status: Option<i16>,
     response_headers: Option<Json<Vec<(String, String)>>>,
     response_body: Option<Vec<u8>>,
+    response_key_id: Option<String>,
+    resource_id: Option<Uuid>,
     expired: bool,
     abandoned: bool,
 }
 
-pub async fn claim(pool: &PgPool, req: &KeyedRequest<'_>) -> Result<Claim, StoreError> {
+pub async fn claim(
+    pool: &PgPool,
+    keyring: &Keyring,
+    req: &KeyedRequest<'_>,
+) -> Result<Claim, StoreError> {
     // Two rounds at most: the second follows the removal of an expired record.
     for _ in 0..2 {
         let inserted = sqlx::query(
@@ -75,7 +94,7 @@ pub async fn claim(pool: &PgPool, req: &KeyedRequest<'_>) -> Result<Claim, Store
         }
         let existing = sqlx::query_as::<_, KeyRow>(
             "SELECT request_method, request_path, request_hash, response_status,
-                    response_headers, response_body,
+                    response_headers, response_body, response_key_id, resource_id,
                     created_at < now() - interval '24 hours' AS expired,
                     (completed_at IS NULL AND created_at < now() - interval '60 seconds')
                         AS abandoned
@@ -110,10 +129,17 @@ pub async fn claim(pool: &PgPool, req: &KeyedRequest<'_>) -> Result<Claim, Store
             return Ok(Claim::Reused);
         }
         if let (Some(status), Some(body)) = (existing.response_status, existing.response_body) {
+            let body = match &existing.response_key_id {
+                Some(key_id) => {
+                    keyring.open(key_id, &body, &body_aad(req.api_key_name, req.key))?
+                }
+                None => body, // stored before encryption
+            };
             return Ok(Claim::Replay(StoredResponse {
                 status: status as u16,
                 headers: existing.response_headers.map(|h| h.0).unwrap_or_default(),
                 body,
+                resource_id: existing.resource_id,
             }));
         }
         if existing.abandoned {
@@ -139,21 +165,25 @@ pub async fn claim(pool: &PgPool, req: &KeyedRequest<'_>) -> Result<Claim, Store
 /// Stores the answer of a claimed request for replay.
 pub async fn complete(
     pool: &PgPool,
+    keyring: &Keyring,
     api_key_name: &str,
     key: &str,
     response: &StoredResponse,
 ) -> Result<(), StoreError> {
+    let sealed = keyring.seal(&response.body, &body_aad(api_key_name, key));
     sqlx::query(
         "UPDATE idempotency_keys
             SET response_status = $3, response_headers = $4, response_body = $5,
-                completed_at = now()
+                response_key_id = $6, resource_id = $7, completed_at = now()
           WHERE api_key_name = $1 AND idempotency_key = $2",
     )
     .bind(api_key_name)
     .bind(key)
     .bind(response.status as i16)
     .bind(Json(&response.headers))
-    .bind(&response.body)
+    .bind(&sealed.bytes)
+    .bind(&sealed.key_id)
+    .bind(response.resource_id)
     .execute(pool)
     .await
     .map_err(StoreError::from_sqlx)?;
@@ -172,4 +202,80 @@ pub async fn release(pool: &PgPool, api_key_name: &str, key: &str) -> Result<(),
     .await
     .map_err(StoreError::from_sqlx)?;
     Ok(())
+}
+
+/// Deletes every stored answer that shows `user_id` (erasure).
+pub async fn forget_resource(
+    conn: &mut sqlx::PgConnection,
+    user_id: Uuid,
+) -> Result<u64, StoreError> {
+    Ok(
+        sqlx::query("DELETE FROM idempotency_keys WHERE resource_id = $1")
+            .bind(user_id)
+            .execute(conn)
+            .await
+            .map_err(StoreError::from_sqlx)?
+            .rows_affected(),
+    )
+}
+
+/// Answers not sealed under `current_key_id`.
+pub async fn count_stale_seals(pool: &PgPool, current_key_id: &str) -> Result<i64, StoreError> {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM idempotency_keys
+          WHERE response_body IS NOT NULL AND response_key_id IS DISTINCT FROM $1",
+    )
+    .bind(current_key_id)
+    .fetch_one(pool)
+    .await
+    .map_err(StoreError::from_sqlx)
+}
+
+/// Re-seals up to `limit` stored answers under the current key.
+pub async fn reseal_batch(
+    conn: &mut sqlx::PgConnection,
+    keyring: &Keyring,
+    limit: i64,
+) -> Result<u64, StoreError> {
+    #[derive(sqlx::FromRow)]
+    struct Stale {
+        api_key_name: String,
+        idempotency_key: String,
+        response_body: Vec<u8>,
+        response_key_id: Option<String>,
+    }
+    let rows = sqlx::query_as::<_, Stale>(
+        "SELECT api_key_name, idempotency_key, response_body, response_key_id
+           FROM idempotency_keys
+          WHERE response_body IS NOT NULL AND response_key_id IS DISTINCT FROM $1
+          LIMIT $2
+          FOR UPDATE SKIP LOCKED",
+    )
+    .bind(keyring.current_key_id())
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(StoreError::from_sqlx)?;
+    let mut moved = 0;
+    for row in rows {
+        let aad = body_aad(&row.api_key_name, &row.idempotency_key);
+        let plain = match &row.response_key_id {
+            Some(key_id) => keyring.open(key_id, &row.response_body, &aad)?,
+            None => row.response_body,
+        };
+        let sealed = keyring.seal(&plain, &aad);
+        sqlx::query(
+            "UPDATE idempotency_keys SET response_body = $3, response_key_id = $4
+              WHERE api_key_name = $1 AND idempotency_key = $2",
+        )
+        .bind(&row.api_key_name)
+        .bind(&row.idempotency_key)
+        .bind(&sealed.bytes)
+        .bind(&sealed.key_id)
+        .execute(&mut *conn)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+        moved += 1;
+    }
+    Ok(moved)
 }

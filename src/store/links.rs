@@ -25,13 +25,16 @@ pub struct LinkRow {
     pub updated_at: OffsetDateTime,
     /// The provider's time stamp of the newest state applied (orders status signals).
     pub provider_observed_at: Option<OffsetDateTime>,
+    /// Erasure at the provider once the user was erased: `pending`, `deleted`,
+    /// `manual_follow_up` or `not_submitted`.
+    pub erasure: Option<String>,
 }
 
 macro_rules! link_columns {
     () => {
         "user_id, provider, provider_user_id, status, provider_status, requirements, last_error,
          provider_data, needs_review, submitted_at, last_synced_at, updated_at,
-         provider_observed_at"
+         provider_observed_at, erasure"
     };
 }
 
@@ -191,4 +194,24 @@ pub async fn apply_update(
     .fetch_one(conn)
     .await
     .map_err(StoreError::from_sqlx)
+}
+
+/// Records where erasure at the provider stands for one link.
+pub async fn set_erasure(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    provider: &str,
+    erasure: &str,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE provider_links SET erasure = $3, updated_at = now()
+          WHERE user_id = $1 AND provider = $2",
+    )
+    .bind(user_id)
+    .bind(provider)
+    .bind(erasure)
+    .execute(conn)
+    .await
+    .map_err(StoreError::from_sqlx)?;
+    Ok(())
 }

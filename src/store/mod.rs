@@ -28,6 +28,12 @@ pub enum StoreError {
     UniqueViolation(String),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// A sealed value did not open (unknown key id, tampering): a deployment or data problem.
+    #[error(transparent)]
+    Crypto(#[from] crate::crypto::CryptoError),
+    /// A stored value does not decode.
+    #[error("stored value corrupt: {0}")]
+    Corrupt(String),
 }
 
 impl StoreError {
@@ -91,6 +97,19 @@ pub async fn wait_and_migrate(pool: &PgPool, timeout: Duration) -> Result<(), sq
     }
     MIGRATOR.run(pool).await?;
     Ok(())
+}
+
+/// Every data key id that sealed something still stored (users, webhook bodies, idempotent
+/// answers).
+pub async fn sealed_key_ids(pool: &PgPool) -> Result<Vec<String>, StoreError> {
+    sqlx::query_scalar(
+        "SELECT pii_key_id FROM users WHERE pii_key_id IS NOT NULL
+         UNION SELECT raw_body_key_id FROM webhook_events WHERE raw_body_key_id IS NOT NULL
+         UNION SELECT response_key_id FROM idempotency_keys WHERE response_key_id IS NOT NULL",
+    )
+    .fetch_all(pool)
+    .await
+    .map_err(StoreError::from_sqlx)
 }
 
 /// Readiness: one round trip, bounded so a hung database answers "not ready" quickly.

@@ -48,9 +48,10 @@ pub async fn due_links<'e>(
     sqlx::query_as::<_, LinkRow>(
         "SELECT user_id, provider, provider_user_id, status, provider_status, requirements,
                 last_error, provider_data, needs_review, submitted_at, last_synced_at, updated_at,
-                provider_observed_at
+                provider_observed_at, erasure
            FROM provider_links
           WHERE provider_user_id IS NOT NULL
+            AND erasure IS DISTINCT FROM 'deleted'
             AND (status NOT IN ('rejected', 'closed')
                  OR last_synced_at IS NULL OR last_synced_at < $1)
             AND ($2::uuid IS NULL OR (user_id, provider) > ($2, $3::text))
@@ -128,15 +129,17 @@ pub enum ReportKind {
     Stale,
     SubmissionFailed,
     NeedsReview,
+    ErasureFollowUp,
 }
 
 impl ReportKind {
-    pub const ALL: [ReportKind; 5] = [
+    pub const ALL: [ReportKind; 6] = [
         ReportKind::StatusDrift,
         ReportKind::MissingAtProvider,
         ReportKind::Stale,
         ReportKind::SubmissionFailed,
         ReportKind::NeedsReview,
+        ReportKind::ErasureFollowUp,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -146,6 +149,7 @@ impl ReportKind {
             ReportKind::Stale => "stale",
             ReportKind::SubmissionFailed => "submission_failed",
             ReportKind::NeedsReview => "needs_review",
+            ReportKind::ErasureFollowUp => "erasure_follow_up",
         }
     }
 
@@ -156,12 +160,16 @@ impl ReportKind {
             }
             ReportKind::MissingAtProvider => "last_error->>'code' = 'missing_at_provider'",
             ReportKind::Stale => {
-                "provider_user_id IS NOT NULL AND (last_synced_at IS NULL OR last_synced_at < $1)"
+                "provider_user_id IS NOT NULL AND erasure IS DISTINCT FROM 'deleted'
+                 AND (last_synced_at IS NULL OR last_synced_at < $1)"
             }
             ReportKind::SubmissionFailed => "status = 'submission_failed'",
             ReportKind::NeedsReview => {
                 "needs_review AND (last_error->>'code') IS DISTINCT FROM 'missing_at_provider'"
             }
+            // The user was erased here but the provider could not be told (no deletion API, or
+            // it refused): someone must ask the provider to delete the account.
+            ReportKind::ErasureFollowUp => "erasure = 'manual_follow_up'",
         }
     }
 }

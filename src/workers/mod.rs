@@ -3,6 +3,7 @@
 //! cleanly: on shutdown they take no new job and finish the ones in flight.
 
 pub mod reconciler;
+pub mod resealer;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -87,6 +87,8 @@ pub struct TestApp {
     pub sim_url: String,
     pub client: reqwest::Client,
     pub pool: sqlx::PgPool,
+    /// The app's keyring (same keys), to open what it sealed.
+    pub keyring: onboarding_gateway::crypto::Keyring,
     /// Held so the database lives as long as the app, and is dropped after it.
     _db: TestDatabase,
 }
@@ -138,6 +140,8 @@ pub async fn spawn_app_with(db: TestDatabase, adjust: impl FnOnce(&mut Settings)
     init();
     let mut settings = test_settings(&db.url);
     adjust(&mut settings);
+    let keyring = onboarding_gateway::crypto::Keyring::from_settings(&settings.encryption)
+        .expect("test keys are valid");
     let app = Application::build(settings).await.expect("the app starts");
     let address = format!("http://127.0.0.1:{}", app.port());
     let sim_url = app.simulator_url().unwrap_or_default().to_owned();
@@ -151,6 +155,7 @@ pub async fn spawn_app_with(db: TestDatabase, adjust: impl FnOnce(&mut Settings)
             .build()
             .unwrap(),
         pool,
+        keyring,
         _db: db,
     }
 }
@@ -189,6 +194,20 @@ impl TestApp {
             .send()
             .await
             .unwrap()
+    }
+
+    pub async fn delete(&self, path: &str) -> reqwest::Response {
+        self.client
+            .delete(self.url(path))
+            .bearer_auth(DEV_KEY)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// The URL of this app's own database (to start a second instance on it).
+    pub fn database_url(&self) -> &str {
+        &self._db.url
     }
 
     pub async fn patch_user(&self, id: &str, patch: &Value) -> reqwest::Response {

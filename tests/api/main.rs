@@ -12,6 +12,7 @@ mod openapi;
 mod providers_e2e;
 mod reconciliation;
 mod reliability;
+mod security;
 mod users_create;
 mod users_list;
 mod users_patch;

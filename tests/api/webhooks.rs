@@ -583,14 +583,23 @@ async fn an_event_for_an_unknown_provider_user_is_accepted_and_kept() {
         assert_eq!(stored[0].0, "unknown_user");
         assert!(!stored[0].1, "left unprocessed");
     }
-    let raw: Vec<u8> = sqlx::query_scalar(
-        "SELECT raw_body FROM webhook_events WHERE provider = 'carbn' AND provider_event_id = $1",
+    let (id, sealed): (uuid::Uuid, Vec<u8>) = sqlx::query_as(
+        "SELECT id, raw_body FROM webhook_events WHERE provider = 'carbn' AND provider_event_id = $1",
     )
     .bind(&event_id)
     .fetch_one(&app.pool)
     .await
     .unwrap();
-    assert_eq!(raw, body, "the raw bytes are stored as received");
+    assert!(
+        !sealed
+            .windows(stranger.len())
+            .any(|w| w == stranger.as_bytes()),
+        "the body is sealed at rest"
+    );
+    let raw = onboarding_gateway::store::webhooks::raw_body(&app.pool, &app.keyring, id)
+        .await
+        .unwrap();
+    assert_eq!(raw, Some(body), "the raw bytes are stored as received");
 
     // A Kraken test event names no user: stored, acknowledged, nothing else.
     let body = br#"{"event_type":"webhook.test","message":"This is a test webhook event to verify your endpoint configuration."}"#;

@@ -277,6 +277,22 @@ impl Connector for KillbConnector {
         field_policy(path)
     }
 
+    fn supports_deletion(&self) -> bool {
+        true
+    }
+
+    fn delete_user<'a>(
+        &'a self,
+        link: LinkRef<'a>,
+        log: &'a CallLog,
+    ) -> BoxFuture<'a, Result<(), ProviderError>> {
+        Box::pin(KillbConnector::delete_user(
+            self,
+            link.provider_user_id,
+            log,
+        ))
+    }
+
     fn create_user<'a>(
         &'a self,
         request: CreateRequest<'a>,

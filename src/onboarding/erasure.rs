@@ -1,0 +1,283 @@
+//! Erasure (`DELETE /v1/users/{id}`): the person's data goes, the audit trail of ids, times and
+//! statuses stays.
+//!
+//! Locally, in one transaction: the sealed profile and e-mail hash, the bodies of the user's
+//! webhooks and the stored idempotent answers that show the user are removed, and a
+//! `user_erased` event is written. At each linked provider: one that can delete accounts (KillB)
+//! gets a durable `erase_link` job (retried through outages like any job); one that cannot
+//! (Kraken, Carbn), or that refuses, is listed under `erasure_follow_up` in the reconciliation
+//! report for a person to ask the provider. A second DELETE answers the same receipt.
+
+use serde::Serialize;
+use serde_json::json;
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::jobs::{enqueue_link_job, LinkJob};
+use super::links::{self as link_ops, Attempt};
+use super::{OnboardingError, Services};
+use crate::domain::provider::ProviderId;
+use crate::providers::connector::CallLog;
+use crate::providers::error::{ProviderError, ProviderErrorKind};
+use crate::store::links::{self, LinkRow, LinkUpdate};
+use crate::store::{events, idempotency, users, webhooks};
+
+/// Job kind: ask one provider to delete an erased user's account.
+pub const ERASE_LINK: &str = "erase_link";
+
+/// Where erasure stands at one provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ProviderErasure {
+    /// A job is asking the provider to delete the account.
+    Pending,
+    /// The provider deleted (deactivated) the account.
+    Deleted,
+    /// The provider cannot be asked through its API (or refused): listed under
+    /// `erasure_follow_up` in `GET /v1/reconciliation` for a person to follow up.
+    ManualFollowUp,
+    /// The user never reached this provider: nothing to delete there.
+    NotSubmitted,
+}
+
+impl ProviderErasure {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderErasure::Pending => "pending",
+            ProviderErasure::Deleted => "deleted",
+            ProviderErasure::ManualFollowUp => "manual_follow_up",
+            ProviderErasure::NotSubmitted => "not_submitted",
+        }
+    }
+
+    fn parse(raw: &str) -> Option<Self> {
+        [
+            ProviderErasure::Pending,
+            ProviderErasure::Deleted,
+            ProviderErasure::ManualFollowUp,
+            ProviderErasure::NotSubmitted,
+        ]
+        .into_iter()
+        .find(|e| e.as_str() == raw)
+    }
+}
+
+/// One provider's part of an erasure.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct LinkErasure {
+    pub provider: String,
+    /// The provider's id for the account (what to quote when asking the provider by hand).
+    pub provider_user_id: Option<String>,
+    pub erasure: ProviderErasure,
+}
+
+/// The answer to `DELETE /v1/users/{id}` (the same for every repeat).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(example = json!({
+    "id": "01936b2e-7c4a-7d1e-9f3b-2a5c8e4d6f10",
+    "erased": true,
+    "erased_at": "2026-11-29T10:00:00Z",
+    "links": [
+        {"provider": "killb", "provider_user_id": "5b0f6a8e-3d7c-4e21-9a4b-8f2d1c6e7a90", "erasure": "deleted"},
+        {"provider": "kraken", "provider_user_id": "AA12 N84G 5XCE YMJC", "erasure": "manual_follow_up"}
+    ]
+}))]
+pub struct ErasureReceipt {
+    pub id: Uuid,
+    /// Always true: the user's personal data is gone from the gateway.
+    pub erased: bool,
+    #[serde(with = "time::serde::rfc3339")]
+    pub erased_at: OffsetDateTime,
+    pub links: Vec<LinkErasure>,
+}
+
+fn receipt(id: Uuid, erased_at: OffsetDateTime, links: Vec<LinkRow>) -> ErasureReceipt {
+    ErasureReceipt {
+        id,
+        erased: true,
+        erased_at,
+        links: links
+            .into_iter()
+            .map(|link| LinkErasure {
+                erasure: link
+                    .erasure
+                    .as_deref()
+                    .and_then(ProviderErasure::parse)
+                    .unwrap_or(ProviderErasure::ManualFollowUp),
+                provider: link.provider,
+                provider_user_id: link.provider_user_id,
+            })
+            .collect(),
+    }
+}
+
+/// Erases the user's personal data and asks each linked provider to do the same.
+pub async fn erase(services: &Services, id: Uuid) -> Result<ErasureReceipt, OnboardingError> {
+    let pool = &services.pool;
+    let mut tx = pool.begin().await?;
+    let Some(already) = users::lock_erasure_state(&mut tx, id).await? else {
+        return Err(OnboardingError::NotFound);
+    };
+    if let Some(erased_at) = already {
+        let links = links::for_users(&mut *tx, &[id]).await?;
+        tx.rollback().await?;
+        return Ok(receipt(id, erased_at, links));
+    }
+    let erased_at = users::erase(&mut tx, id).await?;
+    let bodies = webhooks::forget_user_bodies(&mut tx, id).await?;
+    let answers = idempotency::forget_resource(&mut tx, id).await?;
+    let mut job_ids = Vec::new();
+    let mut outcomes = Vec::new();
+    for link in links::for_users(&mut *tx, &[id]).await? {
+        let provider: Option<ProviderId> = link.provider.parse().ok();
+        let connector = provider.and_then(|p| services.providers.connector(p));
+        let erasure = match (&link.provider_user_id, connector, provider) {
+            (None, _, _) => ProviderErasure::NotSubmitted,
+            (Some(_), Some(connector), Some(provider)) if connector.supports_deletion() => {
+                job_ids.push(
+                    enqueue_link_job(
+                        &mut tx,
+                        ERASE_LINK,
+                        &LinkJob {
+                            user_id: id,
+                            provider,
+                            fields: Vec::new(),
+                        },
+                        services.workers.max_attempts,
+                    )
+                    .await?,
+                );
+                ProviderErasure::Pending
+            }
+            (Some(_), connector, _) => {
+                let why = match connector {
+                    Some(_) => "the provider offers no deletion API; ask it to delete the account",
+                    None => "the provider is not configured here; ask it to delete the account",
+                };
+                follow_up(&mut tx, &link, "erasure_not_supported", why).await?;
+                ProviderErasure::ManualFollowUp
+            }
+        };
+        links::set_erasure(&mut tx, id, &link.provider, erasure.as_str()).await?;
+        outcomes.push(json!({ "provider": link.provider, "erasure": erasure.as_str() }));
+    }
+    events::insert(
+        &mut tx,
+        id,
+        "user_erased",
+        json!({
+            "source": "api",
+            "providers": outcomes,
+            "webhook_bodies_removed": bodies,
+            "idempotent_answers_removed": answers,
+        }),
+    )
+    .await?;
+    tx.commit().await?;
+    tracing::info!(user_id = %id, "user erased");
+    crate::onboarding::jobs::run_inline(services, &services.workers, &job_ids, &services.instance)
+        .await;
+    let links = links::for_users(pool, &[id]).await?;
+    Ok(receipt(id, erased_at, links))
+}
+
+/// Lists the link under `erasure_follow_up` with the reason in `last_error`.
+async fn follow_up(
+    tx: &mut sqlx::PgConnection,
+    link: &LinkRow,
+    code: &str,
+    message: &str,
+) -> Result<(), OnboardingError> {
+    links::apply_update(
+        tx,
+        link.user_id,
+        &link.provider,
+        &LinkUpdate {
+            last_error: Some(Some(json!({
+                "code": code,
+                "message": message,
+                "at": link_ops::now_rfc3339(),
+            }))),
+            ..LinkUpdate::default()
+        },
+    )
+    .await?;
+    links::set_erasure(tx, link.user_id, &link.provider, "manual_follow_up").await?;
+    Ok(())
+}
+
+/// The `erase_link` job: asks the provider to delete the account and records the answer.
+pub async fn erase_at_provider(
+    services: &Services,
+    user_id: Uuid,
+    provider: ProviderId,
+) -> Result<Attempt, OnboardingError> {
+    let link = links::for_users(&services.pool, &[user_id])
+        .await?
+        .into_iter()
+        .find(|l| l.provider == provider.as_str());
+    let Some(link) = link.filter(|l| l.erasure.as_deref() == Some("pending")) else {
+        return Ok(Attempt::Done); // settled already (a re-driven job)
+    };
+    let Some((connector, link_ref)) = link_ops::addressable(services, &link) else {
+        return Ok(Attempt::Retry(ProviderError::new(
+            ProviderErrorKind::Unavailable,
+            format!("{} is not configured; erasure waits for it", link.provider),
+        )));
+    };
+    let log = CallLog::new();
+    let result = connector.delete_user(link_ref, &log).await;
+    let mut tx = services.pool.begin().await?;
+    link_ops::record_calls(&mut tx, user_id, &log).await?;
+    let attempt = match result {
+        // Gone already counts as deleted: erasure is idempotent at the provider too.
+        Ok(())
+        | Err(ProviderError {
+            kind: ProviderErrorKind::NotFound,
+            ..
+        }) => {
+            links::set_erasure(&mut tx, user_id, &link.provider, "deleted").await?;
+            events::insert(
+                &mut tx,
+                user_id,
+                "provider_erased",
+                json!({ "provider": link.provider, "erasure": "deleted" }),
+            )
+            .await?;
+            Attempt::Done
+        }
+        Err(error) if error.retryable() => {
+            links::apply_update(
+                &mut tx,
+                user_id,
+                &link.provider,
+                &LinkUpdate {
+                    last_error: Some(Some(link_ops::error_json(&error))),
+                    ..LinkUpdate::default()
+                },
+            )
+            .await?;
+            Attempt::Retry(error)
+        }
+        Err(error) => {
+            // Refused (KillB: a user with pending ramps cannot be deleted): a person follows up.
+            follow_up(&mut tx, &link, error.code(), &error.message).await?;
+            events::insert(
+                &mut tx,
+                user_id,
+                "provider_erased",
+                json!({
+                    "provider": link.provider,
+                    "erasure": "manual_follow_up",
+                    "error_code": error.code(),
+                    "http_status": error.http_status,
+                }),
+            )
+            .await?;
+            Attempt::Done
+        }
+    };
+    tx.commit().await?;
+    Ok(attempt)
+}
