@@ -122,6 +122,7 @@ fn to_json<T: serde::Serialize>(value: &T) -> serde_json::Value {
         (status = 401, description = "Missing or unknown API key", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 403, description = "The key lacks `users:write`", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 409, description = "`user_already_exists` (with `existing_user_id`), `idempotency_key_reused` or `idempotency_request_in_progress`", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 410, description = "`user_erased`: the user was erased (DELETE) while it was being created", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 413, description = "Body over 1 MiB", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 415, description = "Content type is not application/json", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 422, description = "`validation_failed` (one entry per invalid field; a disabled or unconfigured provider in `providers`) or `provider_requirements_unmet` (one entry per missing field, naming the provider)", body = ProblemDocument, content_type = "application/problem+json"),

@@ -182,6 +182,51 @@ pub async fn erase(services: &Services, id: Uuid) -> Result<ErasureReceipt, Onbo
     Ok(receipt(id, erased_at, links))
 }
 
+/// A create that was in flight when the user was erased has just recorded an account: ask the
+/// provider to delete it too (or list it for manual follow-up). Runs in the create's
+/// transaction, under the link's row lock, so it cannot interleave with the erasure.
+pub async fn account_created_after_erasure(
+    tx: &mut sqlx::PgConnection,
+    services: &Services,
+    link: &LinkRow,
+) -> Result<(), OnboardingError> {
+    let provider: Option<ProviderId> = link.provider.parse().ok();
+    match provider.and_then(|p| services.providers.connector(p).map(|c| (p, c))) {
+        Some((provider, connector)) if connector.supports_deletion() => {
+            links::set_erasure(tx, link.user_id, &link.provider, "pending").await?;
+            // Left to the workers (after the enqueue grace): the create's answer comes first.
+            enqueue_link_job(
+                tx,
+                ERASE_LINK,
+                &LinkJob {
+                    user_id: link.user_id,
+                    provider,
+                    fields: Vec::new(),
+                },
+                services.workers.max_attempts,
+            )
+            .await?;
+        }
+        _ => {
+            follow_up(
+                tx,
+                link,
+                "erasure_not_supported",
+                "created while the user was being erased; ask the provider to delete it",
+            )
+            .await?
+        }
+    }
+    events::insert(
+        tx,
+        link.user_id,
+        "provider_account_after_erasure",
+        json!({ "provider": link.provider }),
+    )
+    .await?;
+    Ok(())
+}
+
 /// Lists the link under `erasure_follow_up` with the reason in `last_error`.
 async fn follow_up(
     tx: &mut sqlx::PgConnection,

@@ -289,6 +289,10 @@ pub async fn submit(
                 .await?;
             }
             apply_state(&mut tx, &link, &state, Source::Api, true).await?;
+            if link.erasure.is_some() {
+                // The user was erased while this create was in flight: the new account must go too.
+                super::erasure::account_created_after_erasure(&mut tx, services, &link).await?;
+            }
             Attempt::Done
         }
         Err(error)

@@ -469,3 +469,79 @@ async fn keys_rotate_in_the_background_and_the_old_key_can_then_go() {
     };
     assert!(error.contains("`k2`"), "{error}");
 }
+
+#[tokio::test]
+async fn an_account_created_while_the_user_is_erased_is_deleted_too() {
+    let app = spawn_app_routed().await;
+    // KillB takes 1.5 s to create: the erasure lands while the create is in flight.
+    let fault = app
+        .client
+        .post(app.sim("/_sim/faults"))
+        .json(
+            &json!({"provider": "killb", "path": "/api/v2/users", "method": "POST",
+                      "latency_ms": 1500, "count": 1}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(fault.status().is_success());
+    let (user, _) = distinctive_user("CO", "approve");
+    let external_id = user["external_id"].as_str().unwrap().to_owned();
+    let create = {
+        let client = app.client.clone();
+        let url = app.url("/v1/users");
+        tokio::spawn(async move {
+            client
+                .post(url)
+                .bearer_auth(DEV_KEY)
+                .json(&user)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        })
+    };
+    let mut id = None;
+    for _ in 0..100 {
+        id = sqlx::query_scalar::<_, Uuid>("SELECT id FROM users WHERE external_id = $1")
+            .bind(&external_id)
+            .fetch_optional(&app.pool)
+            .await
+            .unwrap();
+        if id.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let id = id.expect("the user is persisted before the provider answers");
+    let receipt: Value = app
+        .delete(&format!("/v1/users/{id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        link(&receipt, "killb")["erasure"],
+        "not_submitted",
+        "{receipt}"
+    );
+    // The create's answer reads the user back: erased by then.
+    assert_eq!(create.await.unwrap(), 410);
+
+    // The account the in-flight create made is deleted by a job.
+    let mut last = Value::Null;
+    for _ in 0..100 {
+        last = app
+            .delete(&format!("/v1/users/{id}"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        if link(&last, "killb")["erasure"] == "deleted" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(link(&last, "killb")["erasure"], "deleted", "{last}");
+    assert!(link(&last, "killb")["provider_user_id"].is_string());
+}
