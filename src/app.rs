@@ -207,6 +207,10 @@ fn serve(
             settings.rate_limit.per_key_per_second,
             settings.rate_limit.burst,
         )),
+        webhook_rate_limiter: Arc::new(api::rate_limit::RateLimiter::new(
+            settings.rate_limit.webhook_per_second,
+            settings.rate_limit.webhook_burst,
+        )),
         services,
         pool,
         settings: settings.clone(),
@@ -223,7 +227,13 @@ fn serve(
     .client_request_timeout(Duration::from_secs(
         settings.server.client_request_timeout_secs,
     ))
-    .client_disconnect_timeout(Duration::from_secs(2))
+    .client_disconnect_timeout(Duration::from_secs(
+        settings.server.client_disconnect_timeout_secs,
+    ))
+    .keep_alive(match settings.server.keep_alive_secs {
+        0 => actix_web::http::KeepAlive::Disabled,
+        secs => actix_web::http::KeepAlive::Timeout(Duration::from_secs(secs)),
+    })
     .shutdown_timeout(settings.server.shutdown_timeout_secs)
     .listen(listener)
     .map_err(|source| StartupError::Bind {
