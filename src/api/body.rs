@@ -152,8 +152,8 @@ pub enum BoundedError {
 }
 
 /// Parses any JSON value (not only objects), refusing containers nested deeper than
-/// `max_depth` (the outermost container is level 1) and arrays or objects with more than
-/// `max_items` entries. Limits are checked while parsing, so hostile input costs no more than
+/// `max_depth` (the outermost container is level 1), arrays or objects with more than
+/// `max_items` entries, and strings or member names with NUL characters. Limits are checked while parsing, so hostile input costs no more than
 /// the first offending container; the error names its JSON path (`metadata.a[3]`, `""` for the
 /// body itself).
 pub fn parse_bounded(
@@ -216,6 +216,14 @@ impl Limits<'_> {
         Ok(())
     }
 
+    /// Postgres text cannot hold NUL, and no field needs it: refused here, as a 422.
+    fn text<E: de::Error>(&self, text: &str, message: &str) -> Result<(), E> {
+        if text.contains('\0') {
+            return Err(self.refuse(codes::INVALID_FORMAT, message.to_owned()));
+        }
+        Ok(())
+    }
+
     fn count<E: de::Error>(&self, items: usize, what: &str) -> Result<(), E> {
         if items >= self.max_items {
             return Err(self.refuse(
@@ -264,11 +272,15 @@ impl<'de> Visitor<'de> for Bounded<'_> {
         Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
     }
 
-    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Value, E> {
+        self.limits
+            .text(v, "must not contain NUL (U+0000) characters")?;
         Ok(Value::String(v.to_owned()))
     }
 
-    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Value, E> {
+        self.limits
+            .text(&v, "must not contain NUL (U+0000) characters")?;
         Ok(Value::String(v))
     }
 
@@ -310,6 +322,10 @@ impl<'de> Visitor<'de> for Bounded<'_> {
         self.limits.enter(depth)?;
         let mut members = Map::new();
         while let Some(key) = map.next_key::<String>()? {
+            self.limits.text(
+                &key,
+                "member names must not contain NUL (U+0000) characters",
+            )?;
             let child = Bounded {
                 depth,
                 limits: self.limits,
@@ -424,6 +440,17 @@ mod tests {
         assert_eq!(problem.errors[0].code, codes::TOO_MANY_ITEMS);
         let repeated = format!("{{{}}}", vec![r#""k":0"#; MAX_JSON_ITEMS + 5].join(","));
         assert!(parse_json_object(repeated.as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn nul_characters_are_a_422_naming_the_path() {
+        let problem = parse_json_object(br#"{"a":[{"b":"x\u0000y"}]}"#).unwrap_err();
+        assert_eq!(problem.status.as_u16(), 422);
+        assert_eq!(problem.errors[0].field, "a[0].b");
+        assert_eq!(problem.errors[0].code, codes::INVALID_FORMAT);
+        let problem = parse_json_object(br#"{"a":{"\u0000":1}}"#).unwrap_err();
+        assert_eq!(problem.errors[0].field, "a");
+        assert!(parse_json_object(br#"{"a":"\u0001 is fine"}"#).is_ok());
     }
 
     #[test]
