@@ -45,10 +45,12 @@ fn lookup<'a>(root: &'a Value, path: &str) -> Option<&'a Value> {
         .filter(|v| !v.is_null())
 }
 
-/// The canonical fields `user` lacks for `provider`, as field errors naming the provider.
+/// The canonical fields `user` lacks for `provider`, and the values present that the provider
+/// cannot take (KillB's identity document types by country), as field errors naming the
+/// provider: refused before anything is stored, rather than failing at submission.
 pub fn missing_fields(provider: ProviderId, user: &CanonicalUser) -> Vec<FieldError> {
     let json = serde_json::to_value(user).expect("a canonical user serialises");
-    required_fields(provider)
+    let mut errors: Vec<FieldError> = required_fields(provider)
         .iter()
         .filter(|path| lookup(&json, path).is_none())
         .map(|path| FieldError {
@@ -56,5 +58,17 @@ pub fn missing_fields(provider: ProviderId, user: &CanonicalUser) -> Vec<FieldEr
             code: "required",
             message: format!("is required by {}", provider.as_str()),
         })
-        .collect()
+        .collect();
+    if provider == ProviderId::Killb {
+        if let Some(Err(e)) = user.identity_document.as_ref().map(|d| {
+            crate::providers::killb::transformers::document_type(d.doc_type, d.issuing_country)
+        }) {
+            errors.push(FieldError {
+                field: e.field.to_owned(),
+                code: "not_supported_by_provider",
+                message: e.reason,
+            });
+        }
+    }
+    errors
 }
