@@ -72,3 +72,41 @@ pub fn missing_fields(provider: ProviderId, user: &CanonicalUser) -> Vec<FieldEr
     }
     errors
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::parse_user_at;
+    use serde_json::json;
+    use time::macros::datetime;
+
+    fn user(document: Value) -> CanonicalUser {
+        let json = json!({
+            "external_id": "crm-1", "type": "individual", "email": "jane@example.com",
+            "phone": "+573001234567", "name": {"first": "Jane", "last": "Doe"},
+            "date_of_birth": "1990-01-15",
+            "address": {"line1": "Calle 1", "city": "Bogotá", "region": "DC",
+                        "postal_code": "110111", "country": "CO"},
+            "identity_document": document,
+        });
+        parse_user_at(&json, datetime!(2026-11-20 12:00 UTC)).unwrap()
+    }
+
+    #[test]
+    fn killb_refuses_document_types_it_has_no_equivalent_for() {
+        let ok =
+            user(json!({"type": "national_id", "number": "1020304050", "issuing_country": "CO"}));
+        assert!(missing_fields(ProviderId::Killb, &ok).is_empty());
+        for (kind, country) in [("national_id", "DE"), ("residence_permit", "MX")] {
+            let doc = json!({"type": kind, "number": "X1234567", "issuing_country": country});
+            let errors = missing_fields(ProviderId::Killb, &user(doc.clone()));
+            assert_eq!(errors.len(), 1, "{kind} {country}");
+            assert_eq!(errors[0].field, "identity_document.type");
+            assert_eq!(errors[0].code, "not_supported_by_provider");
+            // Other providers take it.
+            assert!(missing_fields(ProviderId::Carbn, &user(doc))
+                .iter()
+                .all(|e| e.field != "identity_document.type"));
+        }
+    }
+}
