@@ -58,6 +58,9 @@ if ! "$venv/bin/schemathesis" --version 2>/dev/null | grep -qF "$SCHEMATHESIS_VE
 fi
 
 # 2. The gateway (debug build; already built by `cargo test --all-targets` in scripts/test.sh).
+if [[ -d .sqlx && -z "${SQLX_OFFLINE:-}" ]]; then
+  export SQLX_OFFLINE=true
+fi
 cargo build --quiet --bin onboarding-gateway
 gateway="$target_dir/debug/onboarding-gateway"
 

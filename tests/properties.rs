@@ -284,6 +284,16 @@ proptest! {
     }
 
     #[test]
+    fn the_openapi_country_pattern_accepts_exactly_what_the_parser_accepts(
+        s in "[A-Za-z]{2}|\\PC{0,3}"
+    ) {
+        use utoipa::PartialSchema;
+        let schema = serde_json::to_value(CountryCode::schema()).unwrap();
+        let pattern = regex_lite::Regex::new(schema["pattern"].as_str().unwrap()).unwrap();
+        prop_assert_eq!(pattern.is_match(&s), CountryCode::parse(&s).is_ok(), "{:?}", s);
+    }
+
+    #[test]
     fn phones_normalise_to_e164_whatever_the_separators((e164, written) in formatted_phone()) {
         let phone = Phone::parse(&written).unwrap();
         prop_assert_eq!(phone.as_str(), e164.as_str());
