@@ -62,6 +62,8 @@ pub enum StartupError {
     Simulator(std::io::Error),
     #[error("outbound HTTP client: {0}")]
     HttpClient(String),
+    #[error("notification cursors: {0}")]
+    Notifications(String),
 }
 
 impl Application {
@@ -114,6 +116,10 @@ impl Application {
                 .build()
                 .map_err(|e| StartupError::HttpClient(e.to_string()))?,
         };
+        // Before anything is served: events from here on reach every subscriber.
+        crate::onboarding::notify::init_cursors(&services)
+            .await
+            .map_err(|e| StartupError::Notifications(e.to_string()))?;
         let workers = Workers::start(
             services.clone(),
             settings.workers.clone(),
