@@ -58,12 +58,12 @@ pub enum StartupError {
     Database(#[from] sqlx::Error),
     #[error("database migrations: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("notification cursors: {0}")]
+    Notifications(String),
     #[error("provider simulators: {0}")]
     Simulator(std::io::Error),
     #[error("outbound HTTP client: {0}")]
     HttpClient(String),
-    #[error("notification cursors: {0}")]
-    Notifications(String),
 }
 
 impl Application {
