@@ -6,7 +6,9 @@
 # Finds, starts or installs PostgreSQL (see scripts/lib/postgres.sh) and exports
 # DATABASE_URL=$PG_ADMIN_URL/postgres unless DATABASE_URL is already set: the tests create and
 # drop a fresh database per test through it, so its role needs CREATEDB (postgres has it).
-# Then `cargo test --all-targets ARGS` and `cargo test --doc`.
+# Then `cargo test --all-targets ARGS` and `cargo test --doc`; without ARGS also
+# scripts/schemathesis.sh (the API fuzzed against its OpenAPI document; needs python3 and PyPI
+# the first time; GATEWAY_SKIP_SCHEMATHESIS=1 skips it outside CI).
 #
 # Environment: DATABASE_URL; SQLX_OFFLINE (set to true when .sqlx/ exists); and those of
 # scripts/lib/postgres.sh: GATEWAY_PG_WAIT_SECS, GATEWAY_PG_PORT, GATEWAY_PG_DIR,
@@ -31,4 +33,12 @@ step="cargo test --all-targets"
 cargo test --all-targets "$@"
 step="cargo test --doc"
 cargo test --doc
-echo "test.sh: all tests passed (all targets and doc tests) in $((SECONDS - start))s"
+# The whole suite (no arguments, as CI runs it) also fuzzes the running gateway against its
+# OpenAPI document (scripts/schemathesis.sh; about a minute once its venv exists).
+if (($# == 0)); then
+  step="schemathesis"
+  scripts/schemathesis.sh
+  echo "test.sh: all tests passed (all targets, doc tests, schemathesis) in $((SECONDS - start))s"
+else
+  echo "test.sh: all tests passed (all targets and doc tests) in $((SECONDS - start))s"
+fi

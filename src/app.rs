@@ -64,6 +64,8 @@ pub enum StartupError {
     Database(#[from] sqlx::Error),
     #[error("database migrations: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("notification cursors: {0}")]
+    Notifications(String),
     #[error("provider simulators: {0}")]
     Simulator(std::io::Error),
     #[error("outbound HTTP client: {0}")]
@@ -138,6 +140,10 @@ impl Application {
                 .map_err(|e| StartupError::HttpClient(e.to_string()))?,
             keyring,
         };
+        // Before anything is served: events from here on reach every subscriber.
+        crate::onboarding::notify::init_cursors(&services)
+            .await
+            .map_err(|e| StartupError::Notifications(e.to_string()))?;
         let workers = Workers::start(
             services.clone(),
             settings.workers.clone(),
@@ -242,6 +248,10 @@ fn serve(
             settings.rate_limit.per_key_per_second,
             settings.rate_limit.burst,
         )),
+        webhook_rate_limiter: Arc::new(api::rate_limit::RateLimiter::new(
+            settings.rate_limit.webhook_per_second,
+            settings.rate_limit.webhook_burst,
+        )),
         services,
         pool,
         settings: settings.clone(),
@@ -258,7 +268,13 @@ fn serve(
     .client_request_timeout(Duration::from_secs(
         settings.server.client_request_timeout_secs,
     ))
-    .client_disconnect_timeout(Duration::from_secs(2))
+    .client_disconnect_timeout(Duration::from_secs(
+        settings.server.client_disconnect_timeout_secs,
+    ))
+    .keep_alive(match settings.server.keep_alive_secs {
+        0 => actix_web::http::KeepAlive::Disabled,
+        secs => actix_web::http::KeepAlive::Timeout(Duration::from_secs(secs)),
+    })
     .shutdown_timeout(settings.server.shutdown_timeout_secs)
     .listen(listener)
     .map_err(|source| StartupError::Bind {

@@ -57,10 +57,28 @@ pub struct ServerSettings {
     pub client_request_timeout_secs: u64,
     #[serde(default = "default_shutdown_timeout")]
     pub shutdown_timeout_secs: u64,
+    /// Seconds an idle keep-alive connection is kept open (0 turns keep-alive off).
+    #[serde(default = "default_keep_alive")]
+    pub keep_alive_secs: u64,
+    /// Seconds a request body may take to arrive once the head is read (then 408).
+    #[serde(default = "default_body_read_timeout")]
+    pub body_read_timeout_secs: u64,
+    /// Seconds given to a client to acknowledge the connection's shutdown before it is dropped.
+    #[serde(default = "default_client_disconnect_timeout")]
+    pub client_disconnect_timeout_secs: u64,
 }
 
 fn default_client_request_timeout() -> u64 {
     10
+}
+fn default_keep_alive() -> u64 {
+    5
+}
+fn default_body_read_timeout() -> u64 {
+    30
+}
+fn default_client_disconnect_timeout() -> u64 {
+    2
 }
 fn default_shutdown_timeout() -> u64 {
     15
@@ -200,6 +218,11 @@ pub struct RateLimitSettings {
     pub per_key_per_second: u32,
     #[serde(default = "default_rate_burst")]
     pub burst: u32,
+    /// Webhook deliveries per second per provider and peer address (0 = unlimited).
+    #[serde(default = "default_webhook_rate_per_second")]
+    pub webhook_per_second: u32,
+    #[serde(default = "default_webhook_burst")]
+    pub webhook_burst: u32,
 }
 
 impl Default for RateLimitSettings {
@@ -207,8 +230,17 @@ impl Default for RateLimitSettings {
         Self {
             per_key_per_second: default_rate_per_second(),
             burst: default_rate_burst(),
+            webhook_per_second: default_webhook_rate_per_second(),
+            webhook_burst: default_webhook_burst(),
         }
     }
+}
+
+fn default_webhook_rate_per_second() -> u32 {
+    50
+}
+fn default_webhook_burst() -> u32 {
+    200
 }
 
 fn default_rate_per_second() -> u32 {

@@ -71,10 +71,10 @@ const STATES: &[&str] = &["queued", "running", "succeeded", "failed"];
 #[utoipa::path(
     get, path = "/v1/jobs", tag = "operations",
     params(
-        ("state" = Option<String>, Query, description = "queued, running, succeeded or failed"),
-        ("kind" = Option<String>, Query, description = "submit_link or update_link"),
-        ("limit" = Option<usize>, Query, description = "Page size, 1–100 (default 20)"),
-        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+        ("state" = Option<String>, Query, pattern = "^(queued|running|succeeded|failed)$", description = "queued, running, succeeded or failed"),
+        ("kind" = Option<String>, Query, pattern = r"^[^\x00]{1,40}$", description = "submit_link, update_link or notify"),
+        ("limit" = Option<usize>, Query, minimum = 1, maximum = 100, description = "Page size, 1–100 (default 20)"),
+        ("cursor" = Option<String>, Query, pattern = "^[A-Za-z0-9_-]{21}[AQgw]$", description = "`next_cursor` of the previous page"),
     ),
     responses(
         (status = 200, description = "A page of jobs", body = JobList),
@@ -100,7 +100,7 @@ pub async fn list_jobs(
                 "invalid_value",
                 "must be one of queued, running, succeeded, failed",
             )),
-            "kind" if !value.is_empty() && value.len() <= 40 => kind = Some(value),
+            "kind" if !value.is_empty() && value.chars().count() <= 40 => kind = Some(value),
             "kind" => errors.push(invalid(
                 "kind",
                 "invalid_value",

@@ -31,6 +31,8 @@ use problem::Problem;
 pub struct AppState {
     pub pool: PgPool,
     pub rate_limiter: Arc<rate_limit::RateLimiter>,
+    /// Webhook deliveries, keyed by provider and peer address.
+    pub webhook_rate_limiter: Arc<rate_limit::RateLimiter>,
     pub services: crate::onboarding::Services,
     pub api_keys: ApiKeyRegistry,
     pub settings: Arc<Settings>,
@@ -44,15 +46,10 @@ pub fn authorize(req: &HttpRequest, state: &AppState, scope: Scope) -> Result<Pr
         .and_then(|v| v.to_str().ok());
     let principal = state.api_keys.authorize(header, scope)?;
     if let Err(wait) = state.rate_limiter.check(&principal.name) {
-        return Err(Problem {
-            retry_after_secs: Some(wait.as_secs().max(1)),
-            ..Problem::new(
-                actix_web::http::StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
-                "Too many requests for this API key",
-            )
-            .detail("slow down and retry after the number of seconds in Retry-After")
-        });
+        return Err(Problem::rate_limited(
+            wait,
+            "Too many requests for this API key",
+        ));
     }
     Ok(principal)
 }

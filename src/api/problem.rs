@@ -154,6 +154,28 @@ impl Problem {
         .detail(format!("request bodies are limited to {limit} bytes"))
     }
 
+    /// `429 rate_limited`, with `Retry-After` rounded up to whole seconds (at least 1).
+    pub fn rate_limited(wait: std::time::Duration, title: &'static str) -> Self {
+        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        Self {
+            retry_after_secs: Some(secs.max(1)),
+            ..Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", title)
+                .detail("slow down and retry after the number of seconds in Retry-After")
+        }
+    }
+
+    pub fn request_timeout(limit: std::time::Duration) -> Self {
+        Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            "The request body arrived too slowly",
+        )
+        .detail(format!(
+            "the whole request body must arrive within {} seconds",
+            limit.as_secs()
+        ))
+    }
+
     pub fn unsupported_media_type(accepted: &str) -> Self {
         Self::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,

@@ -11,11 +11,28 @@ use crate::domain::FieldError;
 pub const DEFAULT_PAGE: usize = 20;
 pub const MAX_PAGE: usize = 100;
 
-/// The query string as (key, value) pairs; broken URL encoding is a 400.
+/// The query string as (key, value) pairs; broken URL encoding is a 400, a NUL character
+/// (`%00`, which Postgres text cannot hold) a 422 naming the parameter.
 pub fn pairs(req: &HttpRequest) -> Result<Vec<(String, String)>, Problem> {
-    web::Query::<Vec<(String, String)>>::from_query(req.query_string())
+    let pairs = web::Query::<Vec<(String, String)>>::from_query(req.query_string())
         .map(web::Query::into_inner)
-        .map_err(|_| Problem::bad_request("the query string is not valid URL encoding"))
+        .map_err(|_| Problem::bad_request("the query string is not valid URL encoding"))?;
+    let errors: Vec<FieldError> = pairs
+        .iter()
+        .filter(|(key, value)| key.contains('\0') || value.contains('\0'))
+        .map(|(key, _)| {
+            invalid(
+                &key.replace('\0', "\u{fffd}"),
+                "invalid_format",
+                "must not contain NUL (U+0000) characters",
+            )
+        })
+        .collect();
+    if errors.is_empty() {
+        Ok(pairs)
+    } else {
+        Err(Problem::validation(errors))
+    }
 }
 
 /// A field error on a query parameter.

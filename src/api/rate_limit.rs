@@ -1,5 +1,7 @@
-//! Per-API-key rate limits: a token bucket per key (`[rate_limit]`), answered with
-//! `429 rate_limited` and `Retry-After`. Limits are per gateway instance.
+//! Rate limits: a token bucket per key (`[rate_limit]`; an API key's name, or a webhook's
+//! provider and peer address), answered with `429 rate_limited` and `Retry-After`. Limits are
+//! per gateway instance. Full buckets are forgotten once many keys are held, so keys chosen by
+//! clients (peer addresses) cannot grow memory without bound.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -11,11 +13,22 @@ struct Bucket {
     refilled: Instant,
 }
 
+/// Buckets held before full ones are forgotten (a full bucket equals a missing one).
+const PRUNE_AT: usize = 10_000;
+
 #[derive(Debug)]
 pub struct RateLimiter {
     per_second: f64,
     burst: f64,
-    buckets: Mutex<HashMap<String, Bucket>>,
+    buckets: Mutex<Buckets>,
+}
+
+#[derive(Debug)]
+struct Buckets {
+    map: HashMap<String, Bucket>,
+    /// The size at which the next prune runs; doubles while most buckets are in use, so a
+    /// prune costs amortised O(1) per check.
+    prune_at: usize,
 }
 
 impl RateLimiter {
@@ -24,8 +37,20 @@ impl RateLimiter {
         Self {
             per_second: f64::from(per_second),
             burst: f64::from(burst.max(1)),
-            buckets: Mutex::new(HashMap::new()),
+            buckets: Mutex::new(Buckets {
+                map: HashMap::new(),
+                prune_at: PRUNE_AT,
+            }),
         }
+    }
+
+    /// The number of keys with a bucket (for tests).
+    pub fn keys(&self) -> usize {
+        self.buckets
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .map
+            .len()
     }
 
     /// Takes one token for `key`, or says how long until one is available.
@@ -38,7 +63,15 @@ impl RateLimiter {
             return Ok(());
         }
         let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
-        let bucket = buckets.entry(key.to_owned()).or_insert(Bucket {
+        if buckets.map.len() >= buckets.prune_at && !buckets.map.contains_key(key) {
+            let (per_second, burst) = (self.per_second, self.burst);
+            buckets.map.retain(|_, b| {
+                let elapsed = now.saturating_duration_since(b.refilled).as_secs_f64();
+                b.tokens + elapsed * per_second < burst
+            });
+            buckets.prune_at = PRUNE_AT.max(buckets.map.len() * 2);
+        }
+        let bucket = buckets.map.entry(key.to_owned()).or_insert(Bucket {
             tokens: self.burst,
             refilled: now,
         });
@@ -73,6 +106,28 @@ mod tests {
         assert!(limiter
             .check_at("a", start + Duration::from_millis(100))
             .is_ok());
+    }
+
+    #[test]
+    fn full_buckets_are_forgotten_when_many_keys_are_held() {
+        let limiter = RateLimiter::new(10, 2);
+        let start = Instant::now();
+        for i in 0..PRUNE_AT - 1 {
+            assert!(limiter.check_at(&format!("peer-{i}"), start).is_ok());
+        }
+        // A busy key keeps its (empty) bucket through a prune.
+        assert!(limiter.check_at("busy", start).is_ok());
+        assert!(limiter.check_at("busy", start).is_ok());
+        assert_eq!(limiter.keys(), PRUNE_AT);
+        // 150 ms later every peer bucket is full again: the next new key prunes them.
+        let later = start + Duration::from_millis(150);
+        assert!(limiter.check_at("new", later).is_ok());
+        assert_eq!(limiter.keys(), 2, "busy and new remain");
+        assert!(
+            limiter.check_at("busy", later).is_ok(),
+            "refilled 1.5 tokens"
+        );
+        assert!(limiter.check_at("busy", later).is_err(), "the limit holds");
     }
 
     #[test]

@@ -187,7 +187,7 @@ fn parse_limit(req: &HttpRequest) -> Result<usize, Problem> {
 /// summary. Also refreshes the `gateway_reconciliation_drift{kind}` gauges.
 #[utoipa::path(
     get, path = "/v1/reconciliation", tag = "operations",
-    params(("limit" = Option<usize>, Query, description = "Rows per kind, 0–100 (default 100)")),
+    params(("limit" = Option<usize>, Query, minimum = 0, maximum = 100, description = "Rows per kind, 0–100 (default 100)")),
     responses(
         (status = 200, description = "The drift report", body = ReconciliationReport),
         (status = 401, description = "Missing or unknown API key", body = ProblemDocument, content_type = "application/problem+json"),

@@ -115,7 +115,7 @@ fn to_json<T: serde::Serialize>(value: &T) -> serde_json::Value {
 #[utoipa::path(
     post, path = "/v1/users", tag = "users",
     request_body(content = CanonicalUser, content_type = "application/json"),
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry (1–255 visible ASCII characters; a UUID is a good choice). Remembered for 24 hours.")),
+    params(("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]{1,255}$", description = "Makes the request safe to retry (1–255 visible ASCII characters; a UUID is a good choice). Remembered for 24 hours.")),
     responses(
         (status = 201, description = "Created", body = UserResource),
         (status = 400, description = "Malformed JSON or not an object", body = ProblemDocument, content_type = "application/problem+json"),
@@ -216,12 +216,12 @@ pub async fn erase_user(
 #[utoipa::path(
     get, path = "/v1/users", tag = "users",
     params(
-        ("external_id" = Option<String>, Query, description = "Exact external_id"),
-        ("email" = Option<String>, Query, description = "Email, compared case-insensitively"),
+        ("external_id" = Option<String>, Query, pattern = r"^[^\x00]*\S[^\x00]*$", description = "Exact external_id"),
+        ("email" = Option<String>, Query, pattern = r"^[^\x00]*\S[^\x00]*$", description = "Email, compared case-insensitively"),
         ("status" = Option<LinkStatus>, Query, description = "The user's summary status"),
-        ("provider" = Option<String>, Query, description = "Users linked to this provider: kraken, killb or carbn"),
-        ("limit" = Option<usize>, Query, description = "Page size, 1–100 (default 20)"),
-        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+        ("provider" = Option<ProviderId>, Query, description = "Users linked to this provider: kraken, killb or carbn"),
+        ("limit" = Option<usize>, Query, minimum = 1, maximum = 100, description = "Page size, 1–100 (default 20)"),
+        ("cursor" = Option<String>, Query, pattern = "^[A-Za-z0-9_-]{21}[AQgw]$", description = "`next_cursor` of the previous page"),
     ),
     responses(
         (status = 200, description = "A page of users", body = UserList),
@@ -297,7 +297,7 @@ pub async fn list_users(
     patch, path = "/v1/users/{id}", tag = "users",
     params(
         ("id" = Uuid, Path, description = "The gateway's user id"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry"),
+        ("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]{1,255}$", description = "Makes the request safe to retry"),
     ),
     request_body(content = Object, description = "A JSON merge patch of the canonical user", content_type = "application/merge-patch+json",
         example = json!({"phone": "+49 151 1234 5679", "address": {"line2": null, "city": "Potsdam"}})),
@@ -338,17 +338,15 @@ pub async fn patch_user(
     .await
 }
 
+/// The event's sequence number, 8 bytes big-endian, base64url: 11 characters, and every
+/// string of that shape decodes (the OpenAPI pattern says exactly which ones).
 fn encode_event_cursor(seq: i64) -> String {
-    URL_SAFE_NO_PAD.encode(format!("e{seq}"))
+    URL_SAFE_NO_PAD.encode(seq.to_be_bytes())
 }
 
 fn decode_event_cursor(raw: &str) -> Option<i64> {
-    let bytes = URL_SAFE_NO_PAD.decode(raw).ok()?;
-    std::str::from_utf8(&bytes)
-        .ok()?
-        .strip_prefix('e')?
-        .parse()
-        .ok()
+    let bytes: [u8; 8] = URL_SAFE_NO_PAD.decode(raw).ok()?.try_into().ok()?;
+    Some(i64::from_be_bytes(bytes))
 }
 
 /// A user's audit trail.
@@ -359,8 +357,8 @@ fn decode_event_cursor(raw: &str) -> Option<i64> {
     get, path = "/v1/users/{id}/events", tag = "users",
     params(
         ("id" = Uuid, Path, description = "The gateway's user id"),
-        ("limit" = Option<usize>, Query, description = "Page size, 1–100 (default 100)"),
-        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+        ("limit" = Option<usize>, Query, minimum = 1, maximum = 100, description = "Page size, 1–100 (default 100)"),
+        ("cursor" = Option<String>, Query, pattern = "^[A-Za-z0-9_-]{10}[AEIMQUYcgkosw048]$", description = "`next_cursor` of the previous page"),
     ),
     responses(
         (status = 200, description = "The user's events, oldest first", body = EventList),
@@ -439,6 +437,7 @@ mod tests {
 #[schema(example = json!({"provider": "carbn"}))]
 pub struct LinkProviderRequest {
     /// `kraken`, `killb` or `carbn`.
+    #[schema(value_type = ProviderId)]
     pub provider: String,
 }
 
@@ -457,6 +456,8 @@ pub struct LinkProviderRequest {
         (status = 404, description = "No such user", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 410, description = "`user_erased`: the user's personal data was erased (`erased_at` says when)", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 409, description = "`link_already_exists`", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 413, description = "Body over 1 MiB", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 415, description = "Content type other than `application/json`", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 422, description = "`validation_failed` (unknown, disabled or unconfigured provider) or `provider_requirements_unmet`", body = ProblemDocument, content_type = "application/problem+json"),
     ),
     security(("api_key" = []))

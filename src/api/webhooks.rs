@@ -79,6 +79,10 @@ fn log_unconfigured_once(provider: ProviderId, reason: &str) {
 /// and records any transition with `source: "webhook"` (a stale state, by the provider's own
 /// time stamp, or a change after a final decision is never applied). A valid delivery always
 /// gets a 2xx unless the gateway's database is down (503).
+///
+/// Deliveries are rate-limited per provider and peer address (`rate_limit.webhook_per_second`,
+/// `webhook_burst`; per instance), before the body is read: over it, `429 rate_limited` with
+/// `Retry-After` (providers retry).
 #[utoipa::path(
     post, path = "/v1/webhooks/{provider}", tag = "webhooks",
     params(
@@ -94,7 +98,10 @@ fn log_unconfigured_once(provider: ProviderId, reason: &str) {
         (status = 200, description = "`applied`, `duplicate` or `ignored`", body = WebhookAck),
         (status = 202, description = "`unknown_user` or `stored` (kept for reconciliation)", body = WebhookAck),
         (status = 401, description = "`invalid_signature`: missing or bad signature, Kraken timestamp outside 300 s, unknown provider, or no webhook credentials configured", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 408, description = "`request_timeout`: the body did not arrive within `server.body_read_timeout_secs`", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 413, description = "Body over 1 MiB", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 429, description = "`rate_limited`: over `rate_limit.webhook_per_second` per provider and peer address; retry after `Retry-After` seconds", body = ProblemDocument, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))),
         (status = 503, description = "The database is unreachable; the provider should retry", body = ProblemDocument, content_type = "application/problem+json"),
     )
 )]
@@ -107,6 +114,24 @@ pub async fn receive(
         .match_info()
         .get("provider")
         .and_then(|p| p.parse::<ProviderId>().ok());
+    // Before the body is read or a signature checked: a flood costs a hash-map look-up.
+    let peer = req
+        .peer_addr()
+        .map_or_else(|| "unknown".to_owned(), |a| a.ip().to_string());
+    let bucket = format!(
+        "{}:{peer}",
+        provider.as_ref().map_or("unknown", ProviderId::as_str)
+    );
+    if let Err(wait) = state.webhook_rate_limiter.check(&bucket) {
+        record_webhook_verification(
+            provider.as_ref().map_or("unknown", ProviderId::as_str),
+            "rate_limited",
+        );
+        return Err(Problem::rate_limited(
+            wait,
+            "Too many webhook deliveries from this address",
+        ));
+    }
     let Some(provider) = provider else {
         record_webhook_verification("unknown", "unknown_provider");
         return Err(invalid_signature(

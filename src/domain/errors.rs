@@ -31,7 +31,7 @@ pub mod codes {
     pub const TOO_LONG: &str = "too_long";
     /// Too few characters (or an empty optional string), or too few array items.
     pub const TOO_SHORT: &str = "too_short";
-    /// Too many array items.
+    /// Too many array items (or, for any JSON body, object members).
     pub const TOO_MANY_ITEMS: &str = "too_many_items";
     /// The characters or the shape of the value are not allowed.
     pub const INVALID_FORMAT: &str = "invalid_format";
@@ -39,7 +39,7 @@ pub mod codes {
     pub const DUPLICATE_ITEM: &str = "duplicate_item";
     /// `metadata` is too big (too many keys, or more than 8 KiB serialised).
     pub const TOO_LARGE: &str = "too_large";
-    /// `metadata` is nested too deeply.
+    /// `metadata` (or, for any JSON body, the document) is nested too deeply.
     pub const TOO_DEEP: &str = "too_deep";
 }
 

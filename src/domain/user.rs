@@ -162,6 +162,7 @@ impl PartialSchema for DateOfBirth {
             "1990-01-15",
         )
         .format(Some(SchemaFormat::KnownFormat(KnownFormat::Date)))
+        .pattern(Some("^(19|20)[0-9]{2}-"))
         .into()
     }
 }
@@ -243,9 +244,29 @@ impl PartialSchema for CountryCode {
             "ISO 3166-1 alpha-2 country code. Case-insensitive on input, uppercase on output.",
             "DE",
         )
-        .pattern(Some("^[A-Za-z]{2}$"))
+        .pattern(Some(assigned_country_pattern()))
         .into()
     }
+}
+
+/// A pattern that matches exactly the assigned alpha-2 codes, in any case:
+/// `^(?:[Aa][DdEe…]|[Bb][…]|…)$`, one alternative per first letter.
+fn assigned_country_pattern() -> String {
+    let mut by_first: std::collections::BTreeMap<char, String> = Default::default();
+    for country in rust_iso3166::ALL {
+        let mut letters = country.alpha2.chars();
+        let (Some(first), Some(second)) = (letters.next(), letters.next()) else {
+            continue;
+        };
+        let class = by_first.entry(first).or_default();
+        class.push(second);
+        class.push(second.to_ascii_lowercase());
+    }
+    let alternatives: Vec<String> = by_first
+        .iter()
+        .map(|(first, seconds)| format!("[{first}{}][{seconds}]", first.to_ascii_lowercase()))
+        .collect();
+    format!("^(?:{})$", alternatives.join("|"))
 }
 
 impl ToSchema for CountryCode {
@@ -733,15 +754,28 @@ string_enum! {
 /// The user's legal name. Redacted in `Debug`.
 #[derive(Serialize, Deserialize, Clone, PartialEq, Eq, ToSchema)]
 #[schema(examples(json!({"first": "Jane", "middle": "Q", "last": "Doe"})))]
+#[serde(deny_unknown_fields)]
 pub struct PersonName {
     /// Given name, 1–100 characters.
-    #[schema(examples("Jane"), max_length = 100)]
+    #[schema(
+        examples("Jane"),
+        max_length = 100,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub first: String,
     /// Middle name(s), 1–100 characters.
-    #[schema(examples("Q"), max_length = 100)]
+    #[schema(
+        examples("Q"),
+        max_length = 100,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub middle: Option<String>,
     /// Family name, 1–100 characters.
-    #[schema(examples("Doe"), max_length = 100)]
+    #[schema(
+        examples("Doe"),
+        max_length = 100,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub last: String,
 }
 
@@ -758,9 +792,14 @@ impl fmt::Debug for PersonName {
 /// Where the user was born. The city is redacted in `Debug`.
 #[derive(Serialize, Deserialize, Clone, PartialEq, Eq, ToSchema)]
 #[schema(examples(json!({"city": "Berlin", "country": "DE"})))]
+#[serde(deny_unknown_fields)]
 pub struct BirthPlace {
     /// City of birth, 1–100 characters.
-    #[schema(examples("Berlin"), max_length = 100)]
+    #[schema(
+        examples("Berlin"),
+        max_length = 100,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub city: Option<String>,
     /// Country of birth (required when `birth_place` is given).
     pub country: CountryCode,
@@ -779,21 +818,41 @@ impl fmt::Debug for BirthPlace {
 #[derive(Serialize, Deserialize, Clone, PartialEq, Eq, ToSchema)]
 #[schema(examples(json!({"line1": "Invalidenstr. 1", "line2": null, "city": "Berlin",
     "region": "BE", "postal_code": "10115", "country": "DE"})))]
+#[serde(deny_unknown_fields)]
 pub struct Address {
     /// Street and number, 1–200 characters.
-    #[schema(examples("Invalidenstr. 1"), max_length = 200)]
+    #[schema(
+        examples("Invalidenstr. 1"),
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub line1: Option<String>,
     /// Additional address line, 1–200 characters.
-    #[schema(max_length = 200)]
+    #[schema(
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub line2: Option<String>,
     /// City, 1–100 characters.
-    #[schema(examples("Berlin"), max_length = 100)]
+    #[schema(
+        examples("Berlin"),
+        max_length = 100,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub city: Option<String>,
     /// State, province or region, 1–100 characters.
-    #[schema(examples("BE"), max_length = 100)]
+    #[schema(
+        examples("BE"),
+        max_length = 100,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub region: Option<String>,
     /// Postal code, 1–20 characters.
-    #[schema(examples("10115"), max_length = 20)]
+    #[schema(
+        examples("10115"),
+        max_length = 20,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub postal_code: Option<String>,
     /// Country of residence (required).
     pub country: CountryCode,
@@ -816,6 +875,7 @@ impl fmt::Debug for Address {
 #[derive(Serialize, Deserialize, Clone, PartialEq, Eq, ToSchema)]
 #[schema(examples(json!({"type": "passport", "number": "C01X00T47", "issuing_country": "DE",
     "issued_on": "2019-05-01", "expires_on": "2029-04-30"})))]
+#[serde(deny_unknown_fields)]
 pub struct IdentityDocument {
     /// Kind of document.
     #[serde(rename = "type")]
@@ -850,6 +910,7 @@ impl fmt::Debug for IdentityDocument {
 /// A tax identification number. The number is redacted in `Debug`.
 #[derive(Serialize, Deserialize, Clone, PartialEq, Eq, ToSchema)]
 #[schema(examples(json!({"type": "steuer_id", "number": "12345678901", "issuing_country": "DE"})))]
+#[serde(deny_unknown_fields)]
 pub struct TaxId {
     /// Free-form kind of tax id, 1–40 of `a-z`, `0-9`, `_` (e.g. `steuer_id`, `ssn`, `cpf`).
     #[serde(rename = "type")]
@@ -876,16 +937,25 @@ impl fmt::Debug for TaxId {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, ToSchema)]
 #[schema(examples(json!({"status": "employed", "industry": "computers_and_it",
     "occupation": "Software Engineer", "employer_name": "Acme GmbH"})))]
+#[serde(deny_unknown_fields)]
 pub struct Employment {
     /// Employment status (required when `employment` is given).
     pub status: EmploymentStatus,
     /// Industry.
     pub industry: Option<Industry>,
     /// Job title, 1–200 characters.
-    #[schema(examples("Software Engineer"), max_length = 200)]
+    #[schema(
+        examples("Software Engineer"),
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub occupation: Option<String>,
     /// Employer, 1–200 characters.
-    #[schema(examples("Acme GmbH"), max_length = 200)]
+    #[schema(
+        examples("Acme GmbH"),
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub employer_name: Option<String>,
 }
 
@@ -893,6 +963,7 @@ pub struct Employment {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, ToSchema)]
 #[schema(examples(json!({"source_of_funds": "employment", "total_assets_usd": "10k_100k",
     "monthly_deposits": "up_to_5", "monthly_volume_usd": "1k_100k"})))]
+#[serde(deny_unknown_fields)]
 pub struct FinancialProfile {
     /// Primary source of funds.
     pub source_of_funds: Option<SourceOfFunds>,
@@ -907,6 +978,7 @@ pub struct FinancialProfile {
 /// Acceptance of the terms of service.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, ToSchema)]
 #[schema(examples(json!({"version": 3, "accepted_at": "2026-11-01T09:30:00Z"})))]
+#[serde(deny_unknown_fields)]
 pub struct Terms {
     /// Version of the terms accepted, 1–10000.
     #[schema(examples(3), minimum = 1, maximum = 10000)]

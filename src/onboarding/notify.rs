@@ -89,6 +89,14 @@ fn notifications_for(event: &TrailEvent) -> Vec<Notification> {
     }
 }
 
+/// Creates every configured subscriber's cursor (at start-up, before requests are served).
+pub async fn init_cursors(services: &Services) -> Result<(), OnboardingError> {
+    for subscriber in services.subscribers.iter() {
+        notifications::ensure_cursor(&services.pool, &subscriber_key(subscriber)).await?;
+    }
+    Ok(())
+}
+
 /// Turns settled audit events into delivery jobs for every subscriber. Safe with many
 /// instances: each subscriber's cursor is locked (`SKIP LOCKED`) for the transaction that
 /// enqueues its jobs and advances it.

@@ -31,6 +31,23 @@ pub async fn lock_cursor(
     .map_err(StoreError::from_sqlx)
 }
 
+/// Creates the subscriber's cursor at the current horizon unless it exists. Called at start-up,
+/// before the server accepts requests, so every event written after start-up is notified
+/// (created lazily by the first dispatch instead, a request served before that tick would be
+/// behind the new cursor and never notified).
+pub async fn ensure_cursor(pool: &sqlx::PgPool, subscriber: &str) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO notification_cursors (subscriber, next_txid)
+         VALUES ($1, pg_snapshot_xmin(pg_current_snapshot())::text::bigint)
+         ON CONFLICT (subscriber) DO NOTHING",
+    )
+    .bind(subscriber)
+    .execute(pool)
+    .await
+    .map_err(StoreError::from_sqlx)?;
+    Ok(())
+}
+
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct TrailEvent {
     pub seq: i64,

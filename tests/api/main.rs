@@ -6,6 +6,7 @@ mod helpers;
 mod auth;
 mod health;
 mod idempotency;
+mod limits;
 mod malformed;
 mod notifications;
 mod openapi;
