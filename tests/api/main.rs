@@ -7,6 +7,7 @@ mod auth;
 mod health;
 mod idempotency;
 mod malformed;
+mod metrics;
 mod notifications;
 mod openapi;
 mod providers_e2e;
