@@ -20,7 +20,10 @@
 #   BENCH_PGBENCH_SECS       seconds per pgbench run [BENCH_SECS]
 #   BENCH_DB_POOL            gateway database.max_connections [config default]
 #   BENCH_LOG_LEVEL [info]   gateway log level (logs go to target/bench/gateway.log)
+#   BENCH_PG_SSLMODE [disable]  sslmode of the gateway's and pgbench's database connections
 #   BENCH_KEEP_DB=1          keep the databases afterwards
+#   BENCH_PGBENCH=0          skip pgbench (profiling runs; no ratios then)
+#   BENCH_SCENARIOS=1,3      run only these scenarios (profiling)
 #   and those of scripts/lib/postgres.sh (DATABASE_URL names the server to use).
 set -euo pipefail
 
@@ -82,8 +85,14 @@ if [[ -d .sqlx && -z "${SQLX_OFFLINE:-}" ]]; then
 fi
 cargo build --release --quiet --bin onboarding-gateway --bin provider-sim --bin bench
 
+# Same connection settings for pgbench and the gateway. Loopback without TLS by default: TLS to
+# the database costs the gateway more than pgbench (sqlx+rustls sends one TLS record per
+# syscall), measured separately with BENCH_PG_SSLMODE=prefer.
+sslmode="${BENCH_PG_SSLMODE:-disable}"
+
 # --- pgbench: the machine's own ceiling, same Postgres, same concurrency (32 clients) ---
-pgb_url="$PG_ADMIN_URL/$pgb_db"
+if [[ "${BENCH_PGBENCH:-1}" == 1 ]]; then
+pgb_url="$PG_ADMIN_URL/$pgb_db?sslmode=$sslmode"
 profile='{"type": "individual", "email": "bench.1+approve@example.com", "phone": "+4915100000001", "name": {"first": "Bench", "last": "User1"}, "date_of_birth": "1990-01-15", "nationalities": ["DE"], "address": {"line1": "Invalidenstr. 1", "city": "Berlin", "region": "BE", "postal_code": "10115", "country": "DE"}, "identity_document": {"type": "passport", "number": "C00000001", "issuing_country": "DE"}, "employment": {"status": "employed", "industry": "computers_and_it", "occupation": "Software Engineer", "employer_name": "Acme GmbH"}, "terms": {"version": 3, "accepted_at": "2026-11-01T09:30:00Z"}, "external_id": "bench-1"}'
 note "pgbench: preparing tables (the shape of users, provider_links, jobs, user_events)"
 psql -w -X -q -v ON_ERROR_STOP=1 -d "$pgb_url" >/dev/null <<SQL
@@ -133,16 +142,16 @@ cat >"$out/pgbench-persist.sql" <<SQL
 \\set k random(1, 1000000000000000)
 BEGIN;
 INSERT INTO pb_users (id, external_id, email, status, profile)
-  VALUES (md5('u' || :k)::uuid, 'pgb-' || :k, 'bench.' || :k || '@example.com',
+  VALUES (md5('u' || :k::text)::uuid, 'pgb-' || :k::text, 'bench.' || :k::text || '@example.com',
           'pending_submission', '$profile'::jsonb)
   RETURNING id, external_id, email, status, profile, version, created_at, updated_at;
-INSERT INTO pb_links (user_id, provider) VALUES (md5('u' || :k)::uuid, 'carbn');
+INSERT INTO pb_links (user_id, provider) VALUES (md5('u' || :k::text)::uuid, 'carbn');
 INSERT INTO pb_jobs (id, kind, queue_key, payload, max_attempts, run_at)
-  VALUES (md5('j' || :k)::uuid, 'submit_link', 'link:' || :k || ':carbn',
-          jsonb_build_object('user_id', md5('u' || :k)::uuid, 'provider', 'carbn'), 8,
+  VALUES (md5('j' || :k::text)::uuid, 'submit_link', 'link' || chr(58) || :k::text || chr(58) || 'carbn',
+          jsonb_build_object('user_id', md5('u' || :k::text)::uuid, 'provider', 'carbn'), 8,
           now() + interval '5 seconds');
 INSERT INTO pb_events (id, user_id, type, data)
-  VALUES (md5('e' || :k)::uuid, md5('u' || :k)::uuid, 'user_created',
+  VALUES (md5('e' || :k::text)::uuid, md5('u' || :k::text)::uuid, 'user_created',
           '{"source": "api", "providers": ["carbn"]}');
 COMMIT;
 SQL
@@ -158,6 +167,7 @@ note "pgbench: persist user+link+job+event, 32 clients, ${pgbench_secs} s"
 BENCH_PGBENCH_PERSIST_TPS="$(run_pgbench persist)"
 export BENCH_PGBENCH_SELECT_TPS BENCH_PGBENCH_PERSIST_TPS
 note "pgbench: select $BENCH_PGBENCH_SELECT_TPS tps, persist $BENCH_PGBENCH_PERSIST_TPS tps"
+fi
 
 # --- the simulators and the gateway ---
 sim_port="$(free_port)"
@@ -170,7 +180,7 @@ gw_port="$(free_port)"
 env_overrides=(
   GATEWAY_ENV=development
   GATEWAY_CONFIG_FILE="$out/gateway.toml"
-  DATABASE_URL="$PG_ADMIN_URL/$db"
+  DATABASE_URL="$PG_ADMIN_URL/$db?sslmode=$sslmode"
   GATEWAY__SERVER__PORT="$gw_port"
   GATEWAY__LOG__FORMAT=json
   GATEWAY__LOG__LEVEL="${BENCH_LOG_LEVEL:-info}"

@@ -7,7 +7,8 @@
 //! `run` reads its settings from the environment (the script sets them): `BENCH_BASE_URL`,
 //! `BENCH_SIM_URL`, `BENCH_API_KEY`, `BENCH_GATEWAY_PID` (for RSS), `BENCH_SECS` (per
 //! scenario), `BENCH_SOAK_SECS`, `BENCH_SEED_USERS`, `BENCH_PGBENCH_SELECT_TPS`,
-//! `BENCH_PGBENCH_PERSIST_TPS`, `BENCH_OUT` (JSON path), `BENCH_QUICK`.
+//! `BENCH_PGBENCH_PERSIST_TPS`, `BENCH_OUT` (JSON path), `BENCH_QUICK`, `BENCH_SCENARIOS`
+//! (e.g. `1,3`: only those, for profiling).
 //!
 //! Load is real HTTP from this separate process, every create with a unique `external_id`.
 //! Closed-loop scenarios keep N requests in flight; open-loop ones send at a fixed rate and
@@ -105,6 +106,8 @@ struct Env {
     pgbench_persist_tps: Option<f64>,
     out: String,
     quick: bool,
+    /// `BENCH_SCENARIOS=1,3`: run only these (for profiling one at a time).
+    scenarios: Option<Vec<String>>,
 }
 
 impl Env {
@@ -131,6 +134,8 @@ impl Env {
             pgbench_persist_tps: var("BENCH_PGBENCH_PERSIST_TPS").and_then(|v| v.parse().ok()),
             out: var("BENCH_OUT").unwrap_or_else(|| "target/bench/results.json".into()),
             quick,
+            scenarios: var("BENCH_SCENARIOS")
+                .map(|v| v.split(',').map(|s| s.trim().to_owned()).collect()),
         }
     }
 }
@@ -488,6 +493,11 @@ async fn run(env: Env) -> Result<(), String> {
     };
     let sim = env.sim.trim_end_matches('/').to_owned();
     let warmup = Duration::from_secs(if env.quick { 1 } else { 3 });
+    let want = |id: &str| {
+        env.scenarios
+            .as_ref()
+            .is_none_or(|only| only.iter().any(|s| s == id))
+    };
     let secs = env.secs;
     let mut results: Vec<ScenarioResult> = Vec::new();
 
@@ -564,60 +574,122 @@ async fn run(env: Env) -> Result<(), String> {
     };
 
     // 1. GET /v1/users/{id}
-    eprintln!("bench: 1 get by id");
-    let (elapsed, rec) = {
-        let (api, ids) = (api.clone(), ids.clone());
-        closed_loop(32, warmup, secs, move |n| {
-            let (api, id) = (api.clone(), pick(&ids, n));
-            async move { api.get_user(&id).await }
-        })
-        .await
-    };
-    results.push(summarise(
-        "1",
-        "GET /v1/users/{id}",
-        Some(32),
-        None,
-        elapsed,
-        rec,
-        &[200],
-    ));
-
-    // 2. GET /v1/users?provider=…&limit=50
-    eprintln!("bench: 2 list");
-    let (elapsed, rec) = {
-        let api = api.clone();
-        closed_loop(32, warmup, secs, move |n| {
-            let api = api.clone();
-            async move { api.list(n).await }
-        })
-        .await
-    };
-    results.push(summarise(
-        "2",
-        "GET /v1/users?provider=…&limit=50",
-        Some(32),
-        None,
-        elapsed,
-        rec,
-        &[200],
-    ));
-
-    // 3. POST /v1/users to each simulator, no injected latency.
-    for provider in PROVIDERS {
-        eprintln!("bench: 3 create ({provider})");
+    if want("1") {
+        eprintln!("bench: 1 get by id");
         let (elapsed, rec) = {
-            let api = api.clone();
+            let (api, ids) = (api.clone(), ids.clone());
             closed_loop(32, warmup, secs, move |n| {
-                let api = api.clone();
-                async move { api.create(provider, n).await }
+                let (api, id) = (api.clone(), pick(&ids, n));
+                async move { api.get_user(&id).await }
             })
             .await
         };
         results.push(summarise(
-            &format!("3-{provider}"),
-            &format!("POST /v1/users → {provider}"),
+            "1",
+            "GET /v1/users/{id}",
             Some(32),
+            None,
+            elapsed,
+            rec,
+            &[200],
+        ));
+    }
+
+    // 2. GET /v1/users?provider=…&limit=50
+    if want("2") {
+        eprintln!("bench: 2 list");
+        let (elapsed, rec) = {
+            let api = api.clone();
+            closed_loop(32, warmup, secs, move |n| {
+                let api = api.clone();
+                async move { api.list(n).await }
+            })
+            .await
+        };
+        results.push(summarise(
+            "2",
+            "GET /v1/users?provider=…&limit=50",
+            Some(32),
+            None,
+            elapsed,
+            rec,
+            &[200],
+        ));
+    }
+
+    // 3. POST /v1/users to each simulator, no injected latency.
+    if want("3") {
+        for provider in PROVIDERS {
+            eprintln!("bench: 3 create ({provider})");
+            let (elapsed, rec) = {
+                let api = api.clone();
+                closed_loop(32, warmup, secs, move |n| {
+                    let api = api.clone();
+                    async move { api.create(provider, n).await }
+                })
+                .await
+            };
+            results.push(summarise(
+                &format!("3-{provider}"),
+                &format!("POST /v1/users → {provider}"),
+                Some(32),
+                None,
+                elapsed,
+                rec,
+                &[201],
+            ));
+        }
+    }
+
+    // 4. PATCH /v1/users/{id}, two fields.
+    if want("4") {
+        eprintln!("bench: 4 patch");
+        let (elapsed, rec) = {
+            let (api, ids) = (api.clone(), ids.clone());
+            closed_loop(32, warmup, secs, move |n| {
+                let (api, id) = (api.clone(), pick(&ids, n));
+                async move { api.patch(&id, n).await }
+            })
+            .await
+        };
+        results.push(summarise(
+            "4",
+            "PATCH /v1/users/{id} (2 fields)",
+            Some(32),
+            None,
+            elapsed,
+            rec,
+            &[200],
+        ));
+    }
+
+    // 5. POST /v1/users at 256 in flight, 300 ms of provider latency (KillB's create).
+    if want("5") {
+        eprintln!("bench: 5 create with 300 ms provider latency at 256 in flight");
+        let fault = json!({"provider": "killb", "method": "POST", "path": "/api/v2/users",
+                       "latency_ms": 300});
+        let set = client
+            .post(format!("{sim}/_sim/faults"))
+            .json(&fault)
+            .send()
+            .await
+            .map_err(|e| format!("cannot reach the simulator at {sim}: {e}"))?;
+        if !set.status().is_success() {
+            return Err(format!("the simulator refused the fault: {}", set.status()));
+        }
+        let (elapsed, rec) = {
+            let api = api.clone();
+            closed_loop(256, warmup, secs, move |n| {
+                let api = api.clone();
+                async move { api.create("killb", 1_000_000_000 + n).await }
+            })
+            .await
+        };
+        let _ = client.delete(format!("{sim}/_sim/faults")).send().await;
+        results.push(summarise(
+            "5",
+            "POST /v1/users, 300 ms provider, 256 in flight",
+            Some(256),
             None,
             elapsed,
             rec,
@@ -625,115 +697,67 @@ async fn run(env: Env) -> Result<(), String> {
         ));
     }
 
-    // 4. PATCH /v1/users/{id}, two fields.
-    eprintln!("bench: 4 patch");
-    let (elapsed, rec) = {
-        let (api, ids) = (api.clone(), ids.clone());
-        closed_loop(32, warmup, secs, move |n| {
-            let (api, id) = (api.clone(), pick(&ids, n));
-            async move { api.patch(&id, n).await }
-        })
-        .await
-    };
-    results.push(summarise(
-        "4",
-        "PATCH /v1/users/{id} (2 fields)",
-        Some(32),
-        None,
-        elapsed,
-        rec,
-        &[200],
-    ));
-
-    // 5. POST /v1/users at 256 in flight, 300 ms of provider latency (KillB's create).
-    eprintln!("bench: 5 create with 300 ms provider latency at 256 in flight");
-    let fault = json!({"provider": "killb", "method": "POST", "path": "/api/v2/users",
-                       "latency_ms": 300});
-    let set = client
-        .post(format!("{sim}/_sim/faults"))
-        .json(&fault)
-        .send()
-        .await
-        .map_err(|e| format!("cannot reach the simulator at {sim}: {e}"))?;
-    if !set.status().is_success() {
-        return Err(format!("the simulator refused the fault: {}", set.status()));
-    }
-    let (elapsed, rec) = {
-        let api = api.clone();
-        closed_loop(256, warmup, secs, move |n| {
-            let api = api.clone();
-            async move { api.create("killb", 1_000_000_000 + n).await }
-        })
-        .await
-    };
-    let _ = client.delete(format!("{sim}/_sim/faults")).send().await;
-    results.push(summarise(
-        "5",
-        "POST /v1/users, 300 ms provider, 256 in flight",
-        Some(256),
-        None,
-        elapsed,
-        rec,
-        &[201],
-    ));
-
     // 6. Gateway-added latency for creates at 200/s.
-    eprintln!("bench: 6 gateway-added latency, creates at 200/s");
-    let (elapsed, rec) = {
-        let api = api.clone();
-        open_loop(200.0, secs, move |n| {
+    if want("6") {
+        eprintln!("bench: 6 gateway-added latency, creates at 200/s");
+        let (elapsed, rec) = {
             let api = api.clone();
-            async move {
-                api.create(PROVIDERS[(n % 3) as usize], 2_000_000_000 + n)
-                    .await
-            }
-        })
-        .await
-    };
-    results.push(summarise(
-        "6",
-        "POST /v1/users at 200/s: gateway-added latency",
-        None,
-        Some(200.0),
-        elapsed,
-        rec,
-        &[201],
-    ));
+            open_loop(200.0, secs, move |n| {
+                let api = api.clone();
+                async move {
+                    api.create(PROVIDERS[(n % 3) as usize], 2_000_000_000 + n)
+                        .await
+                }
+            })
+            .await
+        };
+        results.push(summarise(
+            "6",
+            "POST /v1/users at 200/s: gateway-added latency",
+            None,
+            Some(200.0),
+            elapsed,
+            rec,
+            &[201],
+        ));
+    }
 
     // 7. Soak: a steady mix (creates, reads, lists, patches) at a fixed rate; RSS over time.
-    let soak_rate = 300.0;
-    eprintln!(
-        "bench: 7 soak for {} s at {soak_rate}/s (mixed)",
-        env.soak_secs
-    );
     let soak_start = started.elapsed().as_secs_f64();
-    let (elapsed, rec) = {
-        let (api, ids) = (api.clone(), ids.clone());
-        open_loop(soak_rate, env.soak_secs, move |n| {
-            let (api, id) = (api.clone(), pick(&ids, n));
-            async move {
-                match n % 10 {
-                    0 | 1 => {
-                        api.create(PROVIDERS[(n % 3) as usize], 3_000_000_000 + n)
-                            .await
+    if want("7") {
+        let soak_rate = 300.0;
+        eprintln!(
+            "bench: 7 soak for {} s at {soak_rate}/s (mixed)",
+            env.soak_secs
+        );
+        let (elapsed, rec) = {
+            let (api, ids) = (api.clone(), ids.clone());
+            open_loop(soak_rate, env.soak_secs, move |n| {
+                let (api, id) = (api.clone(), pick(&ids, n));
+                async move {
+                    match n % 10 {
+                        0 | 1 => {
+                            api.create(PROVIDERS[(n % 3) as usize], 3_000_000_000 + n)
+                                .await
+                        }
+                        2 => api.patch(&id, n).await,
+                        3 => api.list(n).await,
+                        _ => api.get_user(&id).await,
                     }
-                    2 => api.patch(&id, n).await,
-                    3 => api.list(n).await,
-                    _ => api.get_user(&id).await,
                 }
-            }
-        })
-        .await
-    };
-    results.push(summarise(
-        "7",
-        "soak: 20% create, 10% patch, 10% list, 60% get",
-        None,
-        Some(soak_rate),
-        elapsed,
-        rec,
-        &[200, 201],
-    ));
+            })
+            .await
+        };
+        results.push(summarise(
+            "7",
+            "soak: 20% create, 10% patch, 10% list, 60% get",
+            None,
+            Some(soak_rate),
+            elapsed,
+            rec,
+            &[200, 201],
+        ));
+    }
     let soak_end = started.elapsed().as_secs_f64();
 
     // RSS figures.

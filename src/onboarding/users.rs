@@ -176,15 +176,10 @@ pub async fn sync(services: &Services, id: Uuid) -> Result<UserView, OnboardingE
 }
 
 pub async fn get(pool: &PgPool, id: Uuid) -> Result<UserView, OnboardingError> {
-    // One snapshot for the user and its links, so the summary status always matches them.
-    let mut tx = pool
-        .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        .await?;
-    let user = users::get(&mut *tx, id)
+    // One statement, so one snapshot: the summary status always matches the links.
+    let (user, links) = links::user_with_links(pool, id)
         .await?
         .ok_or(OnboardingError::NotFound)?;
-    let links = links::for_users(&mut *tx, &[id]).await?;
-    tx.commit().await?;
     Ok(UserView { user, links })
 }
 

@@ -192,3 +192,73 @@ pub async fn apply_update(
     .await
     .map_err(StoreError::from_sqlx)
 }
+
+/// A link as `to_jsonb(provider_links)` renders it (for [`user_with_links`]).
+#[derive(serde::Deserialize)]
+struct LinkJson {
+    user_id: Uuid,
+    provider: String,
+    provider_user_id: Option<String>,
+    status: String,
+    provider_status: Option<String>,
+    requirements: serde_json::Value,
+    last_error: Option<serde_json::Value>,
+    provider_data: serde_json::Map<String, serde_json::Value>,
+    needs_review: bool,
+    #[serde(with = "time::serde::rfc3339::option")]
+    submitted_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    last_synced_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339")]
+    updated_at: OffsetDateTime,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    provider_observed_at: Option<OffsetDateTime>,
+}
+
+impl From<LinkJson> for LinkRow {
+    fn from(l: LinkJson) -> Self {
+        Self {
+            user_id: l.user_id,
+            provider: l.provider,
+            provider_user_id: l.provider_user_id,
+            status: l.status,
+            provider_status: l.provider_status,
+            requirements: Json(l.requirements),
+            last_error: l.last_error.map(Json),
+            provider_data: Json(l.provider_data),
+            needs_review: l.needs_review,
+            submitted_at: l.submitted_at,
+            last_synced_at: l.last_synced_at,
+            updated_at: l.updated_at,
+            provider_observed_at: l.provider_observed_at,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct UserWithLinks {
+    #[sqlx(flatten)]
+    user: super::users::UserRow,
+    links: Json<Vec<LinkJson>>,
+}
+
+/// A user and its links in one statement: one round trip, and one snapshot, so the user's
+/// summary status always matches the links shown (a statement sees a single snapshot).
+/// `GET /v1/users/{id}` and the answers of create and patch read through here; the
+/// benchmark's profile showed the former BEGIN/2 SELECTs/COMMIT dominating a read.
+pub async fn user_with_links<'e>(
+    db: impl PgExecutor<'e>,
+    id: Uuid,
+) -> Result<Option<(super::users::UserRow, Vec<LinkRow>)>, StoreError> {
+    let row = sqlx::query_as::<_, UserWithLinks>(
+        "SELECT u.id, u.status, u.profile, u.version, u.created_at, u.updated_at,
+                COALESCE((SELECT jsonb_agg(to_jsonb(l) ORDER BY l.provider)
+                            FROM provider_links l WHERE l.user_id = u.id), '[]'::jsonb) AS links
+           FROM users u WHERE u.id = $1",
+    )
+    .bind(id)
+    .fetch_optional(db)
+    .await
+    .map_err(StoreError::from_sqlx)?;
+    Ok(row.map(|r| (r.user, r.links.0.into_iter().map(LinkRow::from).collect())))
+}
