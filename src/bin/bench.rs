@@ -442,10 +442,13 @@ fn transport_error(error: &reqwest::Error) -> String {
 /// A complete canonical user that meets every provider's requirements, sent to `provider`,
 /// with a unique `external_id` (run id + sequence number).
 fn user_body(run: &str, provider: &str, n: u64) -> String {
+    // Unique email too: a provider that finds an account with the same email, name and birth
+    // date may hand it back (Carbn lookup), which is not what a create benchmark measures.
+    let external_id = format!("bench-{run}-{provider}-{n}");
     json!({
-        "external_id": format!("bench-{run}-{provider}-{n}"),
+        "email": format!("{external_id}+approve@example.com"),
+        "external_id": external_id,
         "type": "individual",
-        "email": format!("bench.{n}+approve@example.com"),
         "phone": format!("+49151{:08}", n % 100_000_000),
         "name": {"first": "Bench", "last": format!("User{n}")},
         "date_of_birth": "1990-01-15",
@@ -492,6 +495,8 @@ async fn run(env: Env) -> Result<(), String> {
         run: Arc::from(run_id.as_str()),
     };
     let sim = env.sim.trim_end_matches('/').to_owned();
+    // Other work on the machine skews every figure; record how busy it was.
+    let loadavg_start = loadavg();
     let warmup = Duration::from_secs(if env.quick { 1 } else { 3 });
     let want = |id: &str| {
         env.scenarios
@@ -685,11 +690,30 @@ async fn run(env: Env) -> Result<(), String> {
             })
             .await
         };
-        let _ = client.delete(format!("{sim}/_sim/faults")).send().await;
         results.push(summarise(
             "5",
             "POST /v1/users, 300 ms provider, 256 in flight",
             Some(256),
+            None,
+            elapsed,
+            rec,
+            &[201],
+        ));
+        // The same at 64 in flight: the expected 64 / 0.3 s is within the machine's create
+        // capacity, so this one shows whether anything serialises; 256 shows the CPU ceiling.
+        let (elapsed, rec) = {
+            let api = api.clone();
+            closed_loop(64, warmup, secs, move |n| {
+                let api = api.clone();
+                async move { api.create("killb", 1_500_000_000 + n).await }
+            })
+            .await
+        };
+        let _ = client.delete(format!("{sim}/_sim/faults")).send().await;
+        results.push(summarise(
+            "5b",
+            "POST /v1/users, 300 ms provider, 64 in flight",
+            Some(64),
             None,
             elapsed,
             rec,
@@ -781,6 +805,7 @@ async fn run(env: Env) -> Result<(), String> {
         "run_id": run_id,
         "quick": env.quick,
         "machine": machine(),
+        "loadavg": {"start": loadavg_start, "end": loadavg()},
         "config": {"secs": env.secs, "soak_secs": env.soak_secs, "seed_users": env.seed_users,
                    "warmup_secs": warmup.as_secs()},
         "pgbench": {"select_by_key_tps": env.pgbench_select_tps,
@@ -799,6 +824,17 @@ async fn run(env: Env) -> Result<(), String> {
     .map_err(|e| format!("cannot write {}: {e}", env.out))?;
     eprintln!("bench: wrote {}", env.out);
     Ok(())
+}
+
+/// The 1-, 5- and 15-minute load averages.
+fn loadavg() -> Option<Vec<f64>> {
+    let text = std::fs::read_to_string("/proc/loadavg").ok()?;
+    Some(
+        text.split_whitespace()
+            .take(3)
+            .filter_map(|v| v.parse().ok())
+            .collect(),
+    )
 }
 
 fn machine() -> Value {
@@ -952,6 +988,13 @@ impl Report {
             r5,
             ">= 0.80",
             r5.map(|r| r >= 0.80),
+        );
+        let r5b = find("5b").map(|r| r.throughput_rps / (64.0 / 0.3));
+        target(
+            "5b: 64 in flight at 300 ms ≥ 80% of 64 / 0.3 s",
+            r5b,
+            ">= 0.80",
+            r5b.map(|r| r >= 0.80),
         );
         let added = find("6").and_then(|r| r.gateway_added_ms);
         target(
