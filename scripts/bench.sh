@@ -16,6 +16,7 @@
 # Environment (defaults in brackets; --quick lowers them):
 #   BENCH_SECS [20]          measured seconds per scenario (after a short warm-up)
 #   BENCH_SOAK_SECS [300]    soak length; RSS is compared at min(60 s, soak/5) and at the end
+#   BENCH_SOAK_RATE [200]    requests/s during the soak (20% create, 10% patch, 10% list, 60% get)
 #   BENCH_SEED_USERS [3000]  users created through the API before the scenarios
 #   BENCH_PGBENCH_SECS       seconds per pgbench run [BENCH_SECS]
 #   BENCH_DB_POOL            gateway database.max_connections [config default]

@@ -101,6 +101,9 @@ struct Env {
     pid: Option<u32>,
     secs: u64,
     soak_secs: u64,
+    /// Requests per second during the soak: a steady load well inside capacity (an overloaded
+    /// open loop measures queued requests, not the gateway's memory).
+    soak_rate: f64,
     seed_users: u64,
     pgbench_select_tps: Option<f64>,
     pgbench_persist_tps: Option<f64>,
@@ -129,6 +132,7 @@ impl Env {
             pid: var("BENCH_GATEWAY_PID").and_then(|v| v.parse().ok()),
             secs: num("BENCH_SECS", if quick { 3 } else { 20 }),
             soak_secs: num("BENCH_SOAK_SECS", if quick { 15 } else { 300 }),
+            soak_rate: num("BENCH_SOAK_RATE", 200) as f64,
             seed_users: num("BENCH_SEED_USERS", if quick { 300 } else { 3000 }),
             pgbench_select_tps: var("BENCH_PGBENCH_SELECT_TPS").and_then(|v| v.parse().ok()),
             pgbench_persist_tps: var("BENCH_PGBENCH_PERSIST_TPS").and_then(|v| v.parse().ok()),
@@ -749,7 +753,7 @@ async fn run(env: Env) -> Result<(), String> {
     // 7. Soak: a steady mix (creates, reads, lists, patches) at a fixed rate; RSS over time.
     let soak_start = started.elapsed().as_secs_f64();
     if want("7") {
-        let soak_rate = 300.0;
+        let soak_rate = env.soak_rate;
         eprintln!(
             "bench: 7 soak for {} s at {soak_rate}/s (mixed)",
             env.soak_secs
