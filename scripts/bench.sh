@@ -86,9 +86,8 @@ if [[ -d .sqlx && -z "${SQLX_OFFLINE:-}" ]]; then
 fi
 cargo build --release --quiet --bin onboarding-gateway --bin provider-sim --bin bench
 
-# Same connection settings for pgbench and the gateway. Loopback without TLS by default: TLS to
-# the database costs the gateway more than pgbench (sqlx+rustls sends one TLS record per
-# syscall), measured separately with BENCH_PG_SSLMODE=prefer.
+# Same connection settings for pgbench and the gateway: loopback without TLS by default, so the
+# comparison does not depend on the server's ssl setting (BENCH_PG_SSLMODE=prefer to include it).
 sslmode="${BENCH_PG_SSLMODE:-disable}"
 
 # --- pgbench: the machine's own ceiling, same Postgres, same concurrency (32 clients) ---

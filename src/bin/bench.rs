@@ -6,7 +6,7 @@
 //! ```
 //! `run` reads its settings from the environment (the script sets them): `BENCH_BASE_URL`,
 //! `BENCH_SIM_URL`, `BENCH_API_KEY`, `BENCH_GATEWAY_PID` (for RSS), `BENCH_SECS` (per
-//! scenario), `BENCH_SOAK_SECS`, `BENCH_SEED_USERS`, `BENCH_PGBENCH_SELECT_TPS`,
+//! scenario), `BENCH_SOAK_SECS`, `BENCH_SOAK_RATE`, `BENCH_SEED_USERS`, `BENCH_PGBENCH_SELECT_TPS`,
 //! `BENCH_PGBENCH_PERSIST_TPS`, `BENCH_OUT` (JSON path), `BENCH_QUICK`, `BENCH_SCENARIOS`
 //! (e.g. `1,3`: only those, for profiling).
 //!
