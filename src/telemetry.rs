@@ -3,7 +3,8 @@
 //! What is logged is chosen so no PII or secret can reach a log line: requests are logged by
 //! route template, never by raw path, query or body; domain types redact PII in `Debug`.
 
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
@@ -113,4 +114,51 @@ pub fn record_encryption_stale_rows(table: &str, count: i64) {
 
 pub fn record_reconciliation_drift(kind: &str, count: i64) {
     metrics::gauge!("gateway_reconciliation_drift", "kind" => kind.to_owned()).set(count as f64);
+}
+
+tokio::task_local! {
+    static PROVIDER_TIME: Arc<AtomicU64>;
+}
+
+/// Time the current request spent waiting on provider HTTP calls, in microseconds; shared
+/// between the request middleware (which reads it for `Server-Timing`) and the provider client
+/// (which adds every call's elapsed time to it).
+#[derive(Debug, Clone, Default)]
+pub struct ProviderTime(Arc<AtomicU64>);
+
+impl ProviderTime {
+    /// Runs `future` with provider calls made on its task counted in this accumulator.
+    pub async fn scope<F: std::future::Future>(&self, future: F) -> F::Output {
+        PROVIDER_TIME.scope(self.0.clone(), future).await
+    }
+
+    pub fn get(&self) -> Duration {
+        Duration::from_micros(self.0.load(Ordering::Relaxed))
+    }
+}
+
+/// Adds one provider call's elapsed time to the current request's total (a no-op outside a
+/// request, e.g. in the workers). Concurrent calls of one request are summed.
+pub fn add_provider_time(elapsed: Duration) {
+    let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+    let _ = PROVIDER_TIME.try_with(|total| total.fetch_add(micros, Ordering::Relaxed));
+}
+
+/// The `Server-Timing` value of a finished request: the gateway's whole handling time and the
+/// part of it spent waiting on providers, in milliseconds (so a client or a benchmark can tell
+/// the gateway's own share from the provider's).
+pub fn server_timing(total: Duration, provider: Duration) -> String {
+    format!(
+        "gateway;dur={:.3}, provider;dur={:.3}",
+        total.as_secs_f64() * 1000.0,
+        provider.as_secs_f64() * 1000.0
+    )
+}
+
+/// The database pool's size, idle connections and configured maximum (refreshed at each
+/// scrape): in use = size - idle; saturation = in use / max.
+pub fn record_db_pool(size: u32, idle: usize, max: u32) {
+    metrics::gauge!("gateway_db_pool_connections").set(f64::from(size));
+    metrics::gauge!("gateway_db_pool_idle_connections").set(idle as f64);
+    metrics::gauge!("gateway_db_pool_max_connections").set(f64::from(max));
 }

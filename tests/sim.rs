@@ -1546,3 +1546,43 @@ async fn control_endpoints_dump_users_and_requests() {
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
     sim.stop().await;
 }
+
+#[tokio::test]
+async fn with_recording_off_requests_and_webhooks_are_not_kept_but_faults_still_apply() {
+    let mut config = fast_config();
+    config.record = false;
+    let sim = start(config).await;
+    let http = client();
+    // A fixed latency on Carbn's user creation only (the benchmark's provider-latency knob).
+    add_fault(
+        &http,
+        &sim,
+        json!({"provider": "carbn", "method": "POST", "path": "/onboarding/api/v1/users",
+               "latency_ms": 50}),
+    )
+    .await;
+    let created = carbn_create(&http, &sim, "norecord+approve@example.com").await;
+    assert!(created["id"].is_string(), "{created}");
+    let (status, faults) = json_of(
+        http.get(format!("{}/_sim/faults", sim.base_url()))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        faults[0]["hits"], 1,
+        "the latency fault matched the create: {faults}"
+    );
+    let (_, requests) = json_of(
+        http.get(format!("{}/_sim/requests", sim.base_url()))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(requests, json!([]), "nothing recorded");
+    assert!(sim.state().requests(None).is_empty());
+    assert!(sim.state().webhook_deliveries().is_empty());
+}

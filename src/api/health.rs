@@ -33,8 +33,11 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let pool = &state.pool;
-    metrics::gauge!("gateway_db_pool_connections").set(pool.size() as f64);
-    metrics::gauge!("gateway_db_pool_idle_connections").set(pool.num_idle() as f64);
+    crate::telemetry::record_db_pool(
+        pool.size(),
+        pool.num_idle(),
+        state.settings.database.max_connections,
+    );
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(crate::telemetry::metrics().render())

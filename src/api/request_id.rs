@@ -1,5 +1,6 @@
 //! `x-request-id`: echoed when the caller sends a sane one, generated otherwise, attached to
-//! the request's tracing span, every problem document and the response headers.
+//! the request's tracing span, every problem document and the response headers. The same
+//! middleware times the request (metrics, completion log line, `Server-Timing`).
 
 use std::time::Instant;
 
@@ -62,8 +63,9 @@ pub async fn middleware(
         latency_ms = tracing::field::Empty,
     );
     let started = Instant::now();
+    let provider_time = crate::telemetry::ProviderTime::default();
     let result = REQUEST_ID
-        .scope(id.clone(), next.call(req))
+        .scope(id.clone(), provider_time.scope(next.call(req)))
         .instrument(span.clone())
         .await;
     let latency = started.elapsed();
@@ -83,6 +85,14 @@ pub async fn middleware(
         response
             .headers_mut()
             .insert(HeaderName::from_static(HEADER), value);
+    }
+    if let Ok(value) = HeaderValue::from_str(&crate::telemetry::server_timing(
+        latency,
+        provider_time.get(),
+    )) {
+        response
+            .headers_mut()
+            .insert(HeaderName::from_static("server-timing"), value);
     }
     Ok(response)
 }

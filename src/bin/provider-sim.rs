@@ -3,9 +3,10 @@
 //!
 //! ```text
 //! provider-sim [--host 127.0.0.1] [--port 9000] [--webhook-base http://127.0.0.1:8080]
-//!              [--review-delay-secs 5]
+//!              [--review-delay-secs 5] [--no-record]
 //! ```
-//! With `--webhook-base`, status webhooks go to `{base}/v1/webhooks/{provider}`.
+//! With `--webhook-base`, status webhooks go to `{base}/v1/webhooks/{provider}`. `--no-record`
+//! keeps no copy of requests and webhooks (`/_sim/requests` stays empty), for long load runs.
 
 use std::net::TcpListener;
 use std::time::Duration;
@@ -13,7 +14,7 @@ use std::time::Duration;
 use onboarding_gateway::sim::{self, SimConfig, WebhookTargets};
 
 const USAGE: &str =
-    "usage: provider-sim [--host HOST] [--port PORT] [--webhook-base URL] [--review-delay-secs N]";
+    "usage: provider-sim [--host HOST] [--port PORT] [--webhook-base URL] [--review-delay-secs N] [--no-record]";
 
 fn main() -> std::io::Result<()> {
     let mut host = "127.0.0.1".to_owned();
@@ -45,6 +46,7 @@ fn main() -> std::io::Result<()> {
                 });
                 config.review_delay = Duration::from_secs(secs);
             }
+            "--no-record" => config.record = false,
             "-h" | "--help" => {
                 println!("{USAGE}");
                 return Ok(());

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use rand::Rng;
 use serde::{Deserialize, Serialize};
+use tracing::Instrument;
 use uuid::Uuid;
 
 use super::links::{self as link_ops, Attempt};
@@ -121,8 +122,13 @@ async fn attempt(services: &Services, job: &JobRow) -> Result<Attempt, Onboardin
 
 /// Runs a claimed job and settles it: done, retried later, or failed for ops to re-drive.
 pub async fn run(services: &Services, settings: &WorkerSettings, job: JobRow) {
+    // Instrumented rather than entered: a guard held across `.await` would leak the span into
+    // whatever else runs on this thread while the job waits on a provider.
     let span = tracing::info_span!("job", id = %job.id, kind = %job.kind, attempt = job.attempts);
-    let _enter = span.enter();
+    settle(services, settings, job).instrument(span).await
+}
+
+async fn settle(services: &Services, settings: &WorkerSettings, job: JobRow) {
     let outcome = attempt(services, &job).await;
     let pool = &services.pool;
     let settled = match outcome {

@@ -201,16 +201,10 @@ pub async fn sync(services: &Services, id: Uuid) -> Result<UserView, OnboardingE
 }
 
 pub async fn get(services: &Services, id: Uuid) -> Result<UserView, OnboardingError> {
-    // One snapshot for the user and its links, so the summary status always matches them.
-    let mut tx = services
-        .pool
-        .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        .await?;
-    let user = users::get(&mut *tx, &services.keyring, id)
+    // One statement, so one snapshot: the summary status always matches the links.
+    let (user, links) = users::get_with_links(&services.pool, &services.keyring, id)
         .await?
         .ok_or(OnboardingError::NotFound)?;
-    let links = links::for_users(&mut *tx, &[id]).await?;
-    tx.commit().await?;
     UserView::new(user, links)
 }
 

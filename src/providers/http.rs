@@ -124,10 +124,14 @@ impl ProviderHttp {
         operation: &'static str,
         request: reqwest::RequestBuilder,
     ) -> Result<RawResponse, ProviderError> {
+        // The request id joins a call to the API request that made it (JSON logs show only the
+        // current span's fields); calls made by the workers carry the job's span instead.
+        let request_id = crate::api::request_id::current();
         let span = tracing::info_span!(
             "provider_call",
             provider = self.provider.as_str(),
             operation,
+            request_id = request_id.as_deref(),
             http_status = tracing::field::Empty,
             latency_ms = tracing::field::Empty,
         );
@@ -146,6 +150,7 @@ impl ProviderHttp {
         .instrument(span.clone())
         .await;
         let latency = started.elapsed();
+        crate::telemetry::add_provider_time(latency);
         let latency_ms = latency.as_secs_f64() * 1000.0;
         let (http_status, outcome, result) = match result {
             Ok(raw) => {

@@ -312,10 +312,13 @@ pub(crate) fn render(user: &SimUser) -> Value {
 }
 
 fn email_taken(state: &SimState, email: &str, except: Option<&str>) -> bool {
-    state.lock().users(Provider::Carbn).values().any(|u| {
-        Some(u.id.as_str()) != except
-            && u.profile.get("email_address").and_then(Value::as_str) == Some(email)
-    })
+    state
+        .lock()
+        .candidates(Provider::Carbn, &format!("email:{email}"))
+        .any(|u| {
+            Some(u.id.as_str()) != except
+                && u.profile.get("email_address").and_then(Value::as_str) == Some(email)
+        })
 }
 
 fn new_user(state: &SimState, status: SimStatus, profile: Map<String, Value>) -> SimUser {
@@ -469,6 +472,8 @@ async fn update_user(
         if let Some(u) = store.users_mut(Provider::Carbn).get_mut(&user.id) {
             merge(&mut u.profile, &Value::Object(patch));
             u.updated_at = OffsetDateTime::now_utc();
+            let updated = u.clone();
+            store.index_user(&updated);
         }
     }
     let state = state.into_inner();

@@ -107,7 +107,7 @@ pub(crate) fn target(req: &HttpRequest) -> String {
         .unwrap_or_else(|| req.path().to_owned())
 }
 
-/// Records the request, then applies the first matching fault. `Err` is the response to send.
+/// Records the request (unless `SimConfig::record` is off), then applies the first matching fault. `Err` is the response to send.
 pub(crate) async fn enter(
     state: &SimState,
     provider: Provider,
@@ -115,29 +115,34 @@ pub(crate) async fn enter(
     body: &[u8],
 ) -> Result<(), HttpResponse> {
     let path = target(req);
-    let mut headers = BTreeMap::new();
-    for (name, value) in req.headers() {
-        let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
-        headers
-            .entry(name.as_str().to_owned())
-            .and_modify(|v: &mut String| {
-                v.push_str(", ");
-                v.push_str(&value);
-            })
-            .or_insert(value);
-    }
-    let fault = {
-        let mut store = state.lock();
-        let seq = store.requests.len() as u64 + 1;
-        store.requests.push(RecordedRequest {
-            seq,
+    let recorded = state.config.record.then(|| {
+        let mut headers = BTreeMap::new();
+        for (name, value) in req.headers() {
+            let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+            headers
+                .entry(name.as_str().to_owned())
+                .and_modify(|v: &mut String| {
+                    v.push_str(", ");
+                    v.push_str(&value);
+                })
+                .or_insert(value);
+        }
+        RecordedRequest {
+            seq: 0,
             provider: Some(provider),
             method: req.method().as_str().to_owned(),
             path: path.clone(),
             headers,
             body: String::from_utf8_lossy(body).into_owned(),
             received_at: OffsetDateTime::now_utc(),
-        });
+        }
+    });
+    let fault = {
+        let mut store = state.lock();
+        if let Some(mut recorded) = recorded {
+            recorded.seq = store.requests.len() as u64 + 1;
+            store.requests.push(recorded);
+        }
         let method = req.method().as_str();
         let position = store.faults.iter().position(|f| {
             f.spec.provider == provider

@@ -586,9 +586,11 @@ async fn create_user(
     let seq = state.next_seq();
     let user = {
         let store = state.lock();
-        let users = store.users(Provider::Killb);
         if let Some(ext) = &external_id {
-            if users.values().any(|u| u.external_id.as_ref() == Some(ext)) {
+            if store
+                .candidates(Provider::Killb, &format!("ext:{ext}"))
+                .any(|u| u.external_id.as_ref() == Some(ext))
+            {
                 return error_with_args(
                     StatusCode::CONFLICT,
                     "USER.0005",
@@ -599,8 +601,8 @@ async fn create_user(
         }
         if let Some(email) = &email {
             if kind == "PERSON"
-                && users
-                    .values()
+                && store
+                    .candidates(Provider::Killb, &format!("email:{email}"))
                     .any(|u| u.active && data_email(&u.profile) == Some(email.as_str()))
             {
                 return error(StatusCode::CONFLICT, "USER.0003", &["Email already exists"]);
@@ -752,8 +754,8 @@ async fn update_user(
     }
     if let Some(email) = patch.get("email").and_then(Value::as_str) {
         let taken = state
-            .users(Provider::Killb)
-            .iter()
+            .lock()
+            .candidates(Provider::Killb, &format!("email:{email}"))
             .any(|u| u.id != user.id && u.active && data_email(&u.profile) == Some(email));
         if taken {
             return error(StatusCode::CONFLICT, "USER.0003", &["Email already exists"]);
@@ -767,6 +769,8 @@ async fn update_user(
         if let Some(u) = store.users_mut(Provider::Killb).get_mut(&user.id) {
             merge(&mut u.profile, &Value::Object(patch));
             u.updated_at = OffsetDateTime::now_utc();
+            let updated = u.clone();
+            store.index_user(&updated);
         }
     }
     let state = state.into_inner();

@@ -371,13 +371,13 @@ async fn create_user(
     let seq = state.next_seq();
     let user = {
         let mut store = state.lock();
-        let users = store.users_mut(Provider::Kraken);
-        if users
-            .values()
+        if store
+            .candidates(Provider::Kraken, &format!("ext:{external_id}"))
             .any(|u| u.external_id.as_deref() == Some(external_id.as_str()))
         {
             return error(StatusCode::CONFLICT, "ENexus:User already exists");
         }
+        let users = store.users_mut(Provider::Kraken);
         let mut id = new_iiban(seq);
         while users.contains_key(&id) {
             id = new_iiban(seq);

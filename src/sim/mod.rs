@@ -171,11 +171,15 @@ pub struct SimConfig {
     pub webhook_targets: WebhookTargets,
     /// How long `+review` users (and updated `incomplete` users) stay under review.
     pub review_delay: Duration,
+    /// Keep every request and webhook delivery for `GET /_sim/requests` and `/_sim/webhooks`
+    /// (on by default; the benchmark turns it off so a long run does not grow the simulator).
+    pub record: bool,
 }
 
 impl SimConfig {
     /// Fixed, documented development credentials (the `DEV_*` constants), no webhook targets,
-    /// 1-hour KillB tokens, documented HMAC KillB webhook scheme, 5 s review delay.
+    /// 1-hour KillB tokens, documented HMAC KillB webhook scheme, 5 s review delay, requests and
+    /// webhooks recorded.
     pub fn development() -> Self {
         Self {
             kraken: KrakenSimCredentials {
@@ -197,6 +201,7 @@ impl SimConfig {
             },
             webhook_targets: WebhookTargets::default(),
             review_delay: Duration::from_secs(5),
+            record: true,
         }
     }
 }

@@ -165,6 +165,11 @@ pub(crate) struct Store {
     pub requests: Vec<RecordedRequest>,
     pub webhooks: Vec<WebhookDelivery>,
     pub webhook_targets: WebhookTargets,
+    /// Candidate user ids by (provider, `ext:<external id>` or `email:<email>`), so duplicate
+    /// checks do not scan every user under the lock (a load run creates tens of thousands).
+    /// Append-only: callers re-check the live user, so an entry left by a changed email is
+    /// harmless; every insert and every email change adds the current values.
+    index: HashMap<(usize, String), Vec<String>>,
 }
 
 impl Store {
@@ -174,6 +179,40 @@ impl Store {
 
     pub fn users_mut(&mut self, provider: Provider) -> &mut HashMap<String, SimUser> {
         &mut self.users[provider.index()]
+    }
+
+    /// Records `user`'s current external id and email for [`Store::candidates`].
+    pub fn index_user(&mut self, user: &SimUser) {
+        let mut keys = Vec::new();
+        if let Some(ext) = &user.external_id {
+            keys.push(format!("ext:{ext}"));
+        }
+        for field in ["email", "email_address"] {
+            if let Some(email) = user.profile.get(field).and_then(Value::as_str) {
+                keys.push(format!("email:{email}"));
+            }
+        }
+        for key in keys {
+            let ids = self.index.entry((user.provider.index(), key)).or_default();
+            if !ids.iter().any(|id| id == &user.id) {
+                ids.push(user.id.clone());
+            }
+        }
+    }
+
+    /// The users of `provider` that have (or once had) this `ext:`/`email:` key; a superset of
+    /// those that have it now, so callers check the live value.
+    pub fn candidates<'a>(
+        &'a self,
+        provider: Provider,
+        key: &str,
+    ) -> impl Iterator<Item = &'a SimUser> + 'a {
+        let users = self.users(provider);
+        self.index
+            .get(&(provider.index(), key.to_owned()))
+            .into_iter()
+            .flatten()
+            .filter_map(move |id| users.get(id))
     }
 
     pub fn sorted_users(&self, provider: Provider) -> Vec<SimUser> {
@@ -266,9 +305,11 @@ impl SimState {
         let provider = user.provider;
         let status = user.status;
         let id = user.id.clone();
-        self.lock()
-            .users_mut(provider)
-            .insert(id.clone(), user.clone());
+        {
+            let mut store = self.lock();
+            store.index_user(&user);
+            store.users_mut(provider).insert(id.clone(), user.clone());
+        }
         match provider {
             Provider::Killb => super::webhooks::emit_killb(self, &user, "CREATE"),
             _ if status != SimStatus::Pending => super::webhooks::emit_status(self, &user),

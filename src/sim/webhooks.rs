@@ -181,7 +181,9 @@ fn deliver(state: &Arc<SimState>, provider: Provider, event: String, user_id: &s
         }
     };
     let (headers, body) = build(0);
-    let id = {
+    let id = if !state.config.record {
+        0 // not kept: the delivery below updates nothing
+    } else {
         let mut store = state.lock();
         let id = store.webhooks.last().map_or(1, |d| d.id + 1);
         store.webhooks.push(WebhookDelivery {

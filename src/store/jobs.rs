@@ -231,11 +231,12 @@ pub async fn list<'e>(
     .map_err(StoreError::from_sqlx)
 }
 
-/// Queue depth and the age of the oldest due job, by kind (for metrics).
+/// Unfinished jobs (queued or running, due or backing off) and the age of the oldest one since
+/// it was enqueued, by kind (for metrics).
 pub async fn depth_by_kind(pool: &PgPool) -> Result<Vec<(String, i64, f64)>, StoreError> {
     sqlx::query_as::<_, (String, i64, f64)>(
         "SELECT kind, count(*),
-                COALESCE(EXTRACT(EPOCH FROM now() - min(run_at))::float8, 0)
+                GREATEST(COALESCE(EXTRACT(EPOCH FROM now() - min(created_at))::float8, 0), 0)
            FROM jobs WHERE state IN ('queued', 'running') GROUP BY kind",
     )
     .fetch_all(pool)

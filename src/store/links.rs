@@ -215,3 +215,48 @@ pub async fn set_erasure(
     .map_err(StoreError::from_sqlx)?;
     Ok(())
 }
+
+/// A link as `to_jsonb(provider_links)` renders it (for `users::get_with_links`).
+#[derive(serde::Deserialize)]
+pub(crate) struct LinkJson {
+    user_id: Uuid,
+    provider: String,
+    provider_user_id: Option<String>,
+    status: String,
+    provider_status: Option<String>,
+    requirements: serde_json::Value,
+    last_error: Option<serde_json::Value>,
+    provider_data: serde_json::Map<String, serde_json::Value>,
+    needs_review: bool,
+    #[serde(with = "time::serde::rfc3339::option")]
+    submitted_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    last_synced_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339")]
+    updated_at: OffsetDateTime,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    provider_observed_at: Option<OffsetDateTime>,
+    #[serde(default)]
+    erasure: Option<String>,
+}
+
+impl From<LinkJson> for LinkRow {
+    fn from(l: LinkJson) -> Self {
+        Self {
+            user_id: l.user_id,
+            provider: l.provider,
+            provider_user_id: l.provider_user_id,
+            status: l.status,
+            provider_status: l.provider_status,
+            requirements: Json(l.requirements),
+            last_error: l.last_error.map(Json),
+            provider_data: Json(l.provider_data),
+            needs_review: l.needs_review,
+            submitted_at: l.submitted_at,
+            last_synced_at: l.last_synced_at,
+            updated_at: l.updated_at,
+            provider_observed_at: l.provider_observed_at,
+            erasure: l.erasure,
+        }
+    }
+}

@@ -8,6 +8,7 @@ mod health;
 mod idempotency;
 mod limits;
 mod malformed;
+mod metrics;
 mod notifications;
 mod openapi;
 mod providers_e2e;

@@ -1,0 +1,1056 @@
+//! `bench`: the load generator behind `scripts/bench.sh` (README "Performance").
+//!
+//! ```text
+//! bench config --sim URL      print a gateway config file that uses a standalone provider-sim
+//! bench run                   drive the scenarios against a running gateway (env below)
+//! ```
+//! `run` reads its settings from the environment (the script sets them): `BENCH_BASE_URL`,
+//! `BENCH_SIM_URL`, `BENCH_API_KEY`, `BENCH_GATEWAY_PID` (for RSS), `BENCH_SECS` (per
+//! scenario), `BENCH_SOAK_SECS`, `BENCH_SOAK_RATE`, `BENCH_SEED_USERS`, `BENCH_PGBENCH_SELECT_TPS`,
+//! `BENCH_PGBENCH_PERSIST_TPS`, `BENCH_OUT` (JSON path), `BENCH_QUICK`, `BENCH_SCENARIOS`
+//! (e.g. `1,3`: only those, for profiling).
+//!
+//! Load is real HTTP from this separate process, every create with a unique `external_id`.
+//! Closed-loop scenarios keep N requests in flight; open-loop ones send at a fixed rate and
+//! time each request from its scheduled start (no coordinated omission). Percentiles are
+//! exact (all samples kept and sorted).
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+const PROVIDERS: [&str; 3] = ["kraken", "killb", "carbn"];
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("config") => {
+            let sim = match (args.get(1).map(String::as_str), args.get(2)) {
+                (Some("--sim"), Some(url)) => url.clone(),
+                _ => usage(),
+            };
+            print!("{}", gateway_config(&sim));
+        }
+        Some("run") => {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .expect("tokio runtime");
+            if let Err(error) = runtime.block_on(run(Env::from_env())) {
+                eprintln!("bench: {error}");
+                std::process::exit(1);
+            }
+        }
+        _ => usage(),
+    }
+}
+
+fn usage() -> ! {
+    eprintln!("usage: bench config --sim URL | bench run   (see scripts/bench.sh)");
+    std::process::exit(2)
+}
+
+/// A gateway configuration layer pointing every provider at a standalone `provider-sim`
+/// with the simulators' development credentials (the in-process simulators stay off, so the
+/// gateway's RSS and CPU are its own).
+fn gateway_config(sim: &str) -> String {
+    use onboarding_gateway::sim;
+    format!(
+        r#"# Written by `bench config` for scripts/bench.sh.
+[simulator]
+enabled = false
+
+[providers.kraken]
+base_url = "{sim}"
+api_key = "{kraken_key}"
+api_secret = "{kraken_secret}"
+webhook_secret = "{kraken_webhook}"
+
+[providers.killb]
+base_url = "{sim}"
+email = "{killb_email}"
+password = "{killb_password}"
+webhook_secret = "{killb_webhook}"
+
+[providers.carbn]
+base_url = "{sim}"
+api_key = "{carbn_key}"
+webhook_public_key = """
+{carbn_pem}"""
+"#,
+        kraken_key = sim::DEV_KRAKEN_API_KEY,
+        kraken_secret = sim::DEV_KRAKEN_API_SECRET_B64,
+        kraken_webhook = sim::DEV_KRAKEN_WEBHOOK_SECRET_B64,
+        killb_email = sim::DEV_KILLB_EMAIL,
+        killb_password = sim::DEV_KILLB_PASSWORD,
+        killb_webhook = sim::DEV_KILLB_WEBHOOK_SECRET,
+        carbn_key = sim::DEV_CARBN_API_KEY,
+        carbn_pem = sim::DEV_CARBN_WEBHOOK_PUBLIC_KEY_PEM.trim_end(),
+    )
+}
+
+struct Env {
+    base: String,
+    sim: String,
+    key: String,
+    pid: Option<u32>,
+    secs: u64,
+    soak_secs: u64,
+    /// Requests per second during the soak: a steady load well inside capacity (an overloaded
+    /// open loop measures queued requests, not the gateway's memory).
+    soak_rate: f64,
+    seed_users: u64,
+    pgbench_select_tps: Option<f64>,
+    pgbench_persist_tps: Option<f64>,
+    out: String,
+    quick: bool,
+    /// `BENCH_SCENARIOS=1,3`: run only these (for profiling one at a time).
+    scenarios: Option<Vec<String>>,
+}
+
+impl Env {
+    fn from_env() -> Self {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let num = |name: &str, default: u64| {
+            var(name)
+                .map(|v| {
+                    v.parse()
+                        .unwrap_or_else(|_| panic!("{name} must be a number"))
+                })
+                .unwrap_or(default)
+        };
+        let quick = var("BENCH_QUICK").is_some_and(|v| v != "0");
+        Self {
+            base: var("BENCH_BASE_URL").unwrap_or_else(|| "http://127.0.0.1:8080".into()),
+            sim: var("BENCH_SIM_URL").unwrap_or_else(|| "http://127.0.0.1:9000".into()),
+            key: var("BENCH_API_KEY").unwrap_or_else(|| "dev_sk_onboarding_gateway_local".into()),
+            pid: var("BENCH_GATEWAY_PID").and_then(|v| v.parse().ok()),
+            secs: num("BENCH_SECS", if quick { 3 } else { 20 }),
+            soak_secs: num("BENCH_SOAK_SECS", if quick { 15 } else { 300 }),
+            soak_rate: num("BENCH_SOAK_RATE", 200) as f64,
+            seed_users: num("BENCH_SEED_USERS", if quick { 300 } else { 3000 }),
+            pgbench_select_tps: var("BENCH_PGBENCH_SELECT_TPS").and_then(|v| v.parse().ok()),
+            pgbench_persist_tps: var("BENCH_PGBENCH_PERSIST_TPS").and_then(|v| v.parse().ok()),
+            out: var("BENCH_OUT").unwrap_or_else(|| "target/bench/results.json".into()),
+            quick,
+            scenarios: var("BENCH_SCENARIOS")
+                .map(|v| v.split(',').map(|s| s.trim().to_owned()).collect()),
+        }
+    }
+}
+
+/// One request's outcome.
+#[derive(Debug, Clone, Copy)]
+struct Sample {
+    latency: Duration,
+    status: u16,
+    /// `Server-Timing` `gateway` and `provider` durations (ms), when present.
+    gateway_ms: Option<f64>,
+    provider_ms: Option<f64>,
+}
+
+#[derive(Debug, Default)]
+struct Recorder {
+    samples: Vec<Sample>,
+    errors: BTreeMap<String, u64>,
+}
+
+impl Recorder {
+    fn add(&mut self, result: Result<Sample, String>) {
+        match result {
+            Ok(sample) => self.samples.push(sample),
+            Err(error) => *self.errors.entry(error).or_default() += 1,
+        }
+    }
+}
+
+/// Latency summary in milliseconds.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+struct Latency {
+    p50: f64,
+    p90: f64,
+    p99: f64,
+    max: f64,
+}
+
+fn percentiles(mut values: Vec<f64>) -> Option<Latency> {
+    if values.is_empty() {
+        return None;
+    }
+    values.sort_by(f64::total_cmp);
+    let at = |p: f64| {
+        let rank = ((p / 100.0) * values.len() as f64).ceil() as usize;
+        values[rank.clamp(1, values.len()) - 1]
+    };
+    Some(Latency {
+        p50: at(50.0),
+        p90: at(90.0),
+        p99: at(99.0),
+        max: *values.last().expect("non-empty"),
+    })
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+struct ScenarioResult {
+    id: String,
+    name: String,
+    concurrency: Option<usize>,
+    rate_per_sec: Option<f64>,
+    secs: f64,
+    requests: u64,
+    /// Answers with an unexpected status, and transport errors, by kind.
+    errors: BTreeMap<String, u64>,
+    throughput_rps: f64,
+    latency_ms: Option<Latency>,
+    /// Scenario 6: client-observed latency minus the provider time the gateway reports.
+    gateway_added_ms: Option<Latency>,
+    /// Scenario 6: the gateway's own `Server-Timing` total minus its provider time.
+    server_side_added_ms: Option<Latency>,
+    /// Scenario 6: the provider time per request.
+    provider_ms: Option<Latency>,
+}
+
+fn summarise(
+    id: &str,
+    name: &str,
+    concurrency: Option<usize>,
+    rate: Option<f64>,
+    elapsed: Duration,
+    recorder: Recorder,
+    expected: &[u16],
+) -> ScenarioResult {
+    let transport: u64 = recorder.errors.values().sum();
+    let requests = recorder.samples.len() as u64 + transport;
+    let mut errors = recorder.errors;
+    let mut ok = Vec::new();
+    for sample in &recorder.samples {
+        if expected.contains(&sample.status) {
+            ok.push(*sample);
+        } else {
+            *errors.entry(format!("http {}", sample.status)).or_default() += 1;
+        }
+    }
+    let secs = elapsed.as_secs_f64();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let added: Vec<f64> = ok
+        .iter()
+        .filter_map(|s| s.provider_ms.map(|p| ms(s.latency) - p))
+        .collect();
+    let server_side: Vec<f64> = ok
+        .iter()
+        .filter_map(|s| Some(s.gateway_ms? - s.provider_ms?))
+        .collect();
+    let provider: Vec<f64> = ok.iter().filter_map(|s| s.provider_ms).collect();
+    let with_provider_time = id.starts_with('6');
+    ScenarioResult {
+        id: id.into(),
+        name: name.into(),
+        concurrency,
+        rate_per_sec: rate,
+        secs,
+        requests,
+        throughput_rps: ok.len() as f64 / secs,
+        latency_ms: percentiles(ok.iter().map(|s| ms(s.latency)).collect()),
+        gateway_added_ms: with_provider_time.then(|| percentiles(added)).flatten(),
+        server_side_added_ms: with_provider_time
+            .then(|| percentiles(server_side))
+            .flatten(),
+        provider_ms: with_provider_time.then(|| percentiles(provider)).flatten(),
+        errors,
+    }
+}
+
+/// Keeps `concurrency` requests in flight for `secs` (after `warmup`, which is not recorded).
+async fn closed_loop<F, Fut>(
+    concurrency: usize,
+    warmup: Duration,
+    secs: u64,
+    request: F,
+) -> (Duration, Recorder)
+where
+    F: Fn(u64) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Result<Sample, String>> + Send,
+{
+    let seq = Arc::new(AtomicU64::new(0));
+    let start = Instant::now() + warmup;
+    let end = start + Duration::from_secs(secs);
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let (seq, request) = (seq.clone(), request.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut recorder = Recorder::default();
+            loop {
+                let began = Instant::now();
+                if began >= end {
+                    break;
+                }
+                let result = request(seq.fetch_add(1, Ordering::Relaxed)).await;
+                if began >= start {
+                    recorder.add(result);
+                }
+            }
+            recorder
+        }));
+    }
+    let mut all = Recorder::default();
+    for task in tasks {
+        let recorder = task.await.expect("load task");
+        all.samples.extend(recorder.samples);
+        for (k, v) in recorder.errors {
+            *all.errors.entry(k).or_default() += v;
+        }
+    }
+    (Instant::now().max(end) - start, all)
+}
+
+/// Starts `rate` requests per second for `secs`, each timed from its scheduled start.
+async fn open_loop<F, Fut>(rate: f64, secs: u64, request: F) -> (Duration, Recorder)
+where
+    F: Fn(u64) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Result<Sample, String>> + Send + 'static,
+{
+    let recorder = Arc::new(Mutex::new(Recorder::default()));
+    let start = Instant::now();
+    let total = (rate * secs as f64).round() as u64;
+    let mut tasks = tokio::task::JoinSet::new();
+    for n in 0..total {
+        let scheduled = start + Duration::from_secs_f64(n as f64 / rate);
+        tokio::time::sleep_until(scheduled.into()).await;
+        let (recorder, request) = (recorder.clone(), request.clone());
+        tasks.spawn(async move {
+            let result = request(n).await.map(|mut sample| {
+                sample.latency = scheduled.elapsed();
+                sample
+            });
+            recorder.lock().expect("recorder").add(result);
+        });
+        while tasks.try_join_next().is_some() {}
+    }
+    while tasks.join_next().await.is_some() {}
+    let elapsed = Duration::from_secs(secs);
+    let recorder = std::mem::take(&mut *recorder.lock().expect("recorder"));
+    (elapsed, recorder)
+}
+
+fn server_timing(response: &reqwest::Response) -> (Option<f64>, Option<f64>) {
+    let Some(value) = response
+        .headers()
+        .get("server-timing")
+        .and_then(|v| v.to_str().ok())
+    else {
+        return (None, None);
+    };
+    let mut gateway = None;
+    let mut provider = None;
+    for metric in value.split(',') {
+        let mut parts = metric.trim().split(';');
+        let name = parts.next().unwrap_or_default();
+        let dur = parts
+            .find_map(|p| p.trim().strip_prefix("dur="))
+            .and_then(|d| d.parse::<f64>().ok());
+        match name {
+            "gateway" => gateway = dur,
+            "provider" => provider = dur,
+            _ => {}
+        }
+    }
+    (gateway, provider)
+}
+
+#[derive(Clone)]
+struct Api {
+    client: reqwest::Client,
+    base: Arc<str>,
+    auth: Arc<str>,
+    run: Arc<str>,
+}
+
+impl Api {
+    async fn send(&self, request: reqwest::RequestBuilder) -> Result<Sample, String> {
+        let began = Instant::now();
+        let response = request
+            .header("authorization", &*self.auth)
+            .send()
+            .await
+            .map_err(|e| transport_error(&e))?;
+        let status = response.status().as_u16();
+        let (gateway_ms, provider_ms) = server_timing(&response);
+        response.bytes().await.map_err(|e| transport_error(&e))?;
+        Ok(Sample {
+            latency: began.elapsed(),
+            status,
+            gateway_ms,
+            provider_ms,
+        })
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    async fn create(&self, provider: &str, n: u64) -> Result<Sample, String> {
+        let body = user_body(&self.run, provider, n);
+        self.send(
+            self.client
+                .post(self.url("/v1/users"))
+                .header("content-type", "application/json")
+                .body(body),
+        )
+        .await
+    }
+
+    async fn get_user(&self, id: &str) -> Result<Sample, String> {
+        self.send(self.client.get(self.url(&format!("/v1/users/{id}"))))
+            .await
+    }
+
+    async fn list(&self, n: u64) -> Result<Sample, String> {
+        let provider = PROVIDERS[(n % 3) as usize];
+        self.send(
+            self.client
+                .get(self.url(&format!("/v1/users?provider={provider}&limit=50"))),
+        )
+        .await
+    }
+
+    async fn patch(&self, id: &str, n: u64) -> Result<Sample, String> {
+        let body = format!(
+            r#"{{"phone": "+49151{:08}", "address": {{"city": "Potsdam {n}"}}}}"#,
+            n % 100_000_000
+        );
+        self.send(
+            self.client
+                .patch(self.url(&format!("/v1/users/{id}")))
+                .header("content-type", "application/merge-patch+json")
+                .body(body),
+        )
+        .await
+    }
+}
+
+fn transport_error(error: &reqwest::Error) -> String {
+    if error.is_timeout() {
+        "timeout".into()
+    } else if error.is_connect() {
+        "connect".into()
+    } else {
+        "transport".into()
+    }
+}
+
+/// A complete canonical user that meets every provider's requirements, sent to `provider`,
+/// with a unique `external_id` (run id + sequence number).
+fn user_body(run: &str, provider: &str, n: u64) -> String {
+    // Unique email too: a provider that finds an account with the same email, name and birth
+    // date may hand it back (Carbn lookup), which is not what a create benchmark measures.
+    let external_id = format!("bench-{run}-{provider}-{n}");
+    json!({
+        "email": format!("{external_id}+approve@example.com"),
+        "external_id": external_id,
+        "type": "individual",
+        "phone": format!("+49151{:08}", n % 100_000_000),
+        "name": {"first": "Bench", "last": format!("User{n}")},
+        "date_of_birth": "1990-01-15",
+        "nationalities": ["DE"],
+        "address": {"line1": "Invalidenstr. 1", "city": "Berlin", "region": "BE",
+                    "postal_code": "10115", "country": "DE"},
+        "identity_document": {"type": "passport", "number": format!("C{:08}", n % 100_000_000),
+                              "issuing_country": "DE"},
+        "employment": {"status": "employed", "industry": "computers_and_it",
+                       "occupation": "Software Engineer", "employer_name": "Acme GmbH"},
+        "terms": {"version": 3, "accepted_at": "2026-11-01T09:30:00Z"},
+        "providers": [provider],
+    })
+    .to_string()
+}
+
+/// Samples the gateway's resident set size (VmRSS) and its kernel-tracked peak (VmHWM), kB.
+fn rss_kb(pid: u32) -> Option<(u64, u64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+    };
+    Some((field("VmRSS:")?, field("VmHWM:")?))
+}
+
+fn mb(kb: u64) -> f64 {
+    kb as f64 / 1024.0
+}
+
+async fn run(env: Env) -> Result<(), String> {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(1024)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .map_err(|e| e.to_string())?;
+    let run_id = uuid::Uuid::now_v7().simple().to_string()[..12].to_owned();
+    let api = Api {
+        client: client.clone(),
+        base: Arc::from(env.base.trim_end_matches('/')),
+        auth: Arc::from(format!("Bearer {}", env.key)),
+        run: Arc::from(run_id.as_str()),
+    };
+    let sim = env.sim.trim_end_matches('/').to_owned();
+    // Other work on the machine skews every figure; record how busy it was.
+    let loadavg_start = loadavg();
+    let warmup = Duration::from_secs(if env.quick { 1 } else { 3 });
+    let want = |id: &str| {
+        env.scenarios
+            .as_ref()
+            .is_none_or(|only| only.iter().any(|s| s == id))
+    };
+    let secs = env.secs;
+    let mut results: Vec<ScenarioResult> = Vec::new();
+
+    // RSS sampler: peak over the whole run, and the series for the soak.
+    let rss_series = Arc::new(Mutex::new(Vec::<(f64, u64)>::new()));
+    let started = Instant::now();
+    if let Some(pid) = env.pid {
+        let series = rss_series.clone();
+        tokio::spawn(async move {
+            loop {
+                if let Some((rss, _)) = rss_kb(pid) {
+                    series
+                        .lock()
+                        .expect("series")
+                        .push((started.elapsed().as_secs_f64(), rss));
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        });
+    }
+    let _ = client.delete(format!("{sim}/_sim/faults")).send().await;
+
+    // Seed: users at every provider, through the API.
+    eprintln!("bench: seeding {} users", env.seed_users);
+    let ids = Arc::new(Mutex::new(Vec::<String>::new()));
+    let seeded = Arc::new(AtomicU64::new(0));
+    {
+        let (api, ids, seeded, target) = (api.clone(), ids.clone(), seeded.clone(), env.seed_users);
+        let tasks: Vec<_> = (0..32)
+            .map(|_| {
+                let (api, ids, seeded) = (api.clone(), ids.clone(), seeded.clone());
+                tokio::spawn(async move {
+                    loop {
+                        let n = seeded.fetch_add(1, Ordering::Relaxed);
+                        if n >= target {
+                            break;
+                        }
+                        let provider = PROVIDERS[(n % 3) as usize];
+                        let response = api
+                            .client
+                            .post(api.url("/v1/users"))
+                            .header("authorization", &*api.auth)
+                            .header("content-type", "application/json")
+                            .body(user_body(&format!("{}-seed", api.run), provider, n))
+                            .send()
+                            .await;
+                        match response {
+                            Ok(r) if r.status() == 201 => {
+                                let v: Value = r.json().await.unwrap_or_default();
+                                if let Some(id) = v["id"].as_str() {
+                                    ids.lock().expect("ids").push(id.to_owned());
+                                }
+                            }
+                            Ok(r) => eprintln!("bench: seed create answered {}", r.status()),
+                            Err(e) => eprintln!("bench: seed create failed: {e}"),
+                        }
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.map_err(|e| e.to_string())?;
+        }
+    }
+    let ids: Arc<Vec<String>> = Arc::new(std::mem::take(&mut *ids.lock().expect("ids")));
+    if ids.is_empty() {
+        return Err("seeding created no user: is the gateway up?".into());
+    }
+    eprintln!("bench: seeded {}", ids.len());
+    let pick = |ids: &Arc<Vec<String>>, n: u64| {
+        // A spread-out but deterministic walk over the seeded users.
+        let i = (n.wrapping_mul(2_654_435_761) % ids.len() as u64) as usize;
+        ids[i].clone()
+    };
+
+    // 1. GET /v1/users/{id}
+    if want("1") {
+        eprintln!("bench: 1 get by id");
+        let (elapsed, rec) = {
+            let (api, ids) = (api.clone(), ids.clone());
+            closed_loop(32, warmup, secs, move |n| {
+                let (api, id) = (api.clone(), pick(&ids, n));
+                async move { api.get_user(&id).await }
+            })
+            .await
+        };
+        results.push(summarise(
+            "1",
+            "GET /v1/users/{id}",
+            Some(32),
+            None,
+            elapsed,
+            rec,
+            &[200],
+        ));
+    }
+
+    // 2. GET /v1/users?provider=…&limit=50
+    if want("2") {
+        eprintln!("bench: 2 list");
+        let (elapsed, rec) = {
+            let api = api.clone();
+            closed_loop(32, warmup, secs, move |n| {
+                let api = api.clone();
+                async move { api.list(n).await }
+            })
+            .await
+        };
+        results.push(summarise(
+            "2",
+            "GET /v1/users?provider=…&limit=50",
+            Some(32),
+            None,
+            elapsed,
+            rec,
+            &[200],
+        ));
+    }
+
+    // 3. POST /v1/users to each simulator, no injected latency.
+    if want("3") {
+        for provider in PROVIDERS {
+            eprintln!("bench: 3 create ({provider})");
+            let (elapsed, rec) = {
+                let api = api.clone();
+                closed_loop(32, warmup, secs, move |n| {
+                    let api = api.clone();
+                    async move { api.create(provider, n).await }
+                })
+                .await
+            };
+            results.push(summarise(
+                &format!("3-{provider}"),
+                &format!("POST /v1/users → {provider}"),
+                Some(32),
+                None,
+                elapsed,
+                rec,
+                &[201],
+            ));
+        }
+    }
+
+    // 4. PATCH /v1/users/{id}, two fields.
+    if want("4") {
+        eprintln!("bench: 4 patch");
+        let (elapsed, rec) = {
+            let (api, ids) = (api.clone(), ids.clone());
+            closed_loop(32, warmup, secs, move |n| {
+                let (api, id) = (api.clone(), pick(&ids, n));
+                async move { api.patch(&id, n).await }
+            })
+            .await
+        };
+        results.push(summarise(
+            "4",
+            "PATCH /v1/users/{id} (2 fields)",
+            Some(32),
+            None,
+            elapsed,
+            rec,
+            &[200],
+        ));
+    }
+
+    // 5. POST /v1/users at 256 in flight, 300 ms of provider latency (KillB's create).
+    if want("5") {
+        eprintln!("bench: 5 create with 300 ms provider latency at 256 in flight");
+        let fault = json!({"provider": "killb", "method": "POST", "path": "/api/v2/users",
+                       "latency_ms": 300});
+        let set = client
+            .post(format!("{sim}/_sim/faults"))
+            .json(&fault)
+            .send()
+            .await
+            .map_err(|e| format!("cannot reach the simulator at {sim}: {e}"))?;
+        if !set.status().is_success() {
+            return Err(format!("the simulator refused the fault: {}", set.status()));
+        }
+        let (elapsed, rec) = {
+            let api = api.clone();
+            closed_loop(256, warmup, secs, move |n| {
+                let api = api.clone();
+                async move { api.create("killb", 1_000_000_000 + n).await }
+            })
+            .await
+        };
+        results.push(summarise(
+            "5",
+            "POST /v1/users, 300 ms provider, 256 in flight",
+            Some(256),
+            None,
+            elapsed,
+            rec,
+            &[201],
+        ));
+        // The same at 64 in flight: the expected 64 / 0.3 s is within the machine's create
+        // capacity, so this one shows whether anything serialises; 256 shows the CPU ceiling.
+        let (elapsed, rec) = {
+            let api = api.clone();
+            closed_loop(64, warmup, secs, move |n| {
+                let api = api.clone();
+                async move { api.create("killb", 1_500_000_000 + n).await }
+            })
+            .await
+        };
+        let _ = client.delete(format!("{sim}/_sim/faults")).send().await;
+        results.push(summarise(
+            "5b",
+            "POST /v1/users, 300 ms provider, 64 in flight",
+            Some(64),
+            None,
+            elapsed,
+            rec,
+            &[201],
+        ));
+    }
+
+    // 6. Gateway-added latency for creates at 200/s.
+    if want("6") {
+        eprintln!("bench: 6 gateway-added latency, creates at 200/s");
+        let (elapsed, rec) = {
+            let api = api.clone();
+            open_loop(200.0, secs, move |n| {
+                let api = api.clone();
+                async move {
+                    api.create(PROVIDERS[(n % 3) as usize], 2_000_000_000 + n)
+                        .await
+                }
+            })
+            .await
+        };
+        results.push(summarise(
+            "6",
+            "POST /v1/users at 200/s: gateway-added latency",
+            None,
+            Some(200.0),
+            elapsed,
+            rec,
+            &[201],
+        ));
+    }
+
+    // 7. Soak: a steady mix (creates, reads, lists, patches) at a fixed rate; RSS over time.
+    let soak_start = started.elapsed().as_secs_f64();
+    if want("7") {
+        let soak_rate = env.soak_rate;
+        eprintln!(
+            "bench: 7 soak for {} s at {soak_rate}/s (mixed)",
+            env.soak_secs
+        );
+        let (elapsed, rec) = {
+            let (api, ids) = (api.clone(), ids.clone());
+            open_loop(soak_rate, env.soak_secs, move |n| {
+                let (api, id) = (api.clone(), pick(&ids, n));
+                async move {
+                    match n % 10 {
+                        0 | 1 => {
+                            api.create(PROVIDERS[(n % 3) as usize], 3_000_000_000 + n)
+                                .await
+                        }
+                        2 => api.patch(&id, n).await,
+                        3 => api.list(n).await,
+                        _ => api.get_user(&id).await,
+                    }
+                }
+            })
+            .await
+        };
+        results.push(summarise(
+            "7",
+            "soak: 20% create, 10% patch, 10% list, 60% get",
+            None,
+            Some(soak_rate),
+            elapsed,
+            rec,
+            &[200, 201],
+        ));
+    }
+    let soak_end = started.elapsed().as_secs_f64();
+
+    // RSS figures.
+    let series = rss_series.lock().expect("series").clone();
+    let early_mark = soak_start + (env.soak_secs as f64 / 5.0).min(60.0);
+    let rss_at = |t: f64| series.iter().rfind(|(at, _)| *at <= t).map(|(_, kb)| *kb);
+    let hwm = env.pid.and_then(rss_kb).map(|(_, hwm)| hwm);
+    let rss = json!({
+        "peak_mb": hwm.map(mb),
+        "peak_sampled_mb": series.iter().map(|(_, kb)| *kb).max().map(mb),
+        "soak_early_mark_secs": early_mark - soak_start,
+        "soak_early_mb": rss_at(early_mark).map(mb),
+        "soak_end_mb": rss_at(soak_end).map(mb),
+        "soak_secs": env.soak_secs,
+        "series": series.iter().map(|(t, kb)| json!([(*t * 10.0).round() / 10.0, mb(*kb)])).collect::<Vec<_>>(),
+    });
+
+    let report = Report::new(&env, &results, &rss);
+    report.print();
+    let out = json!({
+        "run_id": run_id,
+        "quick": env.quick,
+        "machine": machine(),
+        "loadavg": {"start": loadavg_start, "end": loadavg()},
+        "config": {"secs": env.secs, "soak_secs": env.soak_secs, "seed_users": env.seed_users,
+                   "warmup_secs": warmup.as_secs()},
+        "pgbench": {"select_by_key_tps": env.pgbench_select_tps,
+                    "persist_user_tps": env.pgbench_persist_tps},
+        "scenarios": results,
+        "rss": rss,
+        "targets": report.targets,
+    });
+    if let Some(dir) = std::path::Path::new(&env.out).parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    std::fs::write(
+        &env.out,
+        serde_json::to_string_pretty(&out).expect("json") + "\n",
+    )
+    .map_err(|e| format!("cannot write {}: {e}", env.out))?;
+    eprintln!("bench: wrote {}", env.out);
+    Ok(())
+}
+
+/// The 1-, 5- and 15-minute load averages.
+fn loadavg() -> Option<Vec<f64>> {
+    let text = std::fs::read_to_string("/proc/loadavg").ok()?;
+    Some(
+        text.split_whitespace()
+            .take(3)
+            .filter_map(|v| v.parse().ok())
+            .collect(),
+    )
+}
+
+fn machine() -> Value {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo").ok().and_then(|c| {
+        c.lines().find_map(|l| {
+            l.strip_prefix("model name")
+                .map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned())
+        })
+    });
+    json!({
+        "cpus": std::thread::available_parallelism().map(|n| n.get()).ok(),
+        "cpu_model": cpu,
+    })
+}
+
+struct Report {
+    lines: Vec<String>,
+    targets: Vec<Value>,
+}
+
+impl Report {
+    fn new(env: &Env, results: &[ScenarioResult], rss: &Value) -> Self {
+        let mut lines = Vec::new();
+        let mut targets = Vec::new();
+        let find = |id: &str| results.iter().find(|r| r.id == id);
+        let f = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.1}"));
+        let mut target = |name: &str, value: Option<f64>, goal: &str, pass: Option<bool>| {
+            targets.push(json!({"target": name, "value": value, "goal": goal, "pass": pass}));
+        };
+
+        lines.push(format!(
+            "{:<48} {:>5} {:>8} {:>6} {:>9} {:>8} {:>8} {:>8} {:>8}",
+            "scenario",
+            "conc",
+            "requests",
+            "errors",
+            "req/s",
+            "p50 ms",
+            "p90 ms",
+            "p99 ms",
+            "max ms"
+        ));
+        for r in results {
+            let conc = r
+                .concurrency
+                .map(|c| c.to_string())
+                .or(r.rate_per_sec.map(|r| format!("@{r:.0}")))
+                .unwrap_or_default();
+            let l = r.latency_ms;
+            lines.push(format!(
+                "{:<48} {:>5} {:>8} {:>6} {:>9.1} {:>8} {:>8} {:>8} {:>8}",
+                format!("{} {}", r.id, r.name),
+                conc,
+                r.requests,
+                r.errors.values().sum::<u64>(),
+                r.throughput_rps,
+                f(l.map(|l| l.p50)),
+                f(l.map(|l| l.p90)),
+                f(l.map(|l| l.p99)),
+                f(l.map(|l| l.max)),
+            ));
+            if let Some(a) = r.gateway_added_ms {
+                lines.push(format!(
+                    "{:<48} {:>5} {:>8} {:>6} {:>9} {:>8.2} {:>8.2} {:>8.2} {:>8.2}",
+                    "  6 gateway-added (client − provider time)",
+                    "",
+                    "",
+                    "",
+                    "",
+                    a.p50,
+                    a.p90,
+                    a.p99,
+                    a.max
+                ));
+            }
+            if let Some(a) = r.server_side_added_ms {
+                lines.push(format!(
+                    "{:<48} {:>5} {:>8} {:>6} {:>9} {:>8.2} {:>8.2} {:>8.2} {:>8.2}",
+                    "  6 gateway-added (server side)", "", "", "", "", a.p50, a.p90, a.p99, a.max
+                ));
+            }
+            if let Some(a) = r.provider_ms {
+                lines.push(format!(
+                    "{:<48} {:>5} {:>8} {:>6} {:>9} {:>8.2} {:>8.2} {:>8.2} {:>8.2}",
+                    "  6 provider time (as the gateway saw it)",
+                    "",
+                    "",
+                    "",
+                    "",
+                    a.p50,
+                    a.p90,
+                    a.p99,
+                    a.max
+                ));
+            }
+            if !r.errors.is_empty() {
+                lines.push(format!("    errors: {:?}", r.errors));
+            }
+        }
+        lines.push(String::new());
+        lines.push(format!(
+            "pgbench (same run): select by key {} tps, persist user+job {} tps",
+            f(env.pgbench_select_tps),
+            f(env.pgbench_persist_tps)
+        ));
+        let peak = rss["peak_mb"].as_f64();
+        let early = rss["soak_early_mb"].as_f64();
+        let end = rss["soak_end_mb"].as_f64();
+        lines.push(format!(
+            "gateway RSS: peak {} MB; soak after {:.0} s {} MB, after {} s {} MB",
+            f(peak),
+            rss["soak_early_mark_secs"].as_f64().unwrap_or_default(),
+            f(early),
+            env.soak_secs,
+            f(end)
+        ));
+        lines.push(String::new());
+
+        let s1 = find("1");
+        let ratio = |a: Option<f64>, b: Option<f64>| Some(a? / b?);
+        let r1 = ratio(s1.map(|r| r.throughput_rps), env.pgbench_select_tps);
+        target(
+            "1: GET by id ≥ 40% of pgbench select-by-key TPS",
+            r1,
+            ">= 0.40",
+            r1.map(|r| r >= 0.40),
+        );
+        let p99 = s1.and_then(|r| r.latency_ms).map(|l| l.p99);
+        target(
+            "1: GET by id p99 ≤ 10 ms",
+            p99,
+            "<= 10",
+            p99.map(|p| p <= 10.0),
+        );
+        let creates: Vec<f64> = results
+            .iter()
+            .filter(|r| r.id.starts_with("3-"))
+            .map(|r| r.throughput_rps)
+            .collect();
+        let worst = creates.iter().copied().reduce(f64::min);
+        let r3 = ratio(worst, env.pgbench_persist_tps);
+        target(
+            "3: create (slowest provider) ≥ 40% of pgbench persist TPS",
+            r3,
+            ">= 0.40",
+            r3.map(|r| r >= 0.40),
+        );
+        let r5 = find("5").map(|r| r.throughput_rps / (256.0 / 0.3));
+        target(
+            "5: 256 in flight at 300 ms ≥ 80% of 256 / 0.3 s",
+            r5,
+            ">= 0.80",
+            r5.map(|r| r >= 0.80),
+        );
+        let r5b = find("5b").map(|r| r.throughput_rps / (64.0 / 0.3));
+        target(
+            "5b: 64 in flight at 300 ms ≥ 80% of 64 / 0.3 s",
+            r5b,
+            ">= 0.80",
+            r5b.map(|r| r >= 0.80),
+        );
+        let added = find("6").and_then(|r| r.gateway_added_ms);
+        target(
+            "6: gateway-added p50 ≤ 2 ms",
+            added.map(|a| a.p50),
+            "<= 2",
+            added.map(|a| a.p50 <= 2.0),
+        );
+        target(
+            "6: gateway-added p99 ≤ 10 ms",
+            added.map(|a| a.p99),
+            "<= 10",
+            added.map(|a| a.p99 <= 10.0),
+        );
+        target(
+            "7: peak RSS ≤ 150 MB",
+            peak,
+            "<= 150",
+            peak.map(|p| p <= 150.0),
+        );
+        let growth = ratio(end, early).map(|r| r - 1.0);
+        target(
+            "7: no RSS growth across the soak (end vs early, ≤ +5%)",
+            growth,
+            "<= 0.05",
+            growth.map(|g| g <= 0.05),
+        );
+        lines.push(format!(
+            "{:<62} {:>10} {:>9} {:>6}",
+            "target", "value", "goal", ""
+        ));
+        for t in &targets {
+            lines.push(format!(
+                "{:<62} {:>10} {:>9} {:>6}",
+                t["target"].as_str().unwrap_or_default(),
+                t["value"]
+                    .as_f64()
+                    .map_or("-".into(), |v| format!("{v:.3}")),
+                t["goal"].as_str().unwrap_or_default(),
+                match t["pass"].as_bool() {
+                    Some(true) => "PASS",
+                    Some(false) => "MISS",
+                    None => "n/a",
+                }
+            ));
+        }
+        Self { lines, targets }
+    }
+
+    fn print(&self) {
+        for line in &self.lines {
+            println!("{line}");
+        }
+    }
+}
