@@ -275,6 +275,9 @@ fn serve(
         0 => actix_web::http::KeepAlive::Disabled,
         secs => actix_web::http::KeepAlive::Timeout(Duration::from_secs(secs)),
     })
+    // Bounded connections per worker: under overload, further clients wait in the kernel's
+    // accept queue instead of each costing buffers here (memory stays bounded).
+    .max_connections(settings.server.max_connections_per_worker)
     .shutdown_timeout(settings.server.shutdown_timeout_secs)
     .listen(listener)
     .map_err(|source| StartupError::Bind {

@@ -57,6 +57,9 @@ pub struct ServerSettings {
     pub client_request_timeout_secs: u64,
     #[serde(default = "default_shutdown_timeout")]
     pub shutdown_timeout_secs: u64,
+    /// Connections each worker thread serves at once; more wait to be accepted.
+    #[serde(default = "default_max_connections_per_worker")]
+    pub max_connections_per_worker: usize,
     /// Seconds an idle keep-alive connection is kept open (0 turns keep-alive off).
     #[serde(default = "default_keep_alive")]
     pub keep_alive_secs: u64,
@@ -82,6 +85,9 @@ fn default_client_disconnect_timeout() -> u64 {
 }
 fn default_shutdown_timeout() -> u64 {
     15
+}
+fn default_max_connections_per_worker() -> usize {
+    512
 }
 
 #[derive(Debug, Clone, Deserialize)]

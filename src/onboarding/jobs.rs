@@ -12,6 +12,7 @@ use uuid::Uuid;
 use super::links::{self as link_ops, Attempt};
 use super::{OnboardingError, Services};
 use crate::domain::provider::ProviderId;
+use crate::domain::user::CanonicalUser;
 use crate::settings::WorkerSettings;
 use crate::store::jobs::{self, JobRow};
 use crate::store::{links, users};
@@ -74,7 +75,11 @@ pub fn backoff(
     }
 }
 
-async fn attempt(services: &Services, job: &JobRow) -> Result<Attempt, OnboardingError> {
+async fn attempt(
+    services: &Services,
+    job: &JobRow,
+    fresh_profile: Option<&CanonicalUser>,
+) -> Result<Attempt, OnboardingError> {
     if job.kind == super::notify::NOTIFY {
         return super::notify::deliver(services, &job.payload.0).await;
     }
@@ -86,16 +91,22 @@ async fn attempt(services: &Services, job: &JobRow) -> Result<Attempt, Onboardin
         return super::erasure::erase_at_provider(services, payload.user_id, payload.provider)
             .await;
     }
-    let Some(profile) = users::get(&services.pool, &services.keyring, payload.user_id)
-        .await?
-        .and_then(|user| user.profile)
-    else {
-        return Ok(Attempt::Done); // the user is gone, or erased: nothing left to send
+    let profile = match fresh_profile {
+        // The create that just stored this user runs its submissions inline: no re-read.
+        Some(profile) if job.kind == SUBMIT_LINK => profile.clone(),
+        _ => match users::get(&services.pool, &services.keyring, payload.user_id)
+            .await?
+            .and_then(|user| user.profile)
+        {
+            Some(profile) => profile,
+            None => return Ok(Attempt::Done), // the user is gone, or erased: nothing to send
+        },
     };
     match job.kind.as_str() {
         SUBMIT_LINK => {
             link_ops::submit(
                 services,
+                job.id,
                 payload.user_id,
                 &profile,
                 payload.provider,
@@ -122,17 +133,35 @@ async fn attempt(services: &Services, job: &JobRow) -> Result<Attempt, Onboardin
 
 /// Runs a claimed job and settles it: done, retried later, or failed for ops to re-drive.
 pub async fn run(services: &Services, settings: &WorkerSettings, job: JobRow) {
+    run_with(services, settings, job, None).await
+}
+
+/// [`run`], given the profile a create just stored (its inline submissions skip re-reading it).
+async fn run_with(
+    services: &Services,
+    settings: &WorkerSettings,
+    job: JobRow,
+    fresh_profile: Option<&CanonicalUser>,
+) {
     // Instrumented rather than entered: a guard held across `.await` would leak the span into
     // whatever else runs on this thread while the job waits on a provider.
     let span = tracing::info_span!("job", id = %job.id, kind = %job.kind, attempt = job.attempts);
-    settle(services, settings, job).instrument(span).await
+    settle(services, settings, job, fresh_profile)
+        .instrument(span)
+        .await
 }
 
-async fn settle(services: &Services, settings: &WorkerSettings, job: JobRow) {
-    let outcome = attempt(services, &job).await;
+async fn settle(
+    services: &Services,
+    settings: &WorkerSettings,
+    job: JobRow,
+    fresh_profile: Option<&CanonicalUser>,
+) {
+    let outcome = attempt(services, &job, fresh_profile).await;
     let pool = &services.pool;
     let settled = match outcome {
         Ok(Attempt::Done) => jobs::succeed(pool, job.id).await,
+        Ok(Attempt::Settled) => Ok(()),
         Ok(Attempt::NeedsReview(reason)) => {
             crate::telemetry::record_job_failure(&job.kind, "needs_review");
             jobs::fail(pool, job.id, &reason).await
@@ -177,11 +206,12 @@ pub async fn run_inline(
     settings: &WorkerSettings,
     ids: &[Uuid],
     worker: &str,
+    fresh_profile: Option<&CanonicalUser>,
 ) {
     let lease = Duration::from_secs(settings.lease_secs);
     let runs = ids.iter().map(|id| async move {
         match jobs::claim_one(&services.pool, *id, worker, lease).await {
-            Ok(Some(job)) => run(services, settings, job).await,
+            Ok(Some(job)) => run_with(services, settings, job, fresh_profile).await,
             Ok(None) => {}
             Err(error) => tracing::warn!(%error, "inline claim failed; a worker will run the job"),
         }

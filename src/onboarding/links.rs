@@ -66,21 +66,21 @@ pub(crate) async fn record_calls(
     user_id: Uuid,
     log: &CallLog,
 ) -> Result<(), OnboardingError> {
-    for call in log.take() {
-        events::insert(
-            tx,
-            user_id,
-            "provider_call",
+    // One statement for all the calls (Carbn's create makes two).
+    let calls: Vec<serde_json::Value> = log
+        .take()
+        .into_iter()
+        .map(|call| {
             json!({
                 "provider": call.provider.as_str(),
                 "operation": call.operation,
                 "http_status": call.http_status,
                 "latency_ms": (call.latency_ms * 10.0).round() / 10.0,
                 "outcome": call.outcome,
-            }),
-        )
-        .await?;
-    }
+            })
+        })
+        .collect();
+    events::insert_many(tx, user_id, "provider_call", calls).await?;
     Ok(())
 }
 
@@ -210,6 +210,8 @@ pub enum Attempt {
     /// A create may have happened without its answer being recorded and the provider offers
     /// no lookup: the link is flagged for a person to check instead of risking a second account.
     NeedsReview(String),
+    /// Done, and the job already marked succeeded in the same transaction as its effect.
+    Settled,
 }
 
 /// Submits a pending link to its provider and records the answer.
@@ -220,6 +222,7 @@ pub enum Attempt {
 /// A provider that answers 409 to a create is searched the same way.
 pub async fn submit(
     services: &Services,
+    job_id: Uuid,
     user_id: Uuid,
     user: &CanonicalUser,
     provider: ProviderId,
@@ -361,6 +364,12 @@ pub async fn submit(
         }
     };
     refresh_user_status(&mut tx, user_id).await?;
+    let attempt = if matches!(attempt, Attempt::Done) {
+        crate::store::jobs::succeed(&mut *tx, job_id).await?;
+        Attempt::Settled
+    } else {
+        attempt
+    };
     tx.commit().await?;
     Ok(attempt)
 }

@@ -111,7 +111,7 @@ pub async fn create(
     .await?;
     tx.commit().await?;
     // The submissions are durable jobs now; try them inline for a fast answer.
-    run_inline(services, &job_ids).await;
+    run_inline(services, &job_ids, Some(&user)).await;
     get(services, id).await
 }
 
@@ -134,9 +134,15 @@ async fn submission_job(
     .await
 }
 
-async fn run_inline(services: &Services, job_ids: &[Uuid]) {
-    crate::onboarding::jobs::run_inline(services, &services.workers, job_ids, &services.instance)
-        .await;
+async fn run_inline(services: &Services, job_ids: &[Uuid], fresh: Option<&CanonicalUser>) {
+    crate::onboarding::jobs::run_inline(
+        services,
+        &services.workers,
+        job_ids,
+        &services.instance,
+        fresh,
+    )
+    .await;
 }
 
 /// Onboards an existing user at one more provider (same requirement checks as a create).
@@ -182,7 +188,7 @@ pub async fn link_provider(
     .await?;
     link_ops::refresh_user_status(&mut tx, id).await?;
     tx.commit().await?;
-    run_inline(services, &[job_id]).await;
+    run_inline(services, &[job_id], None).await;
     get(services, id).await
 }
 
@@ -337,7 +343,7 @@ pub async fn patch(
         );
     }
     tx.commit().await?;
-    run_inline(services, &job_ids).await;
+    run_inline(services, &job_ids, None).await;
     get(services, id).await
 }
 

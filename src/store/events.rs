@@ -36,6 +36,39 @@ pub async fn insert(
     Ok(())
 }
 
+/// Several events of one type in one statement, in the order given.
+pub async fn insert_many(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    event_type: &str,
+    data: Vec<serde_json::Value>,
+) -> Result<(), StoreError> {
+    match data.len() {
+        0 => return Ok(()),
+        1 => {
+            let one = data.into_iter().next().expect("one element");
+            return insert(conn, user_id, event_type, one).await;
+        }
+        _ => {}
+    }
+    let ids: Vec<Uuid> = data.iter().map(|_| Uuid::now_v7()).collect();
+    sqlx::query(
+        "INSERT INTO user_events (id, user_id, type, data)
+         SELECT i.id, $2, $3, d.data
+           FROM unnest($1::uuid[]) WITH ORDINALITY AS i(id, n)
+           JOIN jsonb_array_elements($4) WITH ORDINALITY AS d(data, n) USING (n)
+          ORDER BY n",
+    )
+    .bind(ids)
+    .bind(user_id)
+    .bind(event_type)
+    .bind(Json(serde_json::Value::Array(data)))
+    .execute(conn)
+    .await
+    .map_err(StoreError::from_sqlx)?;
+    Ok(())
+}
+
 /// A user's events, oldest first, after the event with sequence `after_seq` when given.
 pub async fn for_user<'e>(
     db: impl PgExecutor<'e>,

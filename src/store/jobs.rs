@@ -125,14 +125,16 @@ pub async fn claim_due(
     .map_err(StoreError::from_sqlx)
 }
 
-pub async fn succeed(pool: &PgPool, id: Uuid) -> Result<(), StoreError> {
+/// Marks a job done; inside the transaction that recorded its effect when given one, so the
+/// effect and the job's completion commit together (one commit fewer per job).
+pub async fn succeed<'e>(db: impl PgExecutor<'e>, id: Uuid) -> Result<(), StoreError> {
     sqlx::query(
         "UPDATE jobs SET state = 'succeeded', locked_by = NULL, locked_until = NULL,
                 last_error = NULL, updated_at = now()
           WHERE id = $1",
     )
     .bind(id)
-    .execute(pool)
+    .execute(db)
     .await
     .map_err(StoreError::from_sqlx)?;
     Ok(())
