@@ -258,29 +258,43 @@ pub async fn list<'e>(
     before: Option<Uuid>,
     limit: i64,
 ) -> Result<Vec<UserRow>, StoreError> {
-    let rows = sqlx::query_as::<_, SealedUserRow>(concat!(
+    // Only the filters given go into the statement: a `($n IS NULL OR …)` form would be planned
+    // once for every combination (prepared statements get generic plans), and the benchmark
+    // caught that plan scanning the whole table instead of walking the primary key backwards.
+    let mut query = sqlx::QueryBuilder::<sqlx::Postgres>::new(concat!(
         "SELECT ",
         user_columns!(),
-        " FROM users u
-          WHERE u.erased_at IS NULL
-            AND ($1::text IS NULL OR u.external_id = $1)
-            AND ($2::bytea IS NULL OR u.email_hash = $2)
-            AND ($3::text IS NULL OR u.status = $3)
-            AND ($4::text IS NULL OR EXISTS (
-                    SELECT 1 FROM provider_links l WHERE l.user_id = u.id AND l.provider = $4))
-            AND ($5::uuid IS NULL OR u.id < $5)
-          ORDER BY u.id DESC
-          LIMIT $6"
-    ))
-    .bind(filter.external_id.as_deref())
-    .bind(filter.email.as_deref().map(|e| email_hash(keyring, e)))
-    .bind(filter.status.map(|s| s.as_str()))
-    .bind(filter.provider.as_deref())
-    .bind(before)
-    .bind(limit)
-    .fetch_all(db)
-    .await
-    .map_err(StoreError::from_sqlx)?;
+        " FROM users u WHERE u.erased_at IS NULL"
+    ));
+    if let Some(external_id) = filter.external_id.as_deref() {
+        query.push(" AND u.external_id = ").push_bind(external_id);
+    }
+    if let Some(email) = filter.email.as_deref() {
+        query
+            .push(" AND u.email_hash = ")
+            .push_bind(email_hash(keyring, email));
+    }
+    if let Some(status) = filter.status {
+        query.push(" AND u.status = ").push_bind(status.as_str());
+    }
+    if let Some(provider) = filter.provider.as_deref() {
+        query
+            .push(
+                " AND EXISTS (SELECT 1 FROM provider_links l
+                               WHERE l.user_id = u.id AND l.provider = ",
+            )
+            .push_bind(provider)
+            .push(")");
+    }
+    if let Some(before) = before {
+        query.push(" AND u.id < ").push_bind(before);
+    }
+    query.push(" ORDER BY u.id DESC LIMIT ").push_bind(limit);
+    let rows = query
+        .build_query_as::<SealedUserRow>()
+        .fetch_all(db)
+        .await
+        .map_err(StoreError::from_sqlx)?;
     open_all(rows, keyring)
 }
 
