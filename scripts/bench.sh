@@ -186,6 +186,11 @@ env_overrides=(
   GATEWAY__LOG__LEVEL="${BENCH_LOG_LEVEL:-info}"
   # The load is one API key far above the default per-key limit: no 429s in the figures.
   GATEWAY__RATE_LIMIT__PER_KEY_PER_SECOND=0
+  # The scenarios measure the request paths. A reconciliation pass over the tens of thousands
+  # of non-final links the run creates (every 300 s by default) would land in the middle of
+  # the soak and measure itself instead (an earlier run's soak collapsed under one).
+  # BENCH_RECONCILE_SECS=300 puts it back.
+  GATEWAY__WORKERS__RECONCILE_INTERVAL_SECS="${BENCH_RECONCILE_SECS:-0}"
 )
 if [[ -n "${BENCH_DB_POOL:-}" ]]; then
   env_overrides+=(GATEWAY__DATABASE__MAX_CONNECTIONS="$BENCH_DB_POOL")

@@ -677,7 +677,14 @@ async fn error_statuses_map_to_provider_errors() {
             retry_after.map(|s| Duration::from_secs(s.parse().unwrap()))
         );
         let calls = log.take();
-        assert_eq!(calls.len(), 1);
+        // A refused nonce is re-signed and sent again three times before the refusal stands.
+        let sent = if code == Some("EAPI:Invalid nonce") {
+            4
+        } else {
+            1
+        };
+        assert_eq!(calls.len(), sent, "{status}");
+        assert_eq!(server.received_requests().await.unwrap().len(), sent);
         assert_eq!(calls[0].http_status, Some(status));
         assert_eq!(calls[0].outcome, error.outcome());
     }
@@ -880,4 +887,35 @@ fn new_names_the_missing_or_invalid_setting() {
         !debug.contains(SECRET) && !debug.contains(API_KEY),
         "{debug}"
     );
+}
+
+#[tokio::test]
+async fn a_refused_nonce_is_re_signed_with_a_fresh_one_and_sent_again() {
+    let server = MockServer::start().await;
+    // Kraken saw a higher nonce first (a concurrent call overtook this one): refused once.
+    Mock::given(method("GET"))
+        .respond_with(
+            ResponseTemplate::new(401).set_body_json(json!({"error": ["EAPI:Invalid nonce"]})),
+        )
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(get_user_body(IIBAN, initial_status())),
+        )
+        .mount(&server)
+        .await;
+    let kraken = connector(&server);
+    let data = Map::new();
+    let log = CallLog::new();
+    let state = kraken.get_user(link(IIBAN, &data), &log).await.unwrap();
+    assert_eq!(state.status, Some(LinkStatus::ActionRequired));
+    let requests = server.received_requests().await.unwrap();
+    assert_eq!(requests.len(), 2);
+    let (first, second) = (assert_signed(&requests[0]), assert_signed(&requests[1]));
+    assert!(second > first, "the resend carries a fresh, higher nonce");
+    let outcomes: Vec<_> = log.take().into_iter().map(|c| c.http_status).collect();
+    assert_eq!(outcomes, vec![Some(401), Some(200)]);
 }

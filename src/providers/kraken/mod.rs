@@ -190,7 +190,8 @@ impl KrakenConnector {
         self.http.send(log, operation, builder).await
     }
 
-    /// Takes the next nonce, signs and sends: the nonce is drawn immediately before sending,
+    /// Takes the next nonce, signs and sends (again, with a fresh nonce, when Kraken saw a
+    /// higher one first): the nonce is drawn immediately before sending,
     /// so nonces go out in the order they were drawn as far as this process controls it.
     async fn call(
         &self,
@@ -200,8 +201,26 @@ impl KrakenConnector {
         path_and_query: String,
         body: Option<Vec<u8>>,
     ) -> Result<RawResponse, ProviderError> {
-        let signed = self.sign(method, path_and_query, body, self.nonces.next())?;
-        self.send_signed(log, operation, signed).await
+        // Concurrent calls draw increasing nonces but can reach Kraken out of order, and Kraken
+        // refuses a nonce not above the last it saw (`EAPI:Invalid nonce`, before doing
+        // anything). Such a refusal is re-signed with a fresh nonce and sent again at once: the
+        // benchmark saw thousands under load, each otherwise a job retry seconds later.
+        let mut resends = 0;
+        loop {
+            let signed = self.sign(
+                method.clone(),
+                path_and_query.clone(),
+                body.clone(),
+                self.nonces.next(),
+            )?;
+            let raw = self.send_signed(log, operation, signed).await?;
+            if resends < NONCE_RESENDS && is_invalid_nonce(&raw) {
+                resends += 1;
+                metrics::counter!("gateway_kraken_nonce_resends_total").increment(1);
+                continue;
+            }
+            return Ok(raw);
+        }
     }
 
     /// The exact `POST /b2b/users` body bytes for `user`.
@@ -385,6 +404,24 @@ impl Connector for KrakenConnector {
     ) -> BoxFuture<'a, Result<Option<ProviderUserState>, ProviderError>> {
         Box::pin(self.update(link.provider_user_id, user, changed, log))
     }
+}
+
+/// How often one call is re-signed after `EAPI:Invalid nonce` before the refusal stands.
+const NONCE_RESENDS: usize = 3;
+
+/// Kraken refused the request's nonce (it had seen a higher one): nothing was done.
+fn is_invalid_nonce(raw: &RawResponse) -> bool {
+    raw.status == 401
+        && serde_json::from_slice::<serde_json::Value>(&raw.body)
+            .ok()
+            .and_then(|body| {
+                body.get("error")?
+                    .as_array()?
+                    .iter()
+                    .find(|e| e.as_str() == Some("EAPI:Invalid nonce"))
+                    .map(|_| ())
+            })
+            .is_some()
 }
 
 #[cfg(test)]
