@@ -307,3 +307,19 @@ pub fn field_errors(problem: &Value) -> Vec<(String, String)> {
         })
         .collect()
 }
+
+/// A log writer that keeps everything written, for the tests that own the global subscriber
+/// (`tests/log_audit.rs`, `tests/tracing.rs`).
+#[allow(dead_code)] // the `api` binary includes this file too, without using it
+#[derive(Clone, Default)]
+pub struct Captured(pub std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}

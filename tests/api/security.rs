@@ -205,7 +205,10 @@ async fn erasure_removes_the_person_here_and_tells_the_providers() {
         .to_owned();
     let kraken_id = link(&created, "kraken")["provider_user_id"].clone();
     assert!(kraken_id.is_string(), "{created}");
-    let had_webhook = wait_for_webhook(&app, "killb").await;
+    assert!(
+        wait_for_webhook(&app, "killb").await,
+        "the KillB sim sent no webhook"
+    );
 
     // Scope and existence first.
     let response = app
@@ -307,7 +310,7 @@ async fn erasure_removes_the_person_here_and_tells_the_providers() {
             .await
             .unwrap();
     assert_eq!(answers, 0, "stored answers showing the user are gone");
-    if had_webhook {
+    {
         let bodies: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM webhook_events WHERE provider = 'killb'
                AND (user_id = $1 OR provider_user_id = $2) AND octet_length(raw_body) > 0",

@@ -412,16 +412,7 @@ const NONCE_RESENDS: usize = 3;
 /// Kraken refused the request's nonce (it had seen a higher one): nothing was done.
 fn is_invalid_nonce(raw: &RawResponse) -> bool {
     raw.status == 401
-        && serde_json::from_slice::<serde_json::Value>(&raw.body)
-            .ok()
-            .and_then(|body| {
-                body.get("error")?
-                    .as_array()?
-                    .iter()
-                    .find(|e| e.as_str() == Some("EAPI:Invalid nonce"))
-                    .map(|_| ())
-            })
-            .is_some()
+        && ErrorEnvelope::parse(&raw.body).code().as_deref() == Some("EAPI:Invalid nonce")
 }
 
 #[cfg(test)]
