@@ -176,14 +176,8 @@ pub async fn erase(services: &Services, id: Uuid) -> Result<ErasureReceipt, Onbo
     .await?;
     tx.commit().await?;
     tracing::info!(user_id = %id, "user erased");
-    crate::onboarding::jobs::run_inline(
-        services,
-        &services.workers,
-        &job_ids,
-        &services.instance,
-        None,
-    )
-    .await;
+    crate::onboarding::jobs::run_inline(services, &services.workers, &job_ids, &services.instance)
+        .await;
     let links = links::for_users(pool, &[id]).await?;
     Ok(receipt(id, erased_at, links))
 }

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use tracing::Instrument;
 use uuid::Uuid;
 
-use super::links::{self as link_ops, Attempt};
+use super::links::{self as link_ops, Attempt, Submission};
 use super::{OnboardingError, Services};
 use crate::domain::provider::ProviderId;
 use crate::domain::user::CanonicalUser;
@@ -110,7 +110,11 @@ async fn attempt(
                 payload.user_id,
                 &profile,
                 payload.provider,
-                job.outcome_unknown,
+                Submission {
+                    look_first: job.outcome_unknown,
+                    // Written by this request a moment ago, pending: no need to re-check.
+                    fresh_link: fresh_profile.is_some(),
+                },
             )
             .await
         }
@@ -206,15 +210,45 @@ pub async fn run_inline(
     settings: &WorkerSettings,
     ids: &[Uuid],
     worker: &str,
-    fresh_profile: Option<&CanonicalUser>,
 ) {
     let lease = Duration::from_secs(settings.lease_secs);
     let runs = ids.iter().map(|id| async move {
         match jobs::claim_one(&services.pool, *id, worker, lease).await {
-            Ok(Some(job)) => run_with(services, settings, job, fresh_profile).await,
+            Ok(Some(job)) => run_with(services, settings, job, None).await,
             Ok(None) => {}
             Err(error) => tracing::warn!(%error, "inline claim failed; a worker will run the job"),
         }
+    });
+    futures_util::future::join_all(runs).await;
+}
+
+/// Runs the submission jobs a create wrote already claimed (`store::users::insert_with_links`),
+/// given the profile it just stored: no claim and no re-read, the rows are as written.
+pub async fn run_claimed(
+    services: &Services,
+    claimed: &[users::ClaimedJob<'_>],
+    max_attempts: u32,
+    profile: &CanonicalUser,
+) {
+    let settings = &services.workers;
+    let now = time::OffsetDateTime::now_utc();
+    let runs = claimed.iter().map(|job| {
+        let row = JobRow {
+            id: job.id,
+            kind: job.kind.to_owned(),
+            queue_key: Some(job.queue_key.clone()),
+            payload: sqlx::types::Json(job.payload.clone()),
+            state: "running".to_owned(),
+            attempts: 1,
+            max_attempts: max_attempts as i32,
+            run_at: now,
+            locked_until: Some(now + Duration::from_secs(settings.lease_secs)),
+            last_error: None,
+            outcome_unknown: false,
+            created_at: now,
+            updated_at: now,
+        };
+        run_with(services, settings, row, Some(profile))
     });
     futures_util::future::join_all(runs).await;
 }

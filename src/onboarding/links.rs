@@ -61,25 +61,32 @@ fn parse_status(raw: &str) -> LinkStatus {
     raw.parse().unwrap_or(LinkStatus::PendingSubmission)
 }
 
+/// The `provider_call` events of the calls in `log`, in the order they were made.
+pub(crate) fn call_events(log: &CallLog) -> Vec<(&'static str, serde_json::Value)> {
+    log.take()
+        .into_iter()
+        .map(|call| {
+            (
+                "provider_call",
+                json!({
+                    "provider": call.provider.as_str(),
+                    "operation": call.operation,
+                    "http_status": call.http_status,
+                    "latency_ms": (call.latency_ms * 10.0).round() / 10.0,
+                    "outcome": call.outcome,
+                }),
+            )
+        })
+        .collect()
+}
+
 pub(crate) async fn record_calls(
     tx: &mut sqlx::PgConnection,
     user_id: Uuid,
     log: &CallLog,
 ) -> Result<(), OnboardingError> {
     // One statement for all the calls (Carbn's create makes two).
-    let calls: Vec<serde_json::Value> = log
-        .take()
-        .into_iter()
-        .map(|call| {
-            json!({
-                "provider": call.provider.as_str(),
-                "operation": call.operation,
-                "http_status": call.http_status,
-                "latency_ms": (call.latency_ms * 10.0).round() / 10.0,
-                "outcome": call.outcome,
-            })
-        })
-        .collect();
+    let calls = call_events(log).into_iter().map(|(_, data)| data).collect();
     events::insert_many(tx, user_id, "provider_call", calls).await?;
     Ok(())
 }
@@ -98,6 +105,85 @@ pub(crate) async fn refresh_user_status(
     Ok(())
 }
 
+/// One provider answer recorded on one link: a short transaction holding all the user's links
+/// (so the summary status cannot race another link's change), with the events collected and
+/// written, with the summary status and the job's completion, in one statement at the end.
+/// Four round trips in all: BEGIN, the lock, the link's update, that last statement (+ COMMIT).
+struct LinkChange {
+    tx: sqlx::Transaction<'static, sqlx::Postgres>,
+    /// The link as last written in this transaction.
+    link: LinkRow,
+    /// The user's other links (their statuses feed the summary).
+    others: Vec<LinkRow>,
+    events: Vec<(&'static str, serde_json::Value)>,
+}
+
+impl LinkChange {
+    /// Locks the user's links; `None` when the link is gone (its user erased and removed).
+    async fn begin(
+        services: &Services,
+        user_id: Uuid,
+        provider: &str,
+    ) -> Result<Option<Self>, OnboardingError> {
+        let mut tx = services.pool.begin().await?;
+        let mut all = links::lock_user_links(&mut tx, user_id).await?;
+        let Some(position) = all.iter().position(|l| l.provider == provider) else {
+            return Ok(None);
+        };
+        let link = all.remove(position);
+        Ok(Some(Self {
+            tx,
+            link,
+            others: all,
+            events: Vec::new(),
+        }))
+    }
+
+    fn event(&mut self, event_type: &'static str, data: serde_json::Value) {
+        self.events.push((event_type, data));
+    }
+
+    fn calls(&mut self, log: &CallLog) {
+        self.events.extend(call_events(log));
+    }
+
+    async fn update(&mut self, update: &LinkUpdate) -> Result<(), OnboardingError> {
+        self.link =
+            links::apply_update(&mut self.tx, self.link.user_id, &self.link.provider, update)
+                .await?;
+        Ok(())
+    }
+
+    /// Writes the collected events now (before a step that writes its own).
+    async fn flush_events(&mut self) -> Result<(), OnboardingError> {
+        let user_id = self.link.user_id;
+        for (event_type, data) in std::mem::take(&mut self.events) {
+            events::insert(&mut self.tx, user_id, event_type, data).await?;
+        }
+        Ok(())
+    }
+
+    /// Writes the events and the summary status, marks `succeeded_job` done, and commits.
+    async fn commit(mut self, succeeded_job: Option<Uuid>) -> Result<(), OnboardingError> {
+        let statuses: Vec<LinkStatus> = self
+            .others
+            .iter()
+            .chain(std::iter::once(&self.link))
+            .map(|l| parse_status(&l.status))
+            .collect();
+        links::settle_change(
+            &mut self.tx,
+            self.link.user_id,
+            &self.events,
+            summarize(&statuses).as_str(),
+            succeeded_job,
+        )
+        .await?;
+        self.tx.commit().await?;
+        Ok(())
+    }
+}
+
 /// Whether a provider state stamped `observed_at` is older than the newest one applied to the
 /// link. States without a stamp are never stale (the provider does not say).
 fn is_stale(link: &LinkRow, state: &ProviderUserState) -> bool {
@@ -113,29 +199,24 @@ fn is_stale(link: &LinkRow, state: &ProviderUserState) -> bool {
 /// applied (by the provider's own time stamp) is not applied at all: a
 /// `status_signal_ignored` event with reason `stale` records it.
 async fn apply_state(
-    tx: &mut sqlx::PgConnection,
-    link: &LinkRow,
+    change: &mut LinkChange,
     state: &ProviderUserState,
     source: Source,
     mark_submitted: bool,
 ) -> Result<(), OnboardingError> {
+    let link = &change.link;
     let current = parse_status(&link.status);
     if is_stale(link, state) {
-        events::insert(
-            tx,
-            link.user_id,
-            "status_signal_ignored",
-            json!({
-                "provider": link.provider,
-                "reason": "stale",
-                "source": source.as_str(),
-                "status": current.as_str(),
-                "provider_status": state.provider_status,
-                "observed_at": state.observed_at.and_then(|t| t.format(&Rfc3339).ok()),
-                "newest_observed_at": link.provider_observed_at.and_then(|t| t.format(&Rfc3339).ok()),
-            }),
-        )
-        .await?;
+        let data = json!({
+            "provider": link.provider,
+            "reason": "stale",
+            "source": source.as_str(),
+            "status": current.as_str(),
+            "provider_status": state.provider_status,
+            "observed_at": state.observed_at.and_then(|t| t.format(&Rfc3339).ok()),
+            "newest_observed_at": link.provider_observed_at.and_then(|t| t.format(&Rfc3339).ok()),
+        });
+        change.event("status_signal_ignored", data);
         return Ok(());
     }
     let mut update = LinkUpdate {
@@ -147,15 +228,15 @@ async fn apply_state(
         mark_submitted,
         mark_synced: true,
         provider_observed_at: state.observed_at,
+        // Reconciliation: what the provider's answer maps to, even when the transition is refused.
+        provider_mapped_status: Some(state.status.map(|s| s.as_str().to_owned())),
         ..LinkUpdate::default()
     };
-    match state.status {
+    let event = match state.status {
         Some(next) if transition_allowed(current, next) => {
             update.status = Some(next.as_str().to_owned());
             update.needs_review = Some(false);
-            events::insert(
-                tx,
-                link.user_id,
+            Some((
                 "status_changed",
                 json!({
                     "provider": link.provider,
@@ -164,19 +245,16 @@ async fn apply_state(
                     "source": source.as_str(),
                     "provider_status": state.provider_status,
                 }),
-            )
-            .await?;
+            ))
         }
-        Some(_) => {}
+        Some(_) => None,
         None => {
             update.needs_review = Some(true);
             // A first submission with an unknown status still counts as submitted.
             if current == LinkStatus::PendingSubmission && mark_submitted {
                 update.status = Some(LinkStatus::UnderReview.as_str().to_owned());
             }
-            events::insert(
-                tx,
-                link.user_id,
+            Some((
                 "provider_status_unrecognized",
                 json!({
                     "provider": link.provider,
@@ -184,20 +262,13 @@ async fn apply_state(
                     "source": source.as_str(),
                     "flagged_for_review": true,
                 }),
-            )
-            .await?;
+            ))
         }
+    };
+    if let Some((event_type, data)) = event {
+        change.event(event_type, data);
     }
-    links::apply_update(tx, link.user_id, &link.provider, &update).await?;
-    // Reconciliation: what the provider's answer maps to, even when the transition was refused.
-    crate::store::reconciliation::set_provider_mapped_status(
-        tx,
-        link.user_id,
-        &link.provider,
-        state.status.map(|s| s.as_str()),
-    )
-    .await?;
-    Ok(())
+    change.update(&update).await
 }
 
 /// What became of one attempt at a provider, for the job that made it.
@@ -214,19 +285,30 @@ pub enum Attempt {
     Settled,
 }
 
+/// How a submission attempt starts.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Submission {
+    /// An earlier attempt may have created the account without its answer being recorded (a
+    /// crash mid-call, or a timeout): search the provider first.
+    pub look_first: bool,
+    /// The link was written pending by this request a moment ago (a create's inline run): no
+    /// need to read it back before calling. The answer is still recorded under the link's lock,
+    /// which sees an erasure that came in between.
+    pub fresh_link: bool,
+}
+
 /// Submits a pending link to its provider and records the answer.
 ///
-/// `look_first` is set when an earlier attempt may have created the account without its
-/// answer being recorded (a crash mid-call, or a timeout): the provider is then searched first
-/// (KillB by `externalId`, Carbn by listing) and a found account is adopted, never duplicated.
-/// A provider that answers 409 to a create is searched the same way.
+/// With `look_first` (see [`Submission`]) the provider is searched first (KillB by
+/// `externalId`, Carbn by listing) and a found account is adopted, never duplicated. A provider
+/// that answers 409 to a create is searched the same way.
 pub async fn submit(
     services: &Services,
     job_id: Uuid,
     user_id: Uuid,
     user: &CanonicalUser,
     provider: ProviderId,
-    look_first: bool,
+    how: Submission,
 ) -> Result<Attempt, OnboardingError> {
     let Some(connector) = services.providers.connector(provider) else {
         // Disabled after routing: the link waits until the provider is back.
@@ -235,24 +317,28 @@ pub async fn submit(
             format!("{} is not configured", provider.as_str()),
         )));
     };
-    if let Some(link) = links::for_users(&services.pool, &[user_id])
-        .await?
-        .into_iter()
-        .find(|l| l.provider == provider.as_str())
-    {
-        if link.provider_user_id.is_some() || link.status != LinkStatus::PendingSubmission.as_str()
+    if !how.fresh_link {
+        match links::for_users(&services.pool, &[user_id])
+            .await?
+            .into_iter()
+            .find(|l| l.provider == provider.as_str())
         {
-            return Ok(Attempt::Done);
+            Some(link)
+                if link.provider_user_id.is_some()
+                    || link.status != LinkStatus::PendingSubmission.as_str() =>
+            {
+                return Ok(Attempt::Done)
+            }
+            Some(_) => {}
+            None => return Ok(Attempt::Done), // the link is gone (user erased)
         }
-    } else {
-        return Ok(Attempt::Done); // the link is gone (user erased)
     }
     let request = CreateRequest {
         gateway_user_id: user_id,
         user,
     };
     let log = CallLog::new();
-    let mut result = if look_first {
+    let mut result = if how.look_first {
         match connector.find_existing(request, &log).await {
             Ok(Some(state)) => Ok((state, true)),
             Ok(None) => connector
@@ -275,26 +361,25 @@ pub async fn submit(
             Err(error) => Err(error),
         };
     }
-    let mut tx = services.pool.begin().await?;
-    let Some(link) = links::get_for_update(&mut tx, user_id, provider.as_str()).await? else {
+    let Some(mut change) = LinkChange::begin(services, user_id, provider.as_str()).await? else {
         return Ok(Attempt::Done);
     };
-    record_calls(&mut tx, user_id, &log).await?;
+    change.calls(&log);
     let attempt = match result {
         Ok((state, adopted)) => {
             if adopted {
-                events::insert(
-                    &mut tx,
-                    user_id,
+                change.event(
                     "provider_account_adopted",
                     json!({ "provider": provider.as_str(), "reason": "created_but_not_recorded" }),
-                )
-                .await?;
+                );
             }
-            apply_state(&mut tx, &link, &state, Source::Api, true).await?;
-            if link.erasure.is_some() {
+            apply_state(&mut change, &state, Source::Api, true).await?;
+            if change.link.erasure.is_some() {
                 // The user was erased while this create was in flight: the new account must go too.
-                super::erasure::account_created_after_erasure(&mut tx, services, &link).await?;
+                change.flush_events().await?;
+                let link = change.link.clone();
+                super::erasure::account_created_after_erasure(&mut change.tx, services, &link)
+                    .await?;
             }
             Attempt::Done
         }
@@ -307,11 +392,8 @@ pub async fn submit(
             } else {
                 "an earlier attempt may have created the account and the provider offers no lookup"
             };
-            links::apply_update(
-                &mut tx,
-                user_id,
-                provider.as_str(),
-                &LinkUpdate {
+            change
+                .update(&LinkUpdate {
                     needs_review: Some(true),
                     last_error: Some(Some(json!({
                         "code": "possible_duplicate_account",
@@ -319,16 +401,12 @@ pub async fn submit(
                         "at": now_rfc3339(),
                     }))),
                     ..LinkUpdate::default()
-                },
-            )
-            .await?;
-            events::insert(
-                &mut tx,
-                user_id,
+                })
+                .await?;
+            change.event(
                 "link_needs_review",
                 json!({ "provider": provider.as_str(), "reason": "possible_duplicate_account" }),
-            )
-            .await?;
+            );
             Attempt::NeedsReview(reason.to_owned())
         }
         Err(error) => {
@@ -339,11 +417,9 @@ pub async fn submit(
             };
             let retry = error.retryable() || error.kind == ProviderErrorKind::Unauthorized;
             if !retry {
-                let current = parse_status(&link.status);
+                let current = parse_status(&change.link.status);
                 update.status = Some(LinkStatus::SubmissionFailed.as_str().to_owned());
-                events::insert(
-                    &mut tx,
-                    user_id,
+                change.event(
                     "status_changed",
                     json!({
                         "provider": provider.as_str(),
@@ -352,10 +428,9 @@ pub async fn submit(
                         "source": Source::Api.as_str(),
                         "error_code": error.code(),
                     }),
-                )
-                .await?;
+                );
             }
-            links::apply_update(&mut tx, user_id, provider.as_str(), &update).await?;
+            change.update(&update).await?;
             if retry {
                 Attempt::Retry(error)
             } else {
@@ -363,15 +438,14 @@ pub async fn submit(
             }
         }
     };
-    refresh_user_status(&mut tx, user_id).await?;
-    let attempt = if matches!(attempt, Attempt::Done) {
-        crate::store::jobs::succeed(&mut *tx, job_id).await?;
-        Attempt::Settled
+    // A finished job is marked done with its effect, in the same commit.
+    if matches!(attempt, Attempt::Done) {
+        change.commit(Some(job_id)).await?;
+        Ok(Attempt::Settled)
     } else {
-        attempt
-    };
-    tx.commit().await?;
-    Ok(attempt)
+        change.commit(None).await?;
+        Ok(attempt)
+    }
 }
 
 /// The connector and address of a submitted link whose provider is configured.
@@ -393,21 +467,15 @@ pub(crate) fn addressable<'a>(
 
 /// Keeps a failed call's error on the link (its status is left as it is).
 async fn record_error(
-    tx: &mut sqlx::PgConnection,
-    link: &LinkRow,
+    change: &mut LinkChange,
     error: &ProviderError,
 ) -> Result<(), OnboardingError> {
-    links::apply_update(
-        tx,
-        link.user_id,
-        &link.provider,
-        &LinkUpdate {
+    change
+        .update(&LinkUpdate {
             last_error: Some(Some(error_json(error))),
             ..LinkUpdate::default()
-        },
-    )
-    .await?;
-    Ok(())
+        })
+        .await
 }
 
 /// Reads a submitted link's status from its provider and records it.
@@ -452,12 +520,12 @@ pub async fn sync_outcome(
     };
     let log = CallLog::new();
     let result = connector.get_user(link_ref, &log).await;
-    let mut tx = services.pool.begin().await?;
-    let Some(current) = links::get_for_update(&mut tx, link.user_id, &link.provider).await? else {
+    let Some(mut change) = LinkChange::begin(services, link.user_id, &link.provider).await? else {
         return Ok(SyncOutcome::Skipped);
     };
-    record_calls(&mut tx, link.user_id, &log).await?;
-    let was_missing = current
+    change.calls(&log);
+    let before = change.link.clone();
+    let was_missing = before
         .last_error
         .as_ref()
         .and_then(|e| e.0.get("code"))
@@ -465,63 +533,64 @@ pub async fn sync_outcome(
         == Some(MISSING_AT_PROVIDER);
     let outcome = match result {
         Ok(state) => {
-            apply_state(&mut tx, &current, &state, source, false).await?;
+            apply_state(&mut change, &state, source, false).await?;
             if was_missing {
                 // The account is back: lift the flag (an unknown status keeps its own).
-                links::apply_update(
-                    &mut tx,
-                    link.user_id,
-                    &link.provider,
-                    &LinkUpdate {
+                change
+                    .update(&LinkUpdate {
                         needs_review: Some(state.status.is_none()),
                         ..LinkUpdate::default()
-                    },
-                )
-                .await?;
+                    })
+                    .await?;
             }
-            let (to, provider_says) =
-                crate::store::reconciliation::link_state(&mut *tx, link.user_id, &link.provider)
-                    .await?
-                    .unwrap_or_else(|| (current.status.clone(), None));
+            let (to, provider_says) = crate::store::reconciliation::link_state(
+                &mut *change.tx,
+                link.user_id,
+                &link.provider,
+            )
+            .await?
+            .unwrap_or_else(|| (before.status.clone(), None));
             SyncOutcome::Applied {
-                from: current.status.clone(),
+                from: before.status.clone(),
                 to,
                 provider_says,
             }
         }
         Err(error) if error.kind == ProviderErrorKind::NotFound => {
-            mark_missing(&mut tx, &current, &error, source, was_missing).await?;
+            mark_missing(&mut change, &error, source, was_missing).await?;
             SyncOutcome::Missing
         }
         Err(error) => {
-            record_error(&mut tx, link, &error).await?;
+            record_error(&mut change, &error).await?;
             SyncOutcome::Failed { code: error.code() }
         }
     };
-    refresh_user_status(&mut tx, link.user_id).await?;
-    tx.commit().await?;
+    change.commit(None).await?;
     Ok(outcome)
 }
 
 /// A submitted link whose account the provider does not know: flagged for review (its status is
 /// left as it is), with one `link_missing_at_provider` event when first noticed.
 async fn mark_missing(
-    tx: &mut sqlx::PgConnection,
-    link: &LinkRow,
+    change: &mut LinkChange,
     error: &ProviderError,
     source: Source,
     already_marked: bool,
 ) -> Result<(), OnboardingError> {
     tracing::warn!(
-        provider = link.provider.as_str(),
+        provider = change.link.provider.as_str(),
         provider_code = ?error.provider_code,
         "a submitted account is missing at its provider"
     );
-    links::apply_update(
-        tx,
-        link.user_id,
-        &link.provider,
-        &LinkUpdate {
+    let data = json!({
+        "provider": change.link.provider,
+        "status": change.link.status,
+        "source": source.as_str(),
+        "http_status": error.http_status,
+        "flagged_for_review": true,
+    });
+    change
+        .update(&LinkUpdate {
             needs_review: Some(true),
             last_error: Some(Some(json!({
                 "code": MISSING_AT_PROVIDER,
@@ -529,23 +598,10 @@ async fn mark_missing(
                 "at": now_rfc3339(),
             }))),
             ..LinkUpdate::default()
-        },
-    )
-    .await?;
-    if !already_marked {
-        events::insert(
-            tx,
-            link.user_id,
-            "link_missing_at_provider",
-            json!({
-                "provider": link.provider,
-                "status": link.status,
-                "source": source.as_str(),
-                "http_status": error.http_status,
-                "flagged_for_review": true,
-            }),
-        )
+        })
         .await?;
+    if !already_marked {
+        change.event("link_missing_at_provider", data);
     }
     Ok(())
 }
@@ -562,42 +618,34 @@ pub async fn push_update(
     };
     let log = CallLog::new();
     let result = connector.update_user(link_ref, user, fields, &log).await;
-    let mut tx = services.pool.begin().await?;
-    let Some(current) = links::get_for_update(&mut tx, link.user_id, &link.provider).await? else {
+    let Some(mut change) = LinkChange::begin(services, link.user_id, &link.provider).await? else {
         return Ok(Attempt::Done);
     };
-    record_calls(&mut tx, link.user_id, &log).await?;
+    change.calls(&log);
     let outcome = match &result {
         Ok(_) => "ok",
         Err(e) => e.outcome(),
     };
-    events::insert(
-        &mut tx,
-        link.user_id,
+    change.event(
         "provider_update",
         json!({ "provider": link.provider, "fields": fields, "outcome": outcome }),
-    )
-    .await?;
+    );
     let attempt = match result {
         Ok(Some(state)) => {
-            apply_state(&mut tx, &current, &state, Source::Api, false).await?;
+            apply_state(&mut change, &state, Source::Api, false).await?;
             Attempt::Done
         }
         Ok(None) => {
-            links::apply_update(
-                &mut tx,
-                link.user_id,
-                &link.provider,
-                &LinkUpdate {
+            change
+                .update(&LinkUpdate {
                     last_error: Some(None),
                     ..LinkUpdate::default()
-                },
-            )
-            .await?;
+                })
+                .await?;
             Attempt::Done
         }
         Err(error) => {
-            record_error(&mut tx, link, &error).await?;
+            record_error(&mut change, &error).await?;
             if error.retryable() || error.kind == ProviderErrorKind::Unauthorized {
                 Attempt::Retry(error)
             } else {
@@ -606,8 +654,7 @@ pub async fn push_update(
             }
         }
     };
-    refresh_user_status(&mut tx, link.user_id).await?;
-    tx.commit().await?;
+    change.commit(None).await?;
     Ok(attempt)
 }
 

@@ -6,13 +6,14 @@ use serde_json::json;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::jobs::{enqueue_link_job, LinkJob, SUBMIT_LINK, UPDATE_LINK};
+use std::time::Duration;
+
+use super::jobs::{enqueue_link_job, queue_key, LinkJob, SUBMIT_LINK, UPDATE_LINK};
 use super::links::{self as link_ops, Source};
 use super::{OnboardingError, Services};
 use crate::domain::merge_patch::{apply_merge_patch, changed_paths};
 use crate::domain::parse::parse_user;
 use crate::domain::provider::ProviderId;
-use crate::domain::status::LinkStatus;
 use crate::domain::user::CanonicalUser;
 use crate::domain::FieldError;
 use crate::providers::connector::FieldPolicy;
@@ -20,7 +21,9 @@ use crate::providers::requirements::missing_fields;
 use crate::providers::routing::route;
 use crate::store::events::{self, EventRow};
 use crate::store::links::{self, LinkRow};
-use crate::store::users::{self, UserFilter, UserRow, EXTERNAL_ID_CONSTRAINT};
+use crate::store::users::{
+    self, ClaimedJob, NewUserGraph, UserFilter, UserRow, EXTERNAL_ID_CONSTRAINT,
+};
 
 /// A user with its profile and provider links, as the API shows it.
 #[derive(Debug, Clone)]
@@ -76,19 +79,35 @@ pub async fn create(
     }
     let pool = &services.pool;
     let id = Uuid::now_v7();
-    let mut tx = pool.begin().await?;
-    match users::insert(
-        &mut tx,
-        &services.keyring,
-        id,
-        &user,
-        LinkStatus::PendingSubmission,
-    )
-    .await
-    {
-        Ok(_) => {}
+    let names: Vec<&str> = providers.iter().map(|p| p.as_str()).collect();
+    let jobs: Vec<ClaimedJob<'_>> = providers
+        .iter()
+        .map(|provider| {
+            let job = LinkJob {
+                user_id: id,
+                provider: *provider,
+                fields: Vec::new(),
+            };
+            ClaimedJob {
+                id: Uuid::now_v7(),
+                kind: SUBMIT_LINK,
+                queue_key: queue_key(id, *provider),
+                payload: serde_json::to_value(&job).expect("a link job serialises"),
+            }
+        })
+        .collect();
+    let graph = NewUserGraph {
+        providers: &names,
+        jobs: &jobs,
+        max_attempts: services.workers.max_attempts,
+        worker: &services.instance,
+        lease: Duration::from_secs(services.workers.lease_secs),
+        event_type: "user_created",
+        event_data: json!({ "source": "api", "providers": names }),
+    };
+    match users::insert_with_links(pool, &services.keyring, id, &user, &graph).await {
+        Ok(()) => {}
         Err(e) if e.is_unique(EXTERNAL_ID_CONSTRAINT) => {
-            drop(tx);
             let existing = users::id_by_external_id(pool, user.external_id.as_str()).await?;
             return Err(OnboardingError::UserAlreadyExists {
                 existing_user_id: existing,
@@ -96,22 +115,8 @@ pub async fn create(
         }
         Err(e) => return Err(e.into()),
     };
-    let mut job_ids = Vec::with_capacity(providers.len());
-    for provider in &providers {
-        links::insert_pending(&mut tx, id, provider.as_str()).await?;
-        job_ids.push(submission_job(&mut tx, services, id, *provider).await?);
-    }
-    let names: Vec<&str> = providers.iter().map(|p| p.as_str()).collect();
-    events::insert(
-        &mut tx,
-        id,
-        "user_created",
-        json!({ "source": "api", "providers": names }),
-    )
-    .await?;
-    tx.commit().await?;
-    // The submissions are durable jobs now; try them inline for a fast answer.
-    run_inline(services, &job_ids, Some(&user)).await;
+    // The submissions are durable jobs, claimed by this request: run them now for a fast answer.
+    crate::onboarding::jobs::run_claimed(services, &jobs, graph.max_attempts, &user).await;
     get(services, id).await
 }
 
@@ -134,15 +139,9 @@ async fn submission_job(
     .await
 }
 
-async fn run_inline(services: &Services, job_ids: &[Uuid], fresh: Option<&CanonicalUser>) {
-    crate::onboarding::jobs::run_inline(
-        services,
-        &services.workers,
-        job_ids,
-        &services.instance,
-        fresh,
-    )
-    .await;
+async fn run_inline(services: &Services, job_ids: &[Uuid]) {
+    crate::onboarding::jobs::run_inline(services, &services.workers, job_ids, &services.instance)
+        .await;
 }
 
 /// Onboards an existing user at one more provider (same requirement checks as a create).
@@ -188,7 +187,7 @@ pub async fn link_provider(
     .await?;
     link_ops::refresh_user_status(&mut tx, id).await?;
     tx.commit().await?;
-    run_inline(services, &[job_id], None).await;
+    run_inline(services, &[job_id]).await;
     get(services, id).await
 }
 
@@ -343,7 +342,7 @@ pub async fn patch(
         );
     }
     tx.commit().await?;
-    run_inline(services, &job_ids, None).await;
+    run_inline(services, &job_ids).await;
     get(services, id).await
 }
 

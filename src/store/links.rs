@@ -76,22 +76,59 @@ pub async fn insert_pending(
     .map_err(StoreError::from_sqlx)
 }
 
-/// Locks one link for the rest of the transaction.
-pub async fn get_for_update(
+/// Locks all of a user's links for the rest of the transaction, in provider order (the order
+/// every writer locks them in). Holding them all keeps the user's summary status, computed from
+/// them, from racing a concurrent change to another of its links.
+pub async fn lock_user_links(
     conn: &mut PgConnection,
     user_id: Uuid,
-    provider: &str,
-) -> Result<Option<LinkRow>, StoreError> {
+) -> Result<Vec<LinkRow>, StoreError> {
     sqlx::query_as::<_, LinkRow>(concat!(
         "SELECT ",
         link_columns!(),
-        " FROM provider_links WHERE user_id = $1 AND provider = $2 FOR UPDATE"
+        " FROM provider_links WHERE user_id = $1 ORDER BY provider FOR UPDATE"
     ))
     .bind(user_id)
-    .bind(provider)
-    .fetch_optional(conn)
+    .fetch_all(conn)
     .await
     .map_err(StoreError::from_sqlx)
+}
+
+/// The rest of a link change in one statement: the events in the order given, the user's
+/// summary status, and the job whose effect this is marked done (when given).
+pub async fn settle_change(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    events: &[(&str, serde_json::Value)],
+    summary_status: &str,
+    succeeded_job: Option<Uuid>,
+) -> Result<(), StoreError> {
+    let ids: Vec<Uuid> = events.iter().map(|_| Uuid::now_v7()).collect();
+    let types: Vec<&str> = events.iter().map(|(t, _)| *t).collect();
+    let data = serde_json::Value::Array(events.iter().map(|(_, d)| d.clone()).collect());
+    sqlx::query(
+        "WITH new_events AS (
+              INSERT INTO user_events (id, user_id, type, data)
+              SELECT e.id, $1, e.type, d.data
+                FROM unnest($2::uuid[], $3::text[]) WITH ORDINALITY AS e(id, type, n)
+                JOIN jsonb_array_elements($4) WITH ORDINALITY AS d(data, n) USING (n)
+               ORDER BY n),
+          done_job AS (
+              UPDATE jobs SET state = 'succeeded', locked_by = NULL, locked_until = NULL,
+                     last_error = NULL, updated_at = now()
+               WHERE id = $6)
+         UPDATE users SET status = $5, updated_at = now() WHERE id = $1 AND status <> $5",
+    )
+    .bind(user_id)
+    .bind(ids)
+    .bind(types)
+    .bind(Json(data))
+    .bind(summary_status)
+    .bind(succeeded_job)
+    .execute(conn)
+    .await
+    .map_err(StoreError::from_sqlx)?;
+    Ok(())
 }
 
 /// The link of a provider's user, if any. Kraken IIBANs are also matched ignoring spaces
@@ -149,6 +186,9 @@ pub struct LinkUpdate {
     pub mark_synced: bool,
     /// The provider's time stamp of the state applied; only ever moves forward.
     pub provider_observed_at: Option<OffsetDateTime>,
+    /// For reconciliation: what the provider's answer maps to. `Some(None)` records an
+    /// unmapped (unknown) status, `None` leaves the column as it is.
+    pub provider_mapped_status: Option<Option<String>>,
 }
 
 pub async fn apply_update(
@@ -160,6 +200,10 @@ pub async fn apply_update(
     let (set_error, error) = match &update.last_error {
         None => (false, None),
         Some(e) => (true, e.clone().map(Json)),
+    };
+    let (set_mapped, mapped) = match &update.provider_mapped_status {
+        None => (false, None),
+        Some(m) => (true, m.as_deref()),
     };
     sqlx::query_as::<_, LinkRow>(concat!(
         "UPDATE provider_links SET
@@ -173,6 +217,7 @@ pub async fn apply_update(
             submitted_at     = CASE WHEN $11 THEN COALESCE(submitted_at, now()) ELSE submitted_at END,
             last_synced_at   = CASE WHEN $12 THEN now() ELSE last_synced_at END,
             provider_observed_at = GREATEST(provider_observed_at, $13),
+            provider_mapped_status = CASE WHEN $14 THEN $15 ELSE provider_mapped_status END,
             updated_at       = now()
           WHERE user_id = $1 AND provider = $2
       RETURNING ",
@@ -191,6 +236,8 @@ pub async fn apply_update(
     .bind(update.mark_submitted)
     .bind(update.mark_synced)
     .bind(update.provider_observed_at)
+    .bind(set_mapped)
+    .bind(mapped)
     .fetch_one(conn)
     .await
     .map_err(StoreError::from_sqlx)
@@ -214,49 +261,4 @@ pub async fn set_erasure(
     .await
     .map_err(StoreError::from_sqlx)?;
     Ok(())
-}
-
-/// A link as `to_jsonb(provider_links)` renders it (for `users::get_with_links`).
-#[derive(serde::Deserialize)]
-pub(crate) struct LinkJson {
-    user_id: Uuid,
-    provider: String,
-    provider_user_id: Option<String>,
-    status: String,
-    provider_status: Option<String>,
-    requirements: serde_json::Value,
-    last_error: Option<serde_json::Value>,
-    provider_data: serde_json::Map<String, serde_json::Value>,
-    needs_review: bool,
-    #[serde(with = "time::serde::rfc3339::option")]
-    submitted_at: Option<OffsetDateTime>,
-    #[serde(with = "time::serde::rfc3339::option")]
-    last_synced_at: Option<OffsetDateTime>,
-    #[serde(with = "time::serde::rfc3339")]
-    updated_at: OffsetDateTime,
-    #[serde(default, with = "time::serde::rfc3339::option")]
-    provider_observed_at: Option<OffsetDateTime>,
-    #[serde(default)]
-    erasure: Option<String>,
-}
-
-impl From<LinkJson> for LinkRow {
-    fn from(l: LinkJson) -> Self {
-        Self {
-            user_id: l.user_id,
-            provider: l.provider,
-            provider_user_id: l.provider_user_id,
-            status: l.status,
-            provider_status: l.provider_status,
-            requirements: Json(l.requirements),
-            last_error: l.last_error.map(Json),
-            provider_data: Json(l.provider_data),
-            needs_review: l.needs_review,
-            submitted_at: l.submitted_at,
-            last_synced_at: l.last_synced_at,
-            updated_at: l.updated_at,
-            provider_observed_at: l.provider_observed_at,
-            erasure: l.erasure,
-        }
-    }
 }

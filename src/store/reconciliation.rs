@@ -84,27 +84,6 @@ pub async fn link_state<'e>(
     .map_err(StoreError::from_sqlx)
 }
 
-/// Records the canonical status the provider's latest answer maps to (`None`: a raw status
-/// the mapping does not know).
-pub async fn set_provider_mapped_status(
-    conn: &mut PgConnection,
-    user_id: Uuid,
-    provider: &str,
-    mapped: Option<&str>,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "UPDATE provider_links SET provider_mapped_status = $3
-          WHERE user_id = $1 AND provider = $2",
-    )
-    .bind(user_id)
-    .bind(provider)
-    .bind(mapped)
-    .execute(conn)
-    .await
-    .map_err(StoreError::from_sqlx)?;
-    Ok(())
-}
-
 /// A link as the drift report shows it: ids, statuses, error code and timestamps, never PII.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ReportRow {

@@ -99,25 +99,81 @@ fn open_all(rows: Vec<SealedUserRow>, keyring: &Keyring) -> Result<Vec<UserRow>,
     rows.into_iter().map(|row| row.open(keyring)).collect()
 }
 
-pub async fn insert(
-    conn: &mut PgConnection,
+/// A job written with a new user, already claimed by the request that will run it inline.
+#[derive(Debug, Clone)]
+pub struct ClaimedJob<'a> {
+    pub id: Uuid,
+    pub kind: &'a str,
+    pub queue_key: String,
+    pub payload: serde_json::Value,
+}
+
+/// What a create writes, beside the sealed profile.
+#[derive(Debug)]
+pub struct NewUserGraph<'a> {
+    pub providers: &'a [&'a str],
+    pub jobs: &'a [ClaimedJob<'a>],
+    pub max_attempts: u32,
+    /// The claim: this instance holds the jobs for `lease`. Should it die before settling them,
+    /// the lease runs out and a worker takes them with their outcome unknown (look first).
+    pub worker: &'a str,
+    pub lease: std::time::Duration,
+    pub event_type: &'a str,
+    pub event_data: serde_json::Value,
+}
+
+/// A new user with its pending links, its claimed submission jobs and its first event, in
+/// one statement: one round trip and one commit for the whole create, atomic as a statement
+/// is. (The links' and event's foreign keys are checked at the end of the statement, when the
+/// user row is there.)
+pub async fn insert_with_links(
+    db: impl PgExecutor<'_>,
     keyring: &Keyring,
     id: Uuid,
     user: &CanonicalUser,
-    status: LinkStatus,
+    graph: &NewUserGraph<'_>,
 ) -> Result<(), StoreError> {
     let sealed = seal_profile(keyring, id, user);
+    let job_ids: Vec<Uuid> = graph.jobs.iter().map(|j| j.id).collect();
+    let job_kinds: Vec<&str> = graph.jobs.iter().map(|j| j.kind).collect();
+    let job_keys: Vec<&str> = graph.jobs.iter().map(|j| j.queue_key.as_str()).collect();
+    let job_payloads =
+        serde_json::Value::Array(graph.jobs.iter().map(|j| j.payload.clone()).collect());
     sqlx::query(
-        "INSERT INTO users (id, external_id, email_hash, status, pii, pii_key_id)
-         VALUES ($1, $2, $3, $4, $5, $6)",
+        "WITH new_user AS (
+              INSERT INTO users (id, external_id, email_hash, status, pii, pii_key_id)
+              VALUES ($1, $2, $3, $4, $5, $6)),
+          new_links AS (
+              INSERT INTO provider_links (user_id, provider, status)
+              SELECT $1, p, 'pending_submission' FROM unnest($7::text[]) AS p),
+          new_jobs AS (
+              INSERT INTO jobs (id, kind, queue_key, payload, max_attempts, run_at, state,
+                                attempts, locked_by, locked_until)
+              SELECT j.id, j.kind, j.queue_key, p.payload, $11, now(), 'running', 1, $12,
+                     now() + make_interval(secs => $13)
+                FROM unnest($8::uuid[], $9::text[], $10::text[]) WITH ORDINALITY
+                         AS j(id, kind, queue_key, n)
+                JOIN jsonb_array_elements($14) WITH ORDINALITY AS p(payload, n) USING (n))
+         INSERT INTO user_events (id, user_id, type, data) VALUES ($15, $1, $16, $17)",
     )
     .bind(id)
     .bind(user.external_id.as_str())
     .bind(email_hash(keyring, user.email.as_str()))
-    .bind(status.as_str())
+    .bind(LinkStatus::PendingSubmission.as_str())
     .bind(&sealed.bytes)
     .bind(&sealed.key_id)
-    .execute(conn)
+    .bind(graph.providers)
+    .bind(job_ids)
+    .bind(job_kinds)
+    .bind(job_keys)
+    .bind(graph.max_attempts as i32)
+    .bind(graph.worker)
+    .bind(graph.lease.as_secs_f64())
+    .bind(Json(job_payloads))
+    .bind(Uuid::now_v7())
+    .bind(graph.event_type)
+    .bind(Json(&graph.event_data))
+    .execute(db)
     .await
     .map_err(StoreError::from_sqlx)?;
     Ok(())
@@ -141,38 +197,82 @@ pub async fn get<'e>(
     .transpose()
 }
 
+/// A user row joined with one of its links (all `NULL` for a user without links).
 #[derive(sqlx::FromRow)]
-struct SealedUserWithLinks {
+struct SealedUserWithLink {
     #[sqlx(flatten)]
     user: SealedUserRow,
-    links: Json<Vec<super::links::LinkJson>>,
+    link_provider: Option<String>,
+    link_provider_user_id: Option<String>,
+    link_status: Option<String>,
+    link_provider_status: Option<String>,
+    link_requirements: Option<Json<serde_json::Value>>,
+    link_last_error: Option<Json<serde_json::Value>>,
+    link_provider_data: Option<Json<serde_json::Map<String, serde_json::Value>>>,
+    link_needs_review: Option<bool>,
+    link_submitted_at: Option<OffsetDateTime>,
+    link_last_synced_at: Option<OffsetDateTime>,
+    link_updated_at: Option<OffsetDateTime>,
+    link_provider_observed_at: Option<OffsetDateTime>,
+    link_erasure: Option<String>,
+}
+
+impl SealedUserWithLink {
+    fn link(&mut self) -> Option<super::links::LinkRow> {
+        Some(super::links::LinkRow {
+            user_id: self.user.id,
+            provider: self.link_provider.take()?,
+            provider_user_id: self.link_provider_user_id.take(),
+            status: self.link_status.take()?,
+            provider_status: self.link_provider_status.take(),
+            requirements: self.link_requirements.take()?,
+            last_error: self.link_last_error.take(),
+            provider_data: self.link_provider_data.take()?,
+            needs_review: self.link_needs_review?,
+            submitted_at: self.link_submitted_at,
+            last_synced_at: self.link_last_synced_at,
+            updated_at: self.link_updated_at?,
+            provider_observed_at: self.link_provider_observed_at,
+            erasure: self.link_erasure.take(),
+        })
+    }
 }
 
 /// A user and its links in one statement: one round trip, and one snapshot, so the user's
-/// summary status always matches the links shown (a statement sees a single snapshot).
-/// `GET /v1/users/{id}` and the answers of create and patch read through here; the
-/// benchmark's profile showed BEGIN, two SELECTs and COMMIT dominating a read.
+/// summary status always matches the links shown (a statement sees a single snapshot). A join
+/// rather than a JSON aggregate: Postgres spends less per read and nothing is parsed twice.
 pub async fn get_with_links<'e>(
     db: impl PgExecutor<'e>,
     keyring: &Keyring,
     id: Uuid,
 ) -> Result<Option<(UserRow, Vec<super::links::LinkRow>)>, StoreError> {
-    let row = sqlx::query_as::<_, SealedUserWithLinks>(concat!(
-        "SELECT ",
-        user_columns!(),
-        ", COALESCE((SELECT jsonb_agg(to_jsonb(l) ORDER BY l.provider)
-                       FROM provider_links l WHERE l.user_id = u.id), '[]'::jsonb) AS links
-           FROM users u WHERE u.id = $1"
-    ))
+    let rows = sqlx::query_as::<_, SealedUserWithLink>(
+        "SELECT u.id, u.status, u.profile, u.pii, u.pii_key_id, u.version, u.created_at,
+                u.updated_at, u.erased_at,
+                l.provider AS link_provider, l.provider_user_id AS link_provider_user_id,
+                l.status AS link_status, l.provider_status AS link_provider_status,
+                l.requirements AS link_requirements, l.last_error AS link_last_error,
+                l.provider_data AS link_provider_data, l.needs_review AS link_needs_review,
+                l.submitted_at AS link_submitted_at, l.last_synced_at AS link_last_synced_at,
+                l.updated_at AS link_updated_at,
+                l.provider_observed_at AS link_provider_observed_at, l.erasure AS link_erasure
+           FROM users u LEFT JOIN provider_links l ON l.user_id = u.id
+          WHERE u.id = $1
+          ORDER BY l.provider",
+    )
     .bind(id)
-    .fetch_optional(db)
+    .fetch_all(db)
     .await
     .map_err(StoreError::from_sqlx)?;
-    row.map(|r| {
-        let links = r.links.0.into_iter().map(Into::into).collect();
-        Ok((r.user.open(keyring)?, links))
-    })
-    .transpose()
+    let mut rows = rows.into_iter();
+    let Some(mut first) = rows.next() else {
+        return Ok(None);
+    };
+    let mut links: Vec<_> = first.link().into_iter().collect();
+    for mut row in rows {
+        links.extend(row.link());
+    }
+    Ok(Some((first.user.open(keyring)?, links)))
 }
 
 /// Whether the user exists, without opening its profile.
