@@ -254,6 +254,7 @@ fn serve(
         )),
         services,
         pool,
+        admission: api::admission::Admission::new(settings.server.max_requests_in_flight),
         settings: settings.clone(),
     });
     // Touch the recorder so /metrics has a registry from the first request on.
@@ -262,6 +263,8 @@ fn serve(
         App::new()
             .app_data(state.clone())
             .wrap(Compress::default())
+            // Inside the request-id middleware, so a refusal has an id, a log line and metrics.
+            .wrap(from_fn(api::admission::middleware))
             .wrap(from_fn(api::request_id::middleware))
             .configure(api::routes)
     })

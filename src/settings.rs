@@ -60,6 +60,10 @@ pub struct ServerSettings {
     /// Connections each worker thread serves at once; more wait to be accepted.
     #[serde(default = "default_max_connections_per_worker")]
     pub max_connections_per_worker: usize,
+    /// API requests (`/v1/…`) worked on at once in this process; one more gets `503
+    /// overloaded` with `Retry-After` (0: no limit).
+    #[serde(default = "default_max_requests_in_flight")]
+    pub max_requests_in_flight: usize,
     /// Seconds an idle keep-alive connection is kept open (0 turns keep-alive off).
     #[serde(default = "default_keep_alive")]
     pub keep_alive_secs: u64,
@@ -87,6 +91,9 @@ fn default_shutdown_timeout() -> u64 {
     15
 }
 fn default_max_connections_per_worker() -> usize {
+    512
+}
+fn default_max_requests_in_flight() -> usize {
     512
 }
 

@@ -105,13 +105,13 @@ pub fn record_job_depth(kind: &str, depth: i64, oldest_age_secs: f64) {
         .set(oldest_age_secs);
 }
 
-/// Links of each drift-report kind (`status_drift`, `missing_at_provider`, `stale`,
-/// `submission_failed`, `needs_review`, `failed_jobs`), as of the last pass or report.
 /// Rows of `table` not yet sealed under the current data key (rotation progress).
 pub fn record_encryption_stale_rows(table: &str, count: i64) {
     metrics::gauge!("gateway_encryption_stale_rows", "table" => table.to_owned()).set(count as f64);
 }
 
+/// Links of each drift-report kind (`status_drift`, `missing_at_provider`, `stale`,
+/// `submission_failed`, `needs_review`, `failed_jobs`), as of the last pass or report.
 pub fn record_reconciliation_drift(kind: &str, count: i64) {
     metrics::gauge!("gateway_reconciliation_drift", "kind" => kind.to_owned()).set(count as f64);
 }
@@ -153,6 +153,17 @@ pub fn server_timing(total: Duration, provider: Duration) -> String {
         total.as_secs_f64() * 1000.0,
         provider.as_secs_f64() * 1000.0
     )
+}
+
+/// API requests in flight and the admission limit (refreshed at each scrape; limit 0: none).
+pub fn record_requests_in_flight(in_flight: usize, limit: usize) {
+    metrics::gauge!("gateway_http_requests_in_flight").set(in_flight as f64);
+    metrics::gauge!("gateway_http_requests_in_flight_limit").set(limit as f64);
+}
+
+/// An API request refused with 503 because `server.max_requests_in_flight` were in flight.
+pub fn record_request_shed() {
+    metrics::counter!("gateway_http_requests_shed_total").increment(1);
 }
 
 /// The database pool's size, idle connections and configured maximum (refreshed at each

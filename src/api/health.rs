@@ -38,6 +38,10 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         pool.num_idle(),
         state.settings.database.max_connections,
     );
+    crate::telemetry::record_requests_in_flight(
+        state.admission.in_flight(),
+        state.admission.limit(),
+    );
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(crate::telemetry::metrics().render())

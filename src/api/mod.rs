@@ -1,6 +1,7 @@
 //! The HTTP edge: parse and check requests, call one use-case, answer JSON or a problem
 //! document. No SQL and no provider calls here.
 
+pub mod admission;
 pub mod body;
 pub mod health;
 pub mod idempotency;
@@ -36,6 +37,8 @@ pub struct AppState {
     pub services: crate::onboarding::Services,
     pub api_keys: ApiKeyRegistry,
     pub settings: Arc<Settings>,
+    /// API requests in flight, and the limit beyond which they are refused (503).
+    pub admission: Arc<admission::Admission>,
 }
 
 /// Authenticates the request's bearer key and checks it has `scope`.

@@ -21,6 +21,8 @@ the caller sends a safe one). Errors are RFC 9457 problem documents (`applicatio
 Authentication: `Authorization: Bearer <api key>`; scopes `users:read`, `users:write`, `ops`. \
 Each key is rate limited (`[rate_limit]`, token bucket per key): over the limit, any authenticated endpoint answers \
 `429 rate_limited` with `Retry-After`. \
+When the gateway already works on `server.max_requests_in_flight` API requests, one more is refused at once with \
+`503 overloaded` and `Retry-After` (nothing of it was done: retrying is always safe). \
 `POST /v1/webhooks/{provider}` takes no API key: each provider's own signature authenticates it."
     ),
     paths(

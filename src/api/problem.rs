@@ -164,6 +164,22 @@ impl Problem {
         }
     }
 
+    /// Admission control refused the request: `limit` API requests were already in flight.
+    pub fn overloaded(limit: usize) -> Self {
+        Self {
+            retry_after_secs: Some(1),
+            ..Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "overloaded",
+                "The gateway is at its limit of requests in flight",
+            )
+            .detail(format!(
+                "{limit} requests were already being worked on; nothing of this one was done. \
+                 Retry after the number of seconds in Retry-After"
+            ))
+        }
+    }
+
     pub fn request_timeout(limit: std::time::Duration) -> Self {
         Self::new(
             StatusCode::REQUEST_TIMEOUT,

@@ -277,3 +277,65 @@ async fn nul_characters_are_a_422_not_a_500() {
         vec![("external_id".to_owned(), "invalid_format".to_owned())]
     );
 }
+
+#[tokio::test]
+async fn beyond_the_requests_in_flight_limit_a_request_is_refused_at_once_with_503() {
+    let db = TestDatabase::create().await;
+    let app = spawn_app_with(db, |s| s.server.max_requests_in_flight = 1).await;
+    for provider in ["kraken", "killb", "carbn"] {
+        let fault = app
+            .client
+            .post(app.sim("/_sim/faults"))
+            .json(&json!({"provider": provider, "latency_ms": 1500, "error_rate": 0.0}))
+            .send()
+            .await
+            .unwrap();
+        assert!(fault.status().is_success());
+    }
+    // One create waits on the slow provider: the one request this gateway takes at a time.
+    let slow = {
+        let app_url = app.url("/v1/users");
+        let client = app.client.clone();
+        tokio::spawn(async move {
+            client
+                .post(app_url)
+                .bearer_auth(DEV_KEY)
+                .json(&sample_user())
+                .send()
+                .await
+                .unwrap()
+                .status()
+        })
+    };
+    let mut metrics = String::new();
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        metrics = app.get("/metrics").await.text().await.unwrap();
+        if metrics.contains("gateway_http_requests_in_flight 1") {
+            break;
+        }
+    }
+    assert!(
+        metrics.contains("gateway_http_requests_in_flight 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("gateway_http_requests_in_flight_limit 1"));
+
+    let refused = app.get("/v1/users?limit=1").await;
+    // Refused while the admitted request is still in flight: not queued behind it.
+    assert!(!slow.is_finished());
+    assert_eq!(refused.headers()["retry-after"], "1");
+    assert!(refused.headers().contains_key("x-request-id"));
+    assert_problem(refused, 503, "overloaded").await;
+    // Health, metrics and docs answer whatever the load.
+    assert_eq!(app.get("/health/live").await.status(), 200);
+
+    assert_eq!(slow.await.unwrap(), 201, "the admitted request completes");
+    let admitted = app.get("/v1/users?limit=1").await;
+    assert_eq!(admitted.status(), 200, "the slot is free again");
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains("gateway_http_requests_shed_total 1"),
+        "{metrics}"
+    );
+}
