@@ -109,13 +109,25 @@ pub(crate) async fn refresh_user_status(
 /// (so the summary status cannot race another link's change), with the events collected and
 /// written, with the summary status and the job's completion, in one statement at the end.
 /// Four round trips in all: BEGIN, the lock, the link's update, that last statement (+ COMMIT).
+///
+/// A create's first answer is recorded optimistically instead ([`LinkChange::assume_fresh`]):
+/// the link is taken to be as the create wrote it, and the update, events, summary status and
+/// job completion go in one statement that only writes if that holds. When it does not (an
+/// erasure or a second link came in between), nothing was written and the answer is recorded
+/// again, under the locks.
 struct LinkChange {
-    tx: sqlx::Transaction<'static, sqlx::Postgres>,
-    /// The link as last written in this transaction.
+    /// `None` while recording optimistically.
+    tx: Option<sqlx::Transaction<'static, sqlx::Postgres>>,
+    pool: sqlx::PgPool,
+    /// The link as last written in this transaction (optimistically: as it will be written).
     link: LinkRow,
     /// The user's other links (their statuses feed the summary).
     others: Vec<LinkRow>,
     events: Vec<(&'static str, serde_json::Value)>,
+    /// Optimistically: the one update to write with the rest.
+    deferred: Option<LinkUpdate>,
+    /// Optimistically: the answer needs more than one statement can do; record it under locks.
+    needs_lock: bool,
 }
 
 impl LinkChange {
@@ -132,11 +144,43 @@ impl LinkChange {
         };
         let link = all.remove(position);
         Ok(Some(Self {
-            tx,
+            tx: Some(tx),
+            pool: services.pool.clone(),
             link,
             others: all,
             events: Vec::new(),
+            deferred: None,
+            needs_lock: false,
         }))
+    }
+
+    /// The link as a create just wrote it, the user's only one: pending, never submitted.
+    fn assume_fresh(services: &Services, user_id: Uuid, provider: &str) -> Self {
+        let link = LinkRow {
+            user_id,
+            provider: provider.to_owned(),
+            provider_user_id: None,
+            status: LinkStatus::PendingSubmission.as_str().to_owned(),
+            provider_status: None,
+            requirements: sqlx::types::Json(serde_json::Value::Array(Vec::new())),
+            last_error: None,
+            provider_data: sqlx::types::Json(serde_json::Map::new()),
+            needs_review: false,
+            submitted_at: None,
+            last_synced_at: None,
+            updated_at: OffsetDateTime::now_utc(),
+            provider_observed_at: None,
+            erasure: None,
+        };
+        Self {
+            tx: None,
+            pool: services.pool.clone(),
+            link,
+            others: Vec::new(),
+            events: Vec::new(),
+            deferred: None,
+            needs_lock: false,
+        }
     }
 
     fn event(&mut self, event_type: &'static str, data: serde_json::Value) {
@@ -148,39 +192,75 @@ impl LinkChange {
     }
 
     async fn update(&mut self, update: &LinkUpdate) -> Result<(), OnboardingError> {
-        self.link =
-            links::apply_update(&mut self.tx, self.link.user_id, &self.link.provider, update)
-                .await?;
+        match self.tx.as_mut() {
+            Some(tx) => {
+                self.link =
+                    links::apply_update(tx, self.link.user_id, &self.link.provider, update).await?;
+            }
+            None if self.deferred.is_some() => self.needs_lock = true,
+            None => {
+                if let Some(status) = &update.status {
+                    self.link.status.clone_from(status);
+                }
+                self.deferred = Some(update.clone());
+            }
+        }
         Ok(())
     }
 
     /// Writes the collected events now (before a step that writes its own).
     async fn flush_events(&mut self) -> Result<(), OnboardingError> {
+        let Some(tx) = self.tx.as_mut() else {
+            self.needs_lock = true;
+            return Ok(());
+        };
         let user_id = self.link.user_id;
         for (event_type, data) in std::mem::take(&mut self.events) {
-            events::insert(&mut self.tx, user_id, event_type, data).await?;
+            events::insert(tx, user_id, event_type, data).await?;
         }
         Ok(())
     }
 
-    /// Writes the events and the summary status, marks `succeeded_job` done, and commits.
-    async fn commit(mut self, succeeded_job: Option<Uuid>) -> Result<(), OnboardingError> {
+    fn summary(&self) -> LinkStatus {
         let statuses: Vec<LinkStatus> = self
             .others
             .iter()
             .chain(std::iter::once(&self.link))
             .map(|l| parse_status(&l.status))
             .collect();
+        summarize(&statuses)
+    }
+
+    /// Writes the events and the summary status, marks `succeeded_job` done, and commits.
+    /// `false`: an optimistic change found the link not as assumed and wrote nothing.
+    async fn commit(self, succeeded_job: Option<Uuid>) -> Result<bool, OnboardingError> {
+        let summary = self.summary();
+        let Some(mut tx) = self.tx else {
+            if self.needs_lock {
+                return Ok(false);
+            }
+            let written = links::settle_fresh(
+                &self.pool,
+                self.link.user_id,
+                &self.link.provider,
+                &self.deferred.unwrap_or_default(),
+                &self.events,
+                summary.as_str(),
+                succeeded_job,
+            )
+            .await?;
+            return Ok(written.is_some());
+        };
         links::settle_change(
-            &mut self.tx,
+            &mut tx,
             self.link.user_id,
             &self.events,
-            summarize(&statuses).as_str(),
+            summary.as_str(),
             succeeded_job,
         )
         .await?;
-        self.tx.commit().await?;
-        Ok(())
+        tx.commit().await?;
+        Ok(true)
     }
 }
 
@@ -361,25 +441,65 @@ pub async fn submit(
             Err(error) => Err(error),
         };
     }
+    let calls = call_events(&log);
+    if how.fresh_link {
+        let mut change = LinkChange::assume_fresh(services, user_id, provider.as_str());
+        change.events.extend(calls.iter().cloned());
+        let attempt = record_submission(&mut change, services, provider, &result).await?;
+        if let Some(attempt) = settle_submission(change, job_id, attempt).await? {
+            return Ok(attempt);
+        }
+    }
     let Some(mut change) = LinkChange::begin(services, user_id, provider.as_str()).await? else {
         return Ok(Attempt::Done);
     };
-    change.calls(&log);
+    change.events.extend(calls);
+    let attempt = record_submission(&mut change, services, provider, &result).await?;
+    Ok(settle_submission(change, job_id, attempt)
+        .await?
+        .unwrap_or(Attempt::Done))
+}
+
+/// Commits a recorded submission; a finished job is marked done with its effect, in the same
+/// commit. `None` when an optimistic change wrote nothing (see [`LinkChange`]).
+async fn settle_submission(
+    change: LinkChange,
+    job_id: Uuid,
+    attempt: Attempt,
+) -> Result<Option<Attempt>, OnboardingError> {
+    if matches!(attempt, Attempt::Done) {
+        Ok(change
+            .commit(Some(job_id))
+            .await?
+            .then_some(Attempt::Settled))
+    } else {
+        Ok(change.commit(None).await?.then_some(attempt))
+    }
+}
+
+/// What a submission's answer does to its link (collected on `change`, written when it commits).
+async fn record_submission(
+    change: &mut LinkChange,
+    services: &Services,
+    provider: ProviderId,
+    result: &Result<(ProviderUserState, bool), ProviderError>,
+) -> Result<Attempt, OnboardingError> {
     let attempt = match result {
         Ok((state, adopted)) => {
-            if adopted {
+            if *adopted {
                 change.event(
                     "provider_account_adopted",
                     json!({ "provider": provider.as_str(), "reason": "created_but_not_recorded" }),
                 );
             }
-            apply_state(&mut change, &state, Source::Api, true).await?;
+            apply_state(change, state, Source::Api, true).await?;
             if change.link.erasure.is_some() {
                 // The user was erased while this create was in flight: the new account must go too.
                 change.flush_events().await?;
                 let link = change.link.clone();
-                super::erasure::account_created_after_erasure(&mut change.tx, services, &link)
-                    .await?;
+                if let Some(tx) = change.tx.as_mut() {
+                    super::erasure::account_created_after_erasure(tx, services, &link).await?;
+                }
             }
             Attempt::Done
         }
@@ -412,7 +532,7 @@ pub async fn submit(
         Err(error) => {
             tracing::warn!(provider = provider.as_str(), kind = ?error.kind, provider_code = ?error.provider_code, "submission failed");
             let mut update = LinkUpdate {
-                last_error: Some(Some(error_json(&error))),
+                last_error: Some(Some(error_json(error))),
                 ..LinkUpdate::default()
             };
             let retry = error.retryable() || error.kind == ProviderErrorKind::Unauthorized;
@@ -432,20 +552,13 @@ pub async fn submit(
             }
             change.update(&update).await?;
             if retry {
-                Attempt::Retry(error)
+                Attempt::Retry(error.clone())
             } else {
                 Attempt::Done
             }
         }
     };
-    // A finished job is marked done with its effect, in the same commit.
-    if matches!(attempt, Attempt::Done) {
-        change.commit(Some(job_id)).await?;
-        Ok(Attempt::Settled)
-    } else {
-        change.commit(None).await?;
-        Ok(attempt)
-    }
+    Ok(attempt)
 }
 
 /// The connector and address of a submitted link whose provider is configured.
@@ -543,13 +656,19 @@ pub async fn sync_outcome(
                     })
                     .await?;
             }
-            let (to, provider_says) = crate::store::reconciliation::link_state(
-                &mut *change.tx,
-                link.user_id,
-                &link.provider,
-            )
-            .await?
-            .unwrap_or_else(|| (before.status.clone(), None));
+            // `sync` always records under the locks, so there is a transaction to read in.
+            let now = match change.tx.as_mut() {
+                Some(tx) => {
+                    crate::store::reconciliation::link_state(
+                        &mut **tx,
+                        link.user_id,
+                        &link.provider,
+                    )
+                    .await?
+                }
+                None => None,
+            };
+            let (to, provider_says) = now.unwrap_or_else(|| (before.status.clone(), None));
             SyncOutcome::Applied {
                 from: before.status.clone(),
                 to,

@@ -191,54 +191,138 @@ pub struct LinkUpdate {
     pub provider_mapped_status: Option<Option<String>>,
 }
 
+/// The SET list of a [`LinkUpdate`] (parameters `$3`–`$15`, bound by [`bind_link_update`]).
+macro_rules! link_update_set {
+    () => {
+        "provider_user_id = COALESCE($3, provider_user_id),
+         status           = COALESCE($4, status),
+         provider_status  = COALESCE($5, provider_status),
+         requirements     = COALESCE($6, requirements),
+         provider_data    = provider_data || COALESCE($7, '{}'::jsonb),
+         last_error       = CASE WHEN $8 THEN $9 ELSE last_error END,
+         needs_review     = COALESCE($10, needs_review),
+         submitted_at     = CASE WHEN $11 THEN COALESCE(submitted_at, now()) ELSE submitted_at END,
+         last_synced_at   = CASE WHEN $12 THEN now() ELSE last_synced_at END,
+         provider_observed_at = GREATEST(provider_observed_at, $13),
+         provider_mapped_status = CASE WHEN $14 THEN $15 ELSE provider_mapped_status END,
+         updated_at       = now()"
+    };
+}
+
 pub async fn apply_update(
     conn: &mut PgConnection,
     user_id: Uuid,
     provider: &str,
     update: &LinkUpdate,
 ) -> Result<LinkRow, StoreError> {
+    bind_link_update(
+        sqlx::query_as::<_, LinkRow>(concat!(
+            "UPDATE provider_links SET ",
+            link_update_set!(),
+            " WHERE user_id = $1 AND provider = $2 RETURNING ",
+            link_columns!()
+        )),
+        user_id,
+        provider,
+        update,
+    )
+    .fetch_one(conn)
+    .await
+    .map_err(StoreError::from_sqlx)
+}
+
+type LinkQuery<'q> = sqlx::query::QueryAs<'q, sqlx::Postgres, LinkRow, sqlx::postgres::PgArguments>;
+
+/// Binds `$1` (user), `$2` (provider) and the update's `$3`–`$15`.
+fn bind_link_update<'q>(
+    query: LinkQuery<'q>,
+    user_id: Uuid,
+    provider: &'q str,
+    update: &'q LinkUpdate,
+) -> LinkQuery<'q> {
     let (set_error, error) = match &update.last_error {
         None => (false, None),
-        Some(e) => (true, e.clone().map(Json)),
+        Some(e) => (true, e.as_ref().map(Json)),
     };
     let (set_mapped, mapped) = match &update.provider_mapped_status {
         None => (false, None),
         Some(m) => (true, m.as_deref()),
     };
-    sqlx::query_as::<_, LinkRow>(concat!(
-        "UPDATE provider_links SET
-            provider_user_id = COALESCE($3, provider_user_id),
-            status           = COALESCE($4, status),
-            provider_status  = COALESCE($5, provider_status),
-            requirements     = COALESCE($6, requirements),
-            provider_data    = provider_data || COALESCE($7, '{}'::jsonb),
-            last_error       = CASE WHEN $8 THEN $9 ELSE last_error END,
-            needs_review     = COALESCE($10, needs_review),
-            submitted_at     = CASE WHEN $11 THEN COALESCE(submitted_at, now()) ELSE submitted_at END,
-            last_synced_at   = CASE WHEN $12 THEN now() ELSE last_synced_at END,
-            provider_observed_at = GREATEST(provider_observed_at, $13),
-            provider_mapped_status = CASE WHEN $14 THEN $15 ELSE provider_mapped_status END,
-            updated_at       = now()
-          WHERE user_id = $1 AND provider = $2
-      RETURNING ",
-        link_columns!()
-    ))
-    .bind(user_id)
-    .bind(provider)
-    .bind(update.provider_user_id.as_deref())
-    .bind(update.status.as_deref())
-    .bind(update.provider_status.as_deref())
-    .bind(update.requirements.as_ref().map(Json))
-    .bind(update.provider_data.as_ref().map(Json))
-    .bind(set_error)
-    .bind(error)
-    .bind(update.needs_review)
-    .bind(update.mark_submitted)
-    .bind(update.mark_synced)
-    .bind(update.provider_observed_at)
-    .bind(set_mapped)
-    .bind(mapped)
-    .fetch_one(conn)
+    query
+        .bind(user_id)
+        .bind(provider)
+        .bind(update.provider_user_id.as_deref())
+        .bind(update.status.as_deref())
+        .bind(update.provider_status.as_deref())
+        .bind(update.requirements.as_ref().map(Json))
+        .bind(update.provider_data.as_ref().map(Json))
+        .bind(set_error)
+        .bind(error)
+        .bind(update.needs_review)
+        .bind(update.mark_submitted)
+        .bind(update.mark_synced)
+        .bind(update.provider_observed_at)
+        .bind(set_mapped)
+        .bind(mapped)
+}
+
+/// A new link's first answer recorded in one statement, when the link is as its create wrote
+/// it: pending, never submitted, not being erased, and the user's only link. Then the update,
+/// the events (in order), the user's summary status (`summary_status`: what the link's new
+/// status makes it, there being no other link) and the job's completion (when given) commit
+/// together, with no transaction to open, no lock to take and no commit to send. `None` when the
+/// link is not as assumed: nothing was written, and the caller records the answer under the
+/// user's link locks instead.
+pub async fn settle_fresh(
+    db: impl PgExecutor<'_>,
+    user_id: Uuid,
+    provider: &str,
+    update: &LinkUpdate,
+    events: &[(&str, serde_json::Value)],
+    summary_status: &str,
+    succeeded_job: Option<Uuid>,
+) -> Result<Option<LinkRow>, StoreError> {
+    let ids: Vec<Uuid> = events.iter().map(|_| Uuid::now_v7()).collect();
+    let types: Vec<&str> = events.iter().map(|(t, _)| *t).collect();
+    let data = serde_json::Value::Array(events.iter().map(|(_, d)| d.clone()).collect());
+    bind_link_update(
+        sqlx::query_as::<_, LinkRow>(concat!(
+            "WITH updated AS (
+                  UPDATE provider_links SET ",
+            link_update_set!(),
+            "      WHERE user_id = $1 AND provider = $2 AND status = 'pending_submission'
+                     AND provider_user_id IS NULL AND erasure IS NULL
+                     AND NOT EXISTS (SELECT 1 FROM provider_links o
+                                      WHERE o.user_id = $1 AND o.provider <> $2)
+                  RETURNING ",
+            link_columns!(),
+            "),
+              new_events AS (
+                  INSERT INTO user_events (id, user_id, type, data)
+                  SELECT e.id, $1, e.type, d.data
+                    FROM unnest($16::uuid[], $17::text[]) WITH ORDINALITY AS e(id, type, n)
+                    JOIN jsonb_array_elements($18) WITH ORDINALITY AS d(data, n) USING (n)
+                   WHERE EXISTS (SELECT 1 FROM updated)
+                   ORDER BY n),
+              done_job AS (
+                  UPDATE jobs SET state = 'succeeded', locked_by = NULL, locked_until = NULL,
+                         last_error = NULL, updated_at = now()
+                   WHERE id = $20 AND EXISTS (SELECT 1 FROM updated)),
+              user_status AS (
+                  UPDATE users SET status = $19, updated_at = now()
+                   WHERE id = $1 AND status <> $19 AND EXISTS (SELECT 1 FROM updated))
+             SELECT * FROM updated"
+        )),
+        user_id,
+        provider,
+        update,
+    )
+    .bind(ids)
+    .bind(types)
+    .bind(Json(data))
+    .bind(summary_status)
+    .bind(succeeded_job)
+    .fetch_optional(db)
     .await
     .map_err(StoreError::from_sqlx)
 }

@@ -19,3 +19,4 @@ mod users_create;
 mod users_list;
 mod users_patch;
 mod webhooks;
+mod write_path;
