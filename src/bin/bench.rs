@@ -147,7 +147,10 @@ impl Env {
 /// One request's outcome.
 #[derive(Debug, Clone, Copy)]
 struct Sample {
+    /// From the scheduled start in open loops (a late request counts its wait), else from sending.
     latency: Duration,
+    /// From the moment the request was sent to the end of the response body.
+    round_trip: Duration,
     status: u16,
     /// `Server-Timing` `gateway` and `provider` durations (ms), when present.
     gateway_ms: Option<f64>,
@@ -239,7 +242,9 @@ fn summarise(
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     let added: Vec<f64> = ok
         .iter()
-        .filter_map(|s| s.provider_ms.map(|p| ms(s.latency) - p))
+        // From sending, not from the schedule: the load generator's own lateness (tokio's timer
+        // ticks in whole milliseconds) is not the gateway's.
+        .filter_map(|s| s.provider_ms.map(|p| ms(s.round_trip) - p))
         .collect();
     let server_side: Vec<f64> = ok
         .iter()
@@ -381,8 +386,10 @@ impl Api {
         let status = response.status().as_u16();
         let (gateway_ms, provider_ms) = server_timing(&response);
         response.bytes().await.map_err(|e| transport_error(&e))?;
+        let round_trip = began.elapsed();
         Ok(Sample {
-            latency: began.elapsed(),
+            latency: round_trip,
+            round_trip,
             status,
             gateway_ms,
             provider_ms,

