@@ -25,6 +25,11 @@ use serde_json::{json, Value};
 
 const PROVIDERS: [&str; 3] = ["kraken", "killb", "carbn"];
 
+/// mimalloc, as the gateway uses: the load generator shares the machine's cores with what it
+/// measures, so it should cost as little of them as it can.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {

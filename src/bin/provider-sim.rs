@@ -16,6 +16,11 @@ use onboarding_gateway::sim::{self, SimConfig, WebhookTargets};
 const USAGE: &str =
     "usage: provider-sim [--host HOST] [--port PORT] [--webhook-base URL] [--review-delay-secs N] [--no-record]";
 
+/// mimalloc, as the gateway uses: the simulator stands in for a remote provider but shares the
+/// benchmark machine's cores with the gateway, so it should cost as little of them as it can.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::io::Result<()> {
     let mut host = "127.0.0.1".to_owned();
     let mut port: u16 = 9000;
