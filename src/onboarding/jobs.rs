@@ -15,7 +15,8 @@ use crate::domain::provider::ProviderId;
 use crate::domain::user::CanonicalUser;
 use crate::settings::WorkerSettings;
 use crate::store::jobs::{self, JobRow};
-use crate::store::{links, users};
+use crate::store::links::{self, LinkRow};
+use crate::store::users;
 
 pub const SUBMIT_LINK: &str = "submit_link";
 pub const UPDATE_LINK: &str = "update_link";
@@ -137,7 +138,7 @@ async fn attempt(
 
 /// Runs a claimed job and settles it: done, retried later, or failed for ops to re-drive.
 pub async fn run(services: &Services, settings: &WorkerSettings, job: JobRow) {
-    run_with(services, settings, job, None).await
+    run_with(services, settings, job, None).await;
 }
 
 /// [`run`], given the profile a create just stored (its inline submissions skip re-reading it).
@@ -146,7 +147,7 @@ async fn run_with(
     settings: &WorkerSettings,
     job: JobRow,
     fresh_profile: Option<&CanonicalUser>,
-) {
+) -> Option<Box<LinkRow>> {
     // Instrumented rather than entered: a guard held across `.await` would leak the span into
     // whatever else runs on this thread while the job waits on a provider.
     let span = tracing::info_span!("job", id = %job.id, kind = %job.kind, attempt = job.attempts);
@@ -155,17 +156,23 @@ async fn run_with(
         .await
 }
 
+/// Settles the job; the link as written when a create's first answer was recorded in one
+/// statement (the create answers with it instead of reading the user back).
 async fn settle(
     services: &Services,
     settings: &WorkerSettings,
     job: JobRow,
     fresh_profile: Option<&CanonicalUser>,
-) {
+) -> Option<Box<LinkRow>> {
     let outcome = attempt(services, &job, fresh_profile).await;
     let pool = &services.pool;
+    let mut written = None;
     let settled = match outcome {
         Ok(Attempt::Done) => jobs::succeed(pool, job.id).await,
-        Ok(Attempt::Settled) => Ok(()),
+        Ok(Attempt::Settled(link)) => {
+            written = link;
+            Ok(())
+        }
         Ok(Attempt::NeedsReview(reason)) => {
             crate::telemetry::record_job_failure(&job.kind, "needs_review");
             jobs::fail(pool, job.id, &reason).await
@@ -201,6 +208,7 @@ async fn settle(
     if let Err(error) = settled {
         tracing::error!(%error, "could not settle job; its lease will expire and it will rerun");
     }
+    written
 }
 
 /// The request path's inline attempt at jobs it just enqueued; one that cannot be claimed
@@ -214,7 +222,9 @@ pub async fn run_inline(
     let lease = Duration::from_secs(settings.lease_secs);
     let runs = ids.iter().map(|id| async move {
         match jobs::claim_one(&services.pool, *id, worker, lease).await {
-            Ok(Some(job)) => run_with(services, settings, job, None).await,
+            Ok(Some(job)) => {
+                run_with(services, settings, job, None).await;
+            }
             Ok(None) => {}
             Err(error) => tracing::warn!(%error, "inline claim failed; a worker will run the job"),
         }
@@ -223,13 +233,15 @@ pub async fn run_inline(
 }
 
 /// Runs the submission jobs a create wrote already claimed (`store::users::insert_with_links`),
-/// given the profile it just stored: no claim and no re-read, the rows are as written.
+/// given the profile it just stored: no claim and no re-read, the rows are as written. Returns,
+/// per job, the link as its one-statement record wrote it (`None`: recorded otherwise, or not
+/// finished).
 pub async fn run_claimed(
     services: &Services,
     claimed: &[users::ClaimedJob<'_>],
     max_attempts: u32,
     profile: &CanonicalUser,
-) {
+) -> Vec<Option<Box<LinkRow>>> {
     let settings = &services.workers;
     let now = time::OffsetDateTime::now_utc();
     let runs = claimed.iter().map(|job| {
@@ -250,7 +262,7 @@ pub async fn run_claimed(
         };
         run_with(services, settings, row, Some(profile))
     });
-    futures_util::future::join_all(runs).await;
+    futures_util::future::join_all(runs).await
 }
 
 #[cfg(test)]

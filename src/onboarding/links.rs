@@ -232,12 +232,11 @@ impl LinkChange {
     }
 
     /// Writes the events and the summary status, marks `succeeded_job` done, and commits.
-    /// `false`: an optimistic change found the link not as assumed and wrote nothing.
-    async fn commit(self, succeeded_job: Option<Uuid>) -> Result<bool, OnboardingError> {
+    async fn commit(self, succeeded_job: Option<Uuid>) -> Result<Commit, OnboardingError> {
         let summary = self.summary();
         let Some(mut tx) = self.tx else {
             if self.needs_lock {
-                return Ok(false);
+                return Ok(Commit::NotAsAssumed);
             }
             let written = links::settle_fresh(
                 &self.pool,
@@ -249,7 +248,7 @@ impl LinkChange {
                 succeeded_job,
             )
             .await?;
-            return Ok(written.is_some());
+            return Ok(written.map_or(Commit::NotAsAssumed, |row| Commit::Fresh(Box::new(row))));
         };
         links::settle_change(
             &mut tx,
@@ -260,7 +259,7 @@ impl LinkChange {
         )
         .await?;
         tx.commit().await?;
-        Ok(true)
+        Ok(Commit::Locked)
     }
 }
 
@@ -361,8 +360,19 @@ pub enum Attempt {
     /// A create may have happened without its answer being recorded and the provider offers
     /// no lookup: the link is flagged for a person to check instead of risking a second account.
     NeedsReview(String),
-    /// Done, and the job already marked succeeded in the same transaction as its effect.
-    Settled,
+    /// Done, and the job already marked succeeded in the same transaction as its effect; with
+    /// the link as written when that was the one-statement record of a create's first answer.
+    Settled(Option<Box<LinkRow>>),
+}
+
+/// What [`LinkChange::commit`] did.
+enum Commit {
+    /// Written under the user's link locks.
+    Locked,
+    /// Written in one statement: the link as written.
+    Fresh(Box<LinkRow>),
+    /// An optimistic change found the link not as the create left it: nothing was written.
+    NotAsAssumed,
 }
 
 /// How a submission attempt starts.
@@ -467,14 +477,14 @@ async fn settle_submission(
     job_id: Uuid,
     attempt: Attempt,
 ) -> Result<Option<Attempt>, OnboardingError> {
-    if matches!(attempt, Attempt::Done) {
-        Ok(change
-            .commit(Some(job_id))
-            .await?
-            .then_some(Attempt::Settled))
-    } else {
-        Ok(change.commit(None).await?.then_some(attempt))
-    }
+    let done = matches!(attempt, Attempt::Done);
+    let committed = change.commit(done.then_some(job_id)).await?;
+    Ok(match (committed, attempt) {
+        (Commit::NotAsAssumed, _) => None,
+        (Commit::Fresh(row), Attempt::Done) => Some(Attempt::Settled(Some(row))),
+        (Commit::Locked, Attempt::Done) => Some(Attempt::Settled(None)),
+        (_, other) => Some(other),
+    })
 }
 
 /// What a submission's answer does to its link (collected on `change`, written when it commits).

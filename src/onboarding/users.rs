@@ -14,6 +14,7 @@ use super::{OnboardingError, Services};
 use crate::domain::merge_patch::{apply_merge_patch, changed_paths};
 use crate::domain::parse::parse_user;
 use crate::domain::provider::ProviderId;
+use crate::domain::status::{summarize, LinkStatus};
 use crate::domain::user::CanonicalUser;
 use crate::domain::FieldError;
 use crate::providers::connector::FieldPolicy;
@@ -105,19 +106,55 @@ pub async fn create(
         event_type: "user_created",
         event_data: json!({ "source": "api", "providers": names }),
     };
-    match users::insert_with_links(pool, &services.keyring, id, &user, &graph).await {
-        Ok(()) => {}
-        Err(e) if e.is_unique(EXTERNAL_ID_CONSTRAINT) => {
-            let existing = users::id_by_external_id(pool, user.external_id.as_str()).await?;
-            return Err(OnboardingError::UserAlreadyExists {
-                existing_user_id: existing,
-            });
-        }
-        Err(e) => return Err(e.into()),
-    };
+    let created_at =
+        match users::insert_with_links(pool, &services.keyring, id, &user, &graph).await {
+            Ok(created_at) => created_at,
+            Err(e) if e.is_unique(EXTERNAL_ID_CONSTRAINT) => {
+                let existing = users::id_by_external_id(pool, user.external_id.as_str()).await?;
+                return Err(OnboardingError::UserAlreadyExists {
+                    existing_user_id: existing,
+                });
+            }
+            Err(e) => return Err(e.into()),
+        };
     // The submissions are durable jobs, claimed by this request: run them now for a fast answer.
-    crate::onboarding::jobs::run_claimed(services, &jobs, graph.max_attempts, &user).await;
-    get(services, id).await
+    let written =
+        crate::onboarding::jobs::run_claimed(services, &jobs, graph.max_attempts, &user).await;
+    match written.as_slice() {
+        // One provider, its answer recorded in one statement with the user's summary status: the
+        // user is as this request wrote it, no need to read it back.
+        [Some(link)] => Ok(as_written(id, user, created_at, link)),
+        _ => get(services, id).await,
+    }
+}
+
+/// A new user with one link, as the create's two statements wrote it: the summary status is the
+/// link's, set (with `updated_at`) by the statement that recorded the link's answer.
+fn as_written(
+    id: Uuid,
+    profile: CanonicalUser,
+    created_at: time::OffsetDateTime,
+    link: &LinkRow,
+) -> UserView {
+    let status = summarize(&[link.status.parse().unwrap_or(LinkStatus::PendingSubmission)]);
+    let updated_at = if status == LinkStatus::PendingSubmission {
+        created_at
+    } else {
+        link.updated_at
+    };
+    UserView {
+        user: UserRow {
+            id,
+            status: status.as_str().to_owned(),
+            profile: None,
+            version: 1,
+            created_at,
+            updated_at,
+            erased_at: None,
+        },
+        profile,
+        links: vec![link.clone()],
+    }
 }
 
 async fn submission_job(

@@ -124,7 +124,7 @@ pub struct NewUserGraph<'a> {
 
 /// A new user with its pending links, its claimed submission jobs and its first event, in
 /// one statement: one round trip and one commit for the whole create, atomic as a statement
-/// is. (The links' and event's foreign keys are checked at the end of the statement, when the
+/// is. Returns the user's `created_at`. (The links' and event's foreign keys are checked at the end of the statement, when the
 /// user row is there.)
 pub async fn insert_with_links(
     db: impl PgExecutor<'_>,
@@ -132,17 +132,18 @@ pub async fn insert_with_links(
     id: Uuid,
     user: &CanonicalUser,
     graph: &NewUserGraph<'_>,
-) -> Result<(), StoreError> {
+) -> Result<OffsetDateTime, StoreError> {
     let sealed = seal_profile(keyring, id, user);
     let job_ids: Vec<Uuid> = graph.jobs.iter().map(|j| j.id).collect();
     let job_kinds: Vec<&str> = graph.jobs.iter().map(|j| j.kind).collect();
     let job_keys: Vec<&str> = graph.jobs.iter().map(|j| j.queue_key.as_str()).collect();
     let job_payloads =
         serde_json::Value::Array(graph.jobs.iter().map(|j| j.payload.clone()).collect());
-    sqlx::query(
+    sqlx::query_scalar(
         "WITH new_user AS (
               INSERT INTO users (id, external_id, email_hash, status, pii, pii_key_id)
-              VALUES ($1, $2, $3, $4, $5, $6)),
+              VALUES ($1, $2, $3, $4, $5, $6)
+              RETURNING created_at),
           new_links AS (
               INSERT INTO provider_links (user_id, provider, status)
               SELECT $1, p, 'pending_submission' FROM unnest($7::text[]) AS p),
@@ -153,8 +154,10 @@ pub async fn insert_with_links(
                      now() + make_interval(secs => $13)
                 FROM unnest($8::uuid[], $9::text[], $10::text[]) WITH ORDINALITY
                          AS j(id, kind, queue_key, n)
-                JOIN jsonb_array_elements($14) WITH ORDINALITY AS p(payload, n) USING (n))
-         INSERT INTO user_events (id, user_id, type, data) VALUES ($15, $1, $16, $17)",
+                JOIN jsonb_array_elements($14) WITH ORDINALITY AS p(payload, n) USING (n)),
+          first_event AS (
+              INSERT INTO user_events (id, user_id, type, data) VALUES ($15, $1, $16, $17))
+         SELECT created_at FROM new_user",
     )
     .bind(id)
     .bind(user.external_id.as_str())
@@ -173,10 +176,9 @@ pub async fn insert_with_links(
     .bind(Uuid::now_v7())
     .bind(graph.event_type)
     .bind(Json(&graph.event_data))
-    .execute(db)
+    .fetch_one(db)
     .await
-    .map_err(StoreError::from_sqlx)?;
-    Ok(())
+    .map_err(StoreError::from_sqlx)
 }
 
 pub async fn get<'e>(

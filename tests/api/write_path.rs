@@ -176,3 +176,31 @@ async fn a_create_at_two_providers_records_both_answers_under_the_locks() {
         .unwrap();
     assert_eq!(fetched["status"], user["status"]);
 }
+
+#[tokio::test]
+async fn a_create_answers_with_the_user_exactly_as_a_read_then_shows_it() {
+    let app = spawn_app_routed().await;
+    // No webhooks: a webhook's re-fetch would change the link between the create and the read.
+    let off = app
+        .client
+        .put(app.sim("/_sim/webhook-targets"))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert!(off.status().is_success());
+    for provider in ["kraken", "killb", "carbn"] {
+        let mut body = sample_user();
+        body["providers"] = json!([provider]);
+        let created = app.create_user(&body).await;
+        assert_eq!(created["links"].as_array().unwrap().len(), 1, "{created}");
+        let id = created["id"].as_str().unwrap();
+        let read: serde_json::Value = app
+            .get(&format!("/v1/users/{id}"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(created, read, "{provider}");
+    }
+}
