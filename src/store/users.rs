@@ -47,6 +47,14 @@ macro_rules! user_columns {
     };
 }
 
+/// [`user_columns`] of the table aliased `u` (in joins).
+macro_rules! user_columns_of_u {
+    () => {
+        "u.id, u.status, u.profile, u.pii, u.pii_key_id, u.version, u.created_at, u.updated_at,
+         u.erased_at"
+    };
+}
+
 fn pii_aad(id: Uuid) -> Vec<u8> {
     row_aad("users", "pii", &id.to_string())
 }
@@ -363,11 +371,28 @@ pub async fn list<'e>(
     // Only the filters given go into the statement: a `($n IS NULL OR …)` form would be planned
     // once for every combination (prepared statements get generic plans), and the benchmark
     // caught that plan scanning the whole table instead of walking the primary key backwards.
-    let mut query = sqlx::QueryBuilder::<sqlx::Postgres>::new(concat!(
-        "SELECT ",
-        user_columns!(),
-        " FROM users u WHERE u.erased_at IS NULL"
-    ));
+    //
+    // With a provider, the page is driven by the links of that provider, newest user first
+    // (`provider_links (provider, user_id)` in index order), so it never joins and sorts all of
+    // the provider's users: the order comes from the index and the walk stops at the limit.
+    let mut query = sqlx::QueryBuilder::<sqlx::Postgres>::new("SELECT ");
+    query.push(user_columns_of_u!());
+    let order_key = match filter.provider.as_deref() {
+        Some(provider) => {
+            query
+                .push(
+                    " FROM provider_links l JOIN users u ON u.id = l.user_id
+                     WHERE l.provider = ",
+                )
+                .push_bind(provider)
+                .push(" AND u.erased_at IS NULL");
+            "l.user_id"
+        }
+        None => {
+            query.push(" FROM users u WHERE u.erased_at IS NULL");
+            "u.id"
+        }
+    };
     if let Some(external_id) = filter.external_id.as_deref() {
         query.push(" AND u.external_id = ").push_bind(external_id);
     }
@@ -379,19 +404,14 @@ pub async fn list<'e>(
     if let Some(status) = filter.status {
         query.push(" AND u.status = ").push_bind(status.as_str());
     }
-    if let Some(provider) = filter.provider.as_deref() {
-        query
-            .push(
-                " AND EXISTS (SELECT 1 FROM provider_links l
-                               WHERE l.user_id = u.id AND l.provider = ",
-            )
-            .push_bind(provider)
-            .push(")");
-    }
     if let Some(before) = before {
-        query.push(" AND u.id < ").push_bind(before);
+        query
+            .push(format_args!(" AND {order_key} < "))
+            .push_bind(before);
     }
-    query.push(" ORDER BY u.id DESC LIMIT ").push_bind(limit);
+    query
+        .push(format_args!(" ORDER BY {order_key} DESC LIMIT "))
+        .push_bind(limit);
     let rows = query
         .build_query_as::<SealedUserRow>()
         .fetch_all(db)
