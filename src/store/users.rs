@@ -373,26 +373,21 @@ pub async fn list<'e>(
     // caught that plan scanning the whole table instead of walking the primary key backwards.
     //
     // With a provider, the page is driven by the links of that provider, newest user first
-    // (`provider_links (provider, user_id)` in index order), so it never joins and sorts all of
-    // the provider's users: the order comes from the index and the walk stops at the limit.
+    // (`provider_links (provider, user_id)` in index order), each probing its user by primary
+    // key, and the walk stops at the limit. The `OFFSET 0` keeps the planner from turning the
+    // probe into a merge or hash join, which the soak caught walking or sorting tens of
+    // thousands of users (1 s lists) when the provider's newest users were far back.
     let mut query = sqlx::QueryBuilder::<sqlx::Postgres>::new("SELECT ");
     query.push(user_columns_of_u!());
-    let order_key = match filter.provider.as_deref() {
-        Some(provider) => {
-            query
-                .push(
-                    " FROM provider_links l JOIN users u ON u.id = l.user_id
-                     WHERE l.provider = ",
-                )
-                .push_bind(provider)
-                .push(" AND u.erased_at IS NULL");
-            "l.user_id"
-        }
-        None => {
-            query.push(" FROM users u WHERE u.erased_at IS NULL");
-            "u.id"
-        }
-    };
+    let provider = filter.provider.as_deref();
+    if provider.is_some() {
+        query
+            .push(" FROM provider_links l CROSS JOIN LATERAL (SELECT ")
+            .push(user_columns_of_u!())
+            .push(" FROM users u WHERE u.id = l.user_id AND u.erased_at IS NULL");
+    } else {
+        query.push(" FROM users u WHERE u.erased_at IS NULL");
+    }
     if let Some(external_id) = filter.external_id.as_deref() {
         query.push(" AND u.external_id = ").push_bind(external_id);
     }
@@ -404,6 +399,15 @@ pub async fn list<'e>(
     if let Some(status) = filter.status {
         query.push(" AND u.status = ").push_bind(status.as_str());
     }
+    let order_key = match provider {
+        Some(provider) => {
+            query
+                .push(" OFFSET 0) u WHERE l.provider = ")
+                .push_bind(provider);
+            "l.user_id"
+        }
+        None => "u.id",
+    };
     if let Some(before) = before {
         query
             .push(format_args!(" AND {order_key} < "))
