@@ -382,8 +382,9 @@ pub struct Submission {
     /// crash mid-call, or a timeout): search the provider first.
     pub look_first: bool,
     /// The link was written pending by this request a moment ago (a create's inline run): no
-    /// need to read it back before calling. The answer is still recorded under the link's lock,
-    /// which sees an erasure that came in between.
+    /// need to read it back before calling, and the answer is recorded in one statement that
+    /// checks the link is still so (an erasure or a second link in between sends it to the
+    /// locked path, see [`LinkChange`]).
     pub fresh_link: bool,
 }
 

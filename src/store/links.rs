@@ -76,6 +76,19 @@ pub async fn insert_pending(
     .map_err(StoreError::from_sqlx)
 }
 
+/// Events as the three arrays the settle statements unnest (ids, types, data), in order.
+fn event_columns<'a>(
+    events: &'a [(&str, serde_json::Value)],
+) -> (Vec<Uuid>, Vec<&'a str>, Json<serde_json::Value>) {
+    (
+        events.iter().map(|_| Uuid::now_v7()).collect(),
+        events.iter().map(|(t, _)| *t).collect(),
+        Json(serde_json::Value::Array(
+            events.iter().map(|(_, d)| d.clone()).collect(),
+        )),
+    )
+}
+
 /// Locks all of a user's links for the rest of the transaction, in provider order (the order
 /// every writer locks them in). Holding them all keeps the user's summary status, computed from
 /// them, from racing a concurrent change to another of its links.
@@ -103,9 +116,7 @@ pub async fn settle_change(
     summary_status: &str,
     succeeded_job: Option<Uuid>,
 ) -> Result<(), StoreError> {
-    let ids: Vec<Uuid> = events.iter().map(|_| Uuid::now_v7()).collect();
-    let types: Vec<&str> = events.iter().map(|(t, _)| *t).collect();
-    let data = serde_json::Value::Array(events.iter().map(|(_, d)| d.clone()).collect());
+    let (ids, types, data) = event_columns(events);
     sqlx::query(
         "WITH new_events AS (
               INSERT INTO user_events (id, user_id, type, data)
@@ -122,7 +133,7 @@ pub async fn settle_change(
     .bind(user_id)
     .bind(ids)
     .bind(types)
-    .bind(Json(data))
+    .bind(data)
     .bind(summary_status)
     .bind(succeeded_job)
     .execute(conn)
@@ -282,9 +293,7 @@ pub async fn settle_fresh(
     summary_status: &str,
     succeeded_job: Option<Uuid>,
 ) -> Result<Option<LinkRow>, StoreError> {
-    let ids: Vec<Uuid> = events.iter().map(|_| Uuid::now_v7()).collect();
-    let types: Vec<&str> = events.iter().map(|(t, _)| *t).collect();
-    let data = serde_json::Value::Array(events.iter().map(|(_, d)| d.clone()).collect());
+    let (ids, types, data) = event_columns(events);
     bind_link_update(
         sqlx::query_as::<_, LinkRow>(concat!(
             "WITH updated AS (
@@ -319,7 +328,7 @@ pub async fn settle_fresh(
     )
     .bind(ids)
     .bind(types)
-    .bind(Json(data))
+    .bind(data)
     .bind(summary_status)
     .bind(succeeded_job)
     .fetch_optional(db)

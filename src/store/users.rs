@@ -256,10 +256,10 @@ pub async fn get_with_links<'e>(
     keyring: &Keyring,
     id: Uuid,
 ) -> Result<Option<(UserRow, Vec<super::links::LinkRow>)>, StoreError> {
-    let rows = sqlx::query_as::<_, SealedUserWithLink>(
-        "SELECT u.id, u.status, u.profile, u.pii, u.pii_key_id, u.version, u.created_at,
-                u.updated_at, u.erased_at,
-                l.provider AS link_provider, l.provider_user_id AS link_provider_user_id,
+    let rows = sqlx::query_as::<_, SealedUserWithLink>(concat!(
+        "SELECT ",
+        user_columns_of_u!(),
+        ",      l.provider AS link_provider, l.provider_user_id AS link_provider_user_id,
                 l.status AS link_status, l.provider_status AS link_provider_status,
                 l.requirements AS link_requirements, l.last_error AS link_last_error,
                 l.provider_data AS link_provider_data, l.needs_review AS link_needs_review,
@@ -268,8 +268,8 @@ pub async fn get_with_links<'e>(
                 l.provider_observed_at AS link_provider_observed_at, l.erasure AS link_erasure
            FROM users u LEFT JOIN provider_links l ON l.user_id = u.id
           WHERE u.id = $1
-          ORDER BY l.provider",
-    )
+          ORDER BY l.provider"
+    ))
     .bind(id)
     .fetch_all(db)
     .await
