@@ -1,17 +1,50 @@
-//! Provider identifiers.
+//! Provider identifiers, and the one list that names the providers.
 
-string_enum! {
-    /// A KYC provider the gateway can onboard users at.
-    #[schema(examples("killb"))]
-    pub enum ProviderId {
-        /// Kraken Embed.
-        Kraken => "kraken",
-        /// KillB.
-        Killb => "killb",
-        /// Carbn Connect.
-        Carbn => "carbn",
-    }
+/// **The list of providers**, the one place in the code that names them all: each entry is the
+/// provider's module name (its folder `src/providers/<module>/` and its simulator
+/// `src/sim/<module>.rs`), its [`ProviderId`] variant, its wire id and its display name.
+///
+/// `with_providers!(callback)` invokes `callback! { module Variant "id" "Name", … }`, so that the
+/// id enum, the provider modules, their dispatch and the simulators are all generated from
+/// this list (`docs/adding-a-provider.md`). Adding a provider is one line here.
+#[macro_export]
+macro_rules! with_providers {
+    ($callback:ident) => {
+        $callback! {
+            kraken Kraken "kraken" "Kraken Embed",
+            killb Killb "killb" "KillB",
+            carbn Carbn "carbn" "Carbn Connect",
+        }
+    };
 }
+
+macro_rules! declare_provider_id {
+    ($( $module:ident $variant:ident $id:literal $name:literal ),+ $(,)?) => {
+        string_enum! {
+            /// A KYC provider the gateway can onboard users at.
+            #[schema(examples("killb"))]
+            pub enum ProviderId {
+                $( #[doc = $name] $variant => $id ),+
+            }
+        }
+
+        impl ProviderId {
+            /// The provider's display name (`Kraken Embed`).
+            pub const fn display_name(&self) -> &'static str {
+                match self {
+                    $( ProviderId::$variant => $name ),+
+                }
+            }
+
+            /// The position in [`ProviderId::ALL`] (dense, for per-provider arrays).
+            pub const fn index(&self) -> usize {
+                *self as usize
+            }
+        }
+    };
+}
+
+with_providers!(declare_provider_id);
 
 #[cfg(test)]
 mod tests {
@@ -19,12 +52,14 @@ mod tests {
 
     #[test]
     fn round_trips() {
-        for p in ProviderId::ALL {
+        for (i, p) in ProviderId::ALL.iter().enumerate() {
             assert_eq!(p.as_str().parse::<ProviderId>().unwrap(), *p);
             assert_eq!(
                 serde_json::to_value(p).unwrap(),
                 serde_json::json!(p.as_str())
             );
+            assert_eq!(p.index(), i);
+            assert!(!p.display_name().is_empty());
         }
         assert_eq!(ProviderId::ALL.len(), 3);
     }
