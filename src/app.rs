@@ -1,6 +1,8 @@
-//! Builds and runs the gateway: database pool and migrations, HTTP server, and (later) the
-//! simulators and background workers.
+//! Builds and runs the gateway: the keyring and the provider registry (once, from the plain
+//! settings), the built-in simulators, the database pool and migrations, the HTTP server and
+//! the background workers.
 
+use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,13 +10,15 @@ use std::time::Duration;
 use actix_web::dev::Server;
 use actix_web::middleware::{from_fn, Compress};
 use actix_web::{web, App, HttpServer};
+use serde_json::Value;
 use sqlx::PgPool;
 
 use crate::api::{self, AppState};
 use crate::auth::ApiKeyRegistry;
+use crate::domain::provider::ProviderId;
 use crate::onboarding::Services;
 use crate::providers::registry::ProviderRegistry;
-use crate::settings::Settings;
+use crate::settings::{config_value, ProviderSections, Settings};
 use crate::workers::reconciler::Reconciler;
 use crate::workers::Workers;
 
@@ -72,20 +76,55 @@ pub enum StartupError {
     HttpClient(String),
     #[error("encryption: {0}")]
     Encryption(String),
+    #[error("configuration error: {0}")]
+    Config(String),
 }
 
 impl Application {
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        let keyring = Arc::new(
+            crate::crypto::Keyring::for_environment(&settings.encryption, settings.is_production())
+                .map_err(|e| StartupError::Config(e.0))?,
+        );
+        let address = format!("{}:{}", settings.server.host, settings.server.port);
+        let listener = TcpListener::bind(&address).map_err(|source| StartupError::Bind {
+            address: address.clone(),
+            source,
+        })?;
+        let port = listener
+            .local_addr()
+            .map_err(|source| StartupError::Bind { address, source })?
+            .port();
+        let (simulator, simulator_sections) = if settings.simulator.enabled {
+            let (handle, sections) = start_simulator(port, &settings.providers).await?;
+            (Some(handle), sections)
+        } else {
+            (None, BTreeMap::new())
+        };
+        let providers = match ProviderRegistry::build(
+            &settings.providers,
+            &settings.outbound,
+            &simulator_sections,
+        ) {
+            Ok(registry) => Arc::new(registry),
+            Err(reason) => {
+                if let Some(simulator) = &simulator {
+                    simulator.stop().await;
+                }
+                return Err(StartupError::Config(reason));
+            }
+        };
+        tracing::info!(
+            ?providers,
+            simulated = simulator.is_some(),
+            "providers configured"
+        );
         let pool = crate::store::pool(&settings.database)?;
         crate::store::wait_and_migrate(
             &pool,
             Duration::from_secs(settings.database.startup_timeout_secs),
         )
         .await?;
-        let keyring = Arc::new(
-            crate::crypto::Keyring::from_settings(&settings.encryption)
-                .map_err(|e| StartupError::Encryption(e.0))?,
-        );
         // A stored value under a key that is no longer configured would fail on every read of
         // it: refuse to start instead, naming the key.
         let in_use = crate::store::sealed_key_ids(&pool)
@@ -97,35 +136,6 @@ impl Application {
                  restore it (keep old keys until gateway_encryption_stale_rows is 0)"
             )));
         }
-        let address = format!("{}:{}", settings.server.host, settings.server.port);
-        let listener = TcpListener::bind(&address).map_err(|source| StartupError::Bind {
-            address: address.clone(),
-            source,
-        })?;
-        let port = listener
-            .local_addr()
-            .map_err(|source| StartupError::Bind { address, source })?
-            .port();
-        let simulator = if settings.simulator.enabled {
-            let killb_scheme = settings
-                .providers
-                .killb
-                .as_ref()
-                .map(|k| k.webhook_signature_scheme)
-                .unwrap_or_default();
-            Some(start_simulator(port, killb_scheme).await?)
-        } else {
-            None
-        };
-        let providers = Arc::new(ProviderRegistry::from_settings(
-            &settings,
-            simulator.as_ref().map(|s| s.base_url()),
-        ));
-        tracing::info!(
-            ?providers,
-            simulated = simulator.is_some(),
-            "providers configured"
-        );
         let services = Services {
             pool: pool.clone(),
             providers,
@@ -218,22 +228,40 @@ impl Application {
     }
 }
 
-/// Starts the simulators on a free loopback port, sending their webhooks to this gateway
-/// (KillB's signed with the scheme the gateway is configured to expect).
+/// Starts the simulators on a free loopback port, sending their webhooks to this gateway and
+/// following the choices the gateway's provider sections make (e.g. a webhook signature
+/// scheme). Returns them with, per provider, the section that points the gateway at its
+/// simulator (base URL and development credentials).
 async fn start_simulator(
     gateway_port: u16,
-    killb_scheme: crate::providers::killb::webhook::SignatureScheme,
-) -> Result<crate::sim::SimHandle, StartupError> {
+    sections: &ProviderSections,
+) -> Result<(crate::sim::SimHandle, BTreeMap<ProviderId, config::Value>), StartupError> {
     let listener = TcpListener::bind("127.0.0.1:0").map_err(StartupError::Simulator)?;
     let mut config = crate::sim::SimConfig::development();
-    config.killb.webhook_scheme = killb_scheme;
+    for id in ProviderId::ALL {
+        let section = sections.get(id.as_str()).and_then(|s| {
+            s.clone()
+                .try_deserialize::<serde_json::Map<String, Value>>()
+                .ok()
+        });
+        if let Some(section) = section {
+            config.follow_gateway_settings(*id, &section);
+        }
+    }
     config.webhook_targets =
         crate::sim::WebhookTargets::gateway(&format!("http://127.0.0.1:{gateway_port}"));
-    let handle = crate::sim::spawn(config, listener)
+    let handle = crate::sim::spawn(config.clone(), listener)
         .await
         .map_err(StartupError::Simulator)?;
     tracing::info!(url = handle.base_url(), "provider simulators listening");
-    Ok(handle)
+    let gateway_sections = ProviderId::ALL
+        .iter()
+        .map(|id| {
+            let section = config.gateway_settings(*id, handle.base_url());
+            (*id, config_value(Value::Object(section)))
+        })
+        .collect();
+    Ok((handle, gateway_sections))
 }
 
 fn serve(

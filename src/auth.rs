@@ -5,37 +5,12 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
-use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use crate::settings::ApiKeySettings;
 
-/// What an API key may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
-pub enum Scope {
-    #[serde(rename = "users:read")]
-    UsersRead,
-    #[serde(rename = "users:write")]
-    UsersWrite,
-    #[serde(rename = "ops")]
-    Ops,
-}
-
-impl Scope {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Scope::UsersRead => "users:read",
-            Scope::UsersWrite => "users:write",
-            Scope::Ops => "ops",
-        }
-    }
-}
-
-impl fmt::Display for Scope {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// What an API key may do (configured with the key, so defined with the settings).
+pub use crate::settings::Scope;
 
 /// The caller behind a request: the configured key's name and scopes.
 #[derive(Debug, Clone)]

@@ -98,7 +98,39 @@ fn valid_key_id(id: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
+/// Refuses the development keys of `config/default.toml` (they are public) for production.
+pub fn refuse_development_keys(settings: &EncryptionSettings) -> Result<(), ConfigError> {
+    for (id, key) in &settings.keys {
+        if key.expose_secret().trim() == DEV_DATA_KEY {
+            return Err(ConfigError(format!(
+                "encryption.keys.{id}: the development data key cannot be used with \
+                 GATEWAY_ENV=production; configure your own (base64 of 32 random bytes)"
+            )));
+        }
+    }
+    if settings.lookup_key.expose_secret().trim() == DEV_LOOKUP_KEY {
+        return Err(ConfigError(
+            "encryption.lookup_key: the development lookup key cannot be used with \
+             GATEWAY_ENV=production; configure your own (base64 of 32 random bytes)"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
 impl Keyring {
+    /// Builds the keyring from `[encryption]`, naming the offending key on any problem; in
+    /// production (`production`), the development keys are refused too.
+    pub fn for_environment(
+        settings: &EncryptionSettings,
+        production: bool,
+    ) -> Result<Self, ConfigError> {
+        if production {
+            refuse_development_keys(settings)?;
+        }
+        Self::from_settings(settings)
+    }
+
     /// Builds the keyring from `[encryption]`, naming the offending key on any problem.
     pub fn from_settings(settings: &EncryptionSettings) -> Result<Self, ConfigError> {
         if settings.keys.is_empty() {
@@ -228,6 +260,42 @@ pub fn row_aad(table: &str, column: &str, row_key: &str) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::settings::tests::{production, sources};
+    use crate::settings::Settings;
+
+    fn keyring_for(sources: &crate::settings::ConfigSources) -> Result<Keyring, ConfigError> {
+        let settings = Settings::load(sources)?;
+        Keyring::for_environment(&settings.encryption, settings.is_production())
+    }
+
+    #[test]
+    fn production_refuses_the_dev_keys() {
+        // `dev-1` overridden, but `p1` is not a key: the keyring names it.
+        let err = keyring_for(&production(&[])).unwrap_err();
+        assert!(err.0.contains("encryption.current_key_id"), "{}", err.0);
+
+        keyring_for(&production(&[(
+            "GATEWAY__ENCRYPTION__CURRENT_KEY_ID",
+            "dev-1",
+        )]))
+        .unwrap();
+
+        let mut src = sources(&[]);
+        src.environment = "production".into();
+        let err = keyring_for(&src).unwrap_err();
+        assert!(err.0.contains("encryption.keys.dev-1"), "{err}");
+        assert!(!err.0.contains(DEV_DATA_KEY), "{err}");
+
+        let err = keyring_for(&production(&[
+            ("GATEWAY__ENCRYPTION__CURRENT_KEY_ID", "dev-1"),
+            ("GATEWAY__ENCRYPTION__LOOKUP_KEY", DEV_LOOKUP_KEY),
+        ]))
+        .unwrap_err();
+        assert!(err.0.contains("encryption.lookup_key"), "{err}");
+
+        // Outside production the development keys are fine.
+        keyring_for(&sources(&[])).unwrap();
+    }
 
     fn settings(current: &str, keys: &[(&str, &str)]) -> EncryptionSettings {
         EncryptionSettings {

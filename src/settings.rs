@@ -10,7 +10,6 @@ use std::path::{Path, PathBuf};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
-use crate::auth::Scope;
 use crate::domain::provider::ProviderId;
 
 /// SHA-256 of the development API key named in the README; refused in production.
@@ -29,7 +28,7 @@ pub struct Settings {
     #[serde(default)]
     pub simulator: SimulatorSettings,
     #[serde(default)]
-    pub providers: ProvidersSettings,
+    pub providers: ProviderSections,
     #[serde(default)]
     pub outbound: OutboundSettings,
     #[serde(default)]
@@ -156,6 +155,33 @@ pub struct AuthSettings {
     pub api_keys: Vec<ApiKeySettings>,
 }
 
+/// What an API key may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+pub enum Scope {
+    #[serde(rename = "users:read")]
+    UsersRead,
+    #[serde(rename = "users:write")]
+    UsersWrite,
+    #[serde(rename = "ops")]
+    Ops,
+}
+
+impl Scope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::UsersRead => "users:read",
+            Scope::UsersWrite => "users:write",
+            Scope::Ops => "ops",
+        }
+    }
+}
+
+impl std::fmt::Display for Scope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApiKeySettings {
@@ -172,55 +198,89 @@ pub struct SimulatorSettings {
     pub enabled: bool,
 }
 
-#[derive(Debug, Clone, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub struct ProvidersSettings {
-    pub kraken: Option<KrakenSettings>,
-    pub killb: Option<KillbSettings>,
-    pub carbn: Option<CarbnSettings>,
+/// The `[providers.<id>]` sections as configured, each read by its provider
+/// (`providers::<id>::settings`) when the gateway starts: settings stay plain data, and a
+/// provider's keys are defined in its own folder. `Debug` shows the section names only (the
+/// sections hold credentials).
+#[derive(Clone, Default, Deserialize)]
+#[serde(transparent)]
+pub struct ProviderSections(BTreeMap<String, config::Value>);
+
+impl std::fmt::Debug for ProviderSections {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.0.keys()).finish()
+    }
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct KrakenSettings {
-    #[serde(default = "enabled_by_default")]
-    pub enabled: bool,
-    pub base_url: String,
-    pub api_key: Option<SecretString>,
-    /// Base64, as Kraken issues it.
-    pub api_secret: Option<SecretString>,
-    /// Base64, as returned when the webhook was registered.
-    pub webhook_secret: Option<SecretString>,
+impl ProviderSections {
+    /// The configured section names, known providers or not.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.0.keys().map(String::as_str)
+    }
+
+    /// The section `[providers.<name>]`, if configured.
+    pub fn get(&self, name: &str) -> Option<&config::Value> {
+        self.0.get(name)
+    }
+
+    /// Sets `key` in `[providers.<name>]`, creating the section (tests and tools).
+    pub fn set(&mut self, name: &str, key: &str, value: impl Into<config::Value>) {
+        let section = self.0.entry(name.to_owned()).or_insert_with(|| {
+            config::Value::new(None, config::ValueKind::Table(Default::default()))
+        });
+        let mut table = section.clone().into_table().unwrap_or_default();
+        table.insert(key.to_owned(), value.into());
+        *section = config::Value::new(None, config::ValueKind::Table(table));
+    }
+
+    /// Removes `key` from `[providers.<name>]` (tests and tools).
+    pub fn unset(&mut self, name: &str, key: &str) {
+        if let Some(section) = self.0.get_mut(name) {
+            let mut table = section.clone().into_table().unwrap_or_default();
+            table.remove(key);
+            *section = config::Value::new(None, config::ValueKind::Table(table));
+        }
+    }
+
+    /// Sets every key of `section` (JSON, e.g. a simulator's development section) in
+    /// `[providers.<name>]`.
+    pub fn lay_over(&mut self, name: &str, section: serde_json::Map<String, serde_json::Value>) {
+        for (key, value) in section {
+            self.set(name, &key, config_value(value));
+        }
+    }
+
+    /// A key of a section as text, if set (tests and diagnostics).
+    pub fn text(&self, name: &str, key: &str) -> Option<String> {
+        let table = self.get(name)?.clone().into_table().ok()?;
+        table.get(key)?.clone().into_string().ok()
+    }
+
+    /// Removes a section.
+    pub fn remove(&mut self, name: &str) -> Option<config::Value> {
+        self.0.remove(name)
+    }
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct KillbSettings {
-    #[serde(default = "enabled_by_default")]
-    pub enabled: bool,
-    pub base_url: String,
-    pub email: Option<SecretString>,
-    pub password: Option<SecretString>,
-    pub webhook_secret: Option<SecretString>,
-    /// How `x-signature-sha256` is computed: `hmac_sha256` (the documented HMAC of the raw
-    /// body, the default) or `sha256_concat` (the official SDK's SHA-256 of body + "_" + secret).
-    #[serde(default)]
-    pub webhook_signature_scheme: crate::providers::killb::webhook::SignatureScheme,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CarbnSettings {
-    #[serde(default = "enabled_by_default")]
-    pub enabled: bool,
-    pub base_url: String,
-    pub api_key: Option<SecretString>,
-    /// PEM (SPKI) RSA public key that verifies Carbn's webhook signatures.
-    pub webhook_public_key: Option<String>,
-}
-
-fn enabled_by_default() -> bool {
-    true
+/// A JSON value as a configuration value.
+pub fn config_value(json: serde_json::Value) -> config::Value {
+    use serde_json::Value;
+    let kind = match json {
+        Value::Null => config::ValueKind::Nil,
+        Value::Bool(b) => config::ValueKind::Boolean(b),
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => config::ValueKind::I64(i),
+            None => config::ValueKind::Float(n.as_f64().unwrap_or_default()),
+        },
+        Value::String(s) => config::ValueKind::String(s),
+        Value::Array(items) => {
+            config::ValueKind::Array(items.into_iter().map(config_value).collect())
+        }
+        Value::Object(map) => {
+            config::ValueKind::Table(map.into_iter().map(|(k, v)| (k, config_value(v))).collect())
+        }
+    };
+    config::Value::new(None, kind)
 }
 
 /// Per-API-key request limits (token bucket per key and instance); 0 disables.
@@ -611,22 +671,6 @@ impl Settings {
             self.auth
                 .api_keys
                 .retain(|key| key.key_sha256 != DEV_API_KEY_SHA256);
-            // Likewise the development encryption keys from config/default.toml.
-            for (id, key) in &self.encryption.keys {
-                if key.expose_secret().trim() == crate::crypto::DEV_DATA_KEY {
-                    return Err(ConfigError(format!(
-                        "encryption.keys.{id}: the development data key cannot be used with \
-                         GATEWAY_ENV=production; configure your own (base64 of 32 random bytes)"
-                    )));
-                }
-            }
-            if self.encryption.lookup_key.expose_secret().trim() == crate::crypto::DEV_LOOKUP_KEY {
-                return Err(ConfigError(
-                    "encryption.lookup_key: the development lookup key cannot be used with \
-                     GATEWAY_ENV=production; configure your own (base64 of 32 random bytes)"
-                        .into(),
-                ));
-            }
             if self.simulator.enabled {
                 return Err(ConfigError(
                     "simulator.enabled: the simulators cannot run with GATEWAY_ENV=production"
@@ -673,8 +717,6 @@ impl Settings {
                     .into(),
             ));
         }
-        // Builds the keyring once here so a bad key fails the start-up, naming the key.
-        crate::crypto::Keyring::from_settings(&self.encryption)?;
         if self.workers.max_attempts == 0 {
             return Err(ConfigError(
                 "workers.max_attempts: must be at least 1".into(),
@@ -760,10 +802,10 @@ fn one_line(message: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn sources(env_vars: &[(&str, &str)]) -> ConfigSources {
+    pub(crate) fn sources(env_vars: &[(&str, &str)]) -> ConfigSources {
         ConfigSources {
             config_dir: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config"),
             environment: "development".into(),
@@ -796,10 +838,9 @@ mod tests {
         .unwrap();
         assert_eq!(settings.server.port, 9090);
         assert_eq!(settings.database.url.expose_secret(), "postgres://x@y/z");
-        let kraken = settings.providers.kraken.as_ref().unwrap();
         assert_eq!(
-            kraken.api_secret.as_ref().unwrap().expose_secret(),
-            "c2VjcmV0"
+            settings.providers.text("kraken", "api_secret").as_deref(),
+            Some("c2VjcmV0")
         );
     }
 
@@ -838,7 +879,7 @@ mod tests {
     const PROD_KEY: &str = "cHJvZHVjdGlvbi1rZXktZm9yLXRlc3RzLW9ubHktMzI=";
     const PROD_LOOKUP: &str = "cHJvZHVjdGlvbi1sb29rdXAtZm9yLXRlc3RzLW9ubHk=";
 
-    fn production(extra: &[(&str, &str)]) -> ConfigSources {
+    pub(crate) fn production(extra: &[(&str, &str)]) -> ConfigSources {
         let mut vars = vec![
             ("GATEWAY__ENCRYPTION__CURRENT_KEY_ID", "p1"),
             ("GATEWAY__ENCRYPTION__KEYS__DEV-1", PROD_KEY),
@@ -851,15 +892,7 @@ mod tests {
     }
 
     #[test]
-    fn production_refuses_the_dev_keys_and_the_simulators() {
-        let settings = Settings::load(&production(&[])).unwrap_err();
-        // `dev-1` overridden, but `p1` is not a key: the keyring check names it.
-        assert!(
-            settings.0.contains("encryption.current_key_id"),
-            "{}",
-            settings.0
-        );
-
+    fn production_drops_the_dev_api_key_and_refuses_the_simulators() {
         let settings = Settings::load(&production(&[(
             "GATEWAY__ENCRYPTION__CURRENT_KEY_ID",
             "dev-1",
@@ -874,22 +907,6 @@ mod tests {
         ]))
         .unwrap_err();
         assert!(err.to_string().contains("simulator.enabled"), "{err}");
-
-        let mut src = sources(&[]);
-        src.environment = "production".into();
-        let err = Settings::load(&src).unwrap_err();
-        assert!(err.0.contains("encryption.keys.dev-1"), "{err}");
-        assert!(!err.0.contains(crate::crypto::DEV_DATA_KEY), "{err}");
-
-        let err = Settings::load(&production(&[
-            ("GATEWAY__ENCRYPTION__CURRENT_KEY_ID", "dev-1"),
-            (
-                "GATEWAY__ENCRYPTION__LOOKUP_KEY",
-                crate::crypto::DEV_LOOKUP_KEY,
-            ),
-        ]))
-        .unwrap_err();
-        assert!(err.0.contains("encryption.lookup_key"), "{err}");
     }
 
     #[test]
@@ -909,10 +926,9 @@ mod tests {
             ("GATEWAY__ENCRYPTION__CURRENT_KEY_ID", "k2"),
         ]))
         .unwrap();
-        let kraken = settings.providers.kraken.as_ref().unwrap();
         assert_eq!(
-            kraken.api_secret.as_ref().unwrap().expose_secret(),
-            "c2VjcmV0LWZyb20tZmlsZQ=="
+            settings.providers.text("kraken", "api_secret").as_deref(),
+            Some("c2VjcmV0LWZyb20tZmlsZQ==")
         );
         assert_eq!(
             settings.encryption.keys["k2"].expose_secret(),

@@ -1360,7 +1360,7 @@ async fn status_changes_send_correctly_signed_webhooks() {
         &dev.kraken.webhook_secret_b64,
         signature,
         body,
-        kraken_webhook::unix_now(),
+        onboarding_gateway::providers::webhook::unix_now(),
         kraken_webhook::DEFAULT_TOLERANCE,
     )
     .unwrap();

@@ -13,8 +13,7 @@ use super::problem::{Problem, ProblemDocument};
 use super::AppState;
 use crate::domain::provider::ProviderId;
 use crate::onboarding::webhooks::{self, WebhookOutcome};
-use crate::providers::kraken::webhook::unix_now;
-use crate::providers::webhook::parse_event;
+use crate::providers::webhook::unix_now;
 use crate::telemetry::record_webhook_verification;
 
 /// The answer to an accepted delivery.
@@ -39,19 +38,11 @@ fn invalid_signature(detail: &str) -> Problem {
 }
 
 /// One flag per provider: a provider without webhook credentials is logged once per process.
-static UNCONFIGURED_LOGGED: [AtomicBool; 3] = [
-    AtomicBool::new(false),
-    AtomicBool::new(false),
-    AtomicBool::new(false),
-];
+static UNCONFIGURED_LOGGED: [AtomicBool; ProviderId::ALL.len()] =
+    [const { AtomicBool::new(false) }; ProviderId::ALL.len()];
 
 fn log_unconfigured_once(provider: ProviderId, reason: &str) {
-    let index = ProviderId::ALL
-        .iter()
-        .position(|p| *p == provider)
-        .unwrap_or(0)
-        .min(UNCONFIGURED_LOGGED.len() - 1);
-    if !UNCONFIGURED_LOGGED[index].swap(true, Ordering::Relaxed) {
+    if !UNCONFIGURED_LOGGED[provider.index()].swap(true, Ordering::Relaxed) {
         tracing::error!(
             provider = provider.as_str(),
             %reason,
@@ -152,7 +143,7 @@ pub async fn receive(
     };
     let headers = req.headers();
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let verified = match verifier.verify(header, &raw, unix_now()) {
+    let verified = match verifier.verify(&header, &raw, unix_now()) {
         Ok(verified) => verified,
         Err(failure) => {
             record_webhook_verification(label, failure.as_str());
@@ -169,7 +160,7 @@ pub async fn receive(
         }
     };
     record_webhook_verification(label, "valid");
-    let event = parse_event(provider, header, &raw, verified);
+    let event = crate::providers::module(provider).parse_webhook(&header, &raw, verified);
     let outcome = webhooks::receive(&state.services, provider, &event, &raw).await?;
     let status = match outcome {
         WebhookOutcome::UnknownUser | WebhookOutcome::Stored => StatusCode::ACCEPTED,

@@ -19,7 +19,7 @@ macro_rules! with_providers {
 }
 
 macro_rules! declare_provider_id {
-    ($( $module:ident $variant:ident $id:literal $name:literal ),+ $(,)?) => {
+    ($( $module:ident $variant:ident $id:tt $name:tt ),+ $(,)?) => {
         string_enum! {
             /// A KYC provider the gateway can onboard users at.
             #[schema(examples("killb"))]

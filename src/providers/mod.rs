@@ -1,6 +1,8 @@
 //! Provider integrations: one folder per provider, each keeping that provider's quirks (its
-//! client, wire types and conversions, signing, webhooks). The [`connector::Connector`] trait
-//! is what the use-cases see.
+//! settings section, client, wire types and conversions, signing, webhooks, requirements)
+//! behind the [`provider::Provider`] trait. The folders are declared, and looked up by id, from
+//! the one provider list (`crate::with_providers!`); the [`connector::Connector`] trait is what
+//! the use-cases call.
 
 /// The `Connector` trait and the types connectors exchange with the use-cases.
 pub mod connector;
@@ -8,20 +10,55 @@ pub mod connector;
 pub mod error;
 /// Outbound HTTP: timeouts, call recording, transport error classification.
 pub mod http;
+/// What every provider must say: the `Provider` trait and its object-safe `ProviderModule`.
+pub mod provider;
 /// The configured providers and their connectors (simulated in local runs).
 pub mod registry;
-/// Each provider's required canonical fields.
+/// The canonical fields a user lacks for a provider.
 pub mod requirements;
 /// Which providers a new user goes to.
 pub mod routing;
-/// Inbound webhooks: a verifier per provider, and a tolerant reading of deliveries.
+/// Inbound webhooks, provider-neutral: the verifier trait and the facts read from a delivery.
 pub mod webhook;
 
-/// Kraken Embed: `API-Sign` request signing, nonces, `X-Signature` webhooks.
-pub mod kraken;
+use crate::domain::provider::ProviderId;
 
-/// KillB: `x-signature-sha256` webhooks (both the documented and the SDK scheme).
-pub mod killb;
+/// Declares one module per listed provider (`src/providers/<module>/`) and [`module`], the
+/// exhaustive lookup of each provider's `Provider` implementation (`<module>::<Variant>`).
+macro_rules! provider_modules {
+    ($( $module:ident $variant:ident $id:tt $name:tt ),+ $(,)?) => {
+        $(
+            #[doc = concat!($name, ": its settings, client, transformers and webhooks.")]
+            pub mod $module;
+        )+
 
-/// Carbn Connect: `X-Webhook-Signature` RSA webhooks.
-pub mod carbn;
+        /// The provider with this id.
+        pub fn module(id: ProviderId) -> &'static dyn provider::ProviderModule {
+            match id {
+                $( ProviderId::$variant => &$module::$variant ),+
+            }
+        }
+    };
+}
+
+crate::with_providers!(provider_modules);
+
+/// Every provider, in list order.
+pub fn modules() -> impl Iterator<Item = &'static dyn provider::ProviderModule> {
+    ProviderId::ALL.iter().map(|id| module(*id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_listed_provider_has_its_module() {
+        for id in ProviderId::ALL {
+            assert_eq!(module(*id).id(), *id);
+            assert!(!module(*id).required_fields().is_empty());
+            assert!(!module(*id).webhook_signature().headers.is_empty());
+        }
+        assert_eq!(modules().count(), ProviderId::ALL.len());
+    }
+}

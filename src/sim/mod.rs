@@ -61,6 +61,7 @@
 mod carbn;
 mod control;
 mod faults;
+mod gateway_shim;
 pub mod keys;
 mod killb;
 mod kraken;

@@ -386,7 +386,7 @@ async fn naming_a_disabled_provider_is_refused() {
         .routing;
     let app = spawn_app_with(db, move |s| {
         s.routing = routing;
-        s.providers.killb.as_mut().unwrap().enabled = false;
+        s.providers.set("killb", "enabled", false);
     })
     .await;
     let mut user = complete_user("CO", "off@example.com");

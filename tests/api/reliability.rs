@@ -9,7 +9,6 @@ use std::time::Duration;
 use onboarding_gateway::app::{Application, CrashHandle};
 use onboarding_gateway::settings::Settings;
 use onboarding_gateway::sim::{self, SimConfig, SimHandle};
-use secrecy::SecretString;
 use serde_json::{json, Value};
 
 use crate::helpers::*;
@@ -30,17 +29,18 @@ fn settings_for(db_url: &str, sim_url: &str) -> Settings {
         .unwrap()
         .routing;
     s.simulator.enabled = false;
-    let kraken = s.providers.kraken.as_mut().unwrap();
-    kraken.base_url = sim_url.to_owned();
-    kraken.api_key = Some(SecretString::from(sim::DEV_KRAKEN_API_KEY));
-    kraken.api_secret = Some(SecretString::from(sim::DEV_KRAKEN_API_SECRET_B64));
-    let killb = s.providers.killb.as_mut().unwrap();
-    killb.base_url = sim_url.to_owned();
-    killb.email = Some(SecretString::from(sim::DEV_KILLB_EMAIL));
-    killb.password = Some(SecretString::from(sim::DEV_KILLB_PASSWORD));
-    let carbn = s.providers.carbn.as_mut().unwrap();
-    carbn.base_url = sim_url.to_owned();
-    carbn.api_key = Some(SecretString::from(sim::DEV_CARBN_API_KEY));
+    for (provider, key, value) in [
+        ("kraken", "base_url", sim_url),
+        ("kraken", "api_key", sim::DEV_KRAKEN_API_KEY),
+        ("kraken", "api_secret", sim::DEV_KRAKEN_API_SECRET_B64),
+        ("killb", "base_url", sim_url),
+        ("killb", "email", sim::DEV_KILLB_EMAIL),
+        ("killb", "password", sim::DEV_KILLB_PASSWORD),
+        ("carbn", "base_url", sim_url),
+        ("carbn", "api_key", sim::DEV_CARBN_API_KEY),
+    ] {
+        s.providers.set(provider, key, value);
+    }
     s.workers.poll_interval_ms = 50;
     s.workers.retry_base_ms = 50;
     s.workers.retry_max_secs = 1;

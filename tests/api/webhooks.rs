@@ -205,7 +205,7 @@ async fn post_webhook(
 type Forgery<'a> = (&'a str, Vec<(&'a str, String)>, &'a [u8], &'a str);
 
 fn now() -> i64 {
-    kraken::unix_now()
+    onboarding_gateway::providers::webhook::unix_now()
 }
 
 fn kraken_event(iiban: &str, event_id: &str) -> Vec<u8> {
@@ -711,8 +711,8 @@ async fn a_stale_provider_state_never_overwrites_a_newer_one() {
 #[tokio::test]
 async fn the_killb_sdk_signature_scheme_is_a_configuration_switch() {
     let app = spawn_routed_with(|s| {
-        s.providers.killb.as_mut().unwrap().webhook_signature_scheme =
-            SignatureScheme::Sha256Concat;
+        s.providers
+            .set("killb", "webhook_signature_scheme", "sha256_concat");
     })
     .await;
     let (id, killb_user) = onboard(&app, "killb").await;
@@ -791,10 +791,10 @@ async fn a_provider_outage_during_the_refetch_still_acknowledges_and_keeps_the_e
 async fn a_provider_without_webhook_credentials_refuses_its_webhooks() {
     // Real (non-simulated) Kraken credentials without a webhook secret.
     let app = spawn_routed_with(|s| {
-        let kraken = s.providers.kraken.as_mut().unwrap();
-        kraken.api_key = Some(DEV_KRAKEN_API_KEY.to_owned().into());
-        kraken.api_secret = Some(DEV_KRAKEN_API_SECRET_B64.to_owned().into());
-        kraken.webhook_secret = None;
+        s.providers.set("kraken", "api_key", DEV_KRAKEN_API_KEY);
+        s.providers
+            .set("kraken", "api_secret", DEV_KRAKEN_API_SECRET_B64);
+        s.providers.unset("kraken", "webhook_secret");
     })
     .await;
     let body = kraken_event("AA00 TEST EXAM PLE1", "EV-1");

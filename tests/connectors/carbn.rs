@@ -6,12 +6,12 @@ use std::time::Duration;
 
 use onboarding_gateway::domain::{CanonicalUser, LinkStatus, ProviderId};
 use onboarding_gateway::providers::carbn::CarbnConnector;
+use onboarding_gateway::providers::carbn::CarbnSettings;
 use onboarding_gateway::providers::connector::{
     CallLog, Connector, CreateRequest, FieldPolicy, LinkRef,
 };
 use onboarding_gateway::providers::error::ProviderErrorKind;
 use onboarding_gateway::providers::http::{HttpTimeouts, ProviderHttp};
-use onboarding_gateway::settings::CarbnSettings;
 use secrecy::SecretString;
 use serde_json::{json, Map, Value};
 use wiremock::matchers::{method, path};

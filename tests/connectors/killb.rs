@@ -13,7 +13,7 @@ use onboarding_gateway::providers::connector::{
 use onboarding_gateway::providers::error::ProviderErrorKind;
 use onboarding_gateway::providers::http::{HttpTimeouts, ProviderHttp};
 use onboarding_gateway::providers::killb::KillbConnector;
-use onboarding_gateway::settings::KillbSettings;
+use onboarding_gateway::providers::killb::KillbSettings;
 use secrecy::SecretString;
 use serde_json::{json, Map, Value};
 use uuid::Uuid;

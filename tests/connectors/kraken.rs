@@ -15,8 +15,8 @@ use onboarding_gateway::providers::connector::{
 use onboarding_gateway::providers::error::ProviderErrorKind;
 use onboarding_gateway::providers::http::{HttpTimeouts, ProviderHttp};
 use onboarding_gateway::providers::kraken::signing::verify_api_sign;
+use onboarding_gateway::providers::kraken::KrakenSettings;
 use onboarding_gateway::providers::kraken::{user_path, KrakenConnector, UNKNOWN_STATUS};
-use onboarding_gateway::settings::KrakenSettings;
 use reqwest::Method;
 use secrecy::SecretString;
 use serde_json::{json, Map, Value};

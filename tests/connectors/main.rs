@@ -2,7 +2,9 @@
 //! outbound bodies validated against the providers' published (third-party) OpenAPI schemas.
 
 mod carbn;
+mod carbn_webhook;
 mod killb;
 mod kraken;
+mod requirements;
 #[allow(dead_code)] // helpers used by some provider modules only
 mod schema;

@@ -15,6 +15,16 @@ pub mod transformers;
 /// `X-Webhook-Signature` RSA (PKCS#1 v1.5, SHA-256) webhook signatures.
 pub mod webhook;
 
+/// The `[providers.carbn]` configuration section.
+pub mod settings;
+pub use settings::CarbnSettings;
+
+use std::sync::Arc;
+
+use super::provider::{Provider, WebhookSignature};
+use super::webhook::{Headers, Verified, WebhookEvent, WebhookVerifier};
+use crate::domain::FieldError;
+
 use reqwest::header::{HeaderMap, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value};
@@ -30,7 +40,6 @@ use super::error::{ProviderError, ProviderErrorKind};
 use super::http::{ProviderHttp, RawResponse};
 use crate::domain::provider::ProviderId;
 use crate::domain::user::{iso_date, CanonicalUser};
-use crate::settings::CarbnSettings;
 
 /// Every onboarding path lives under this prefix.
 pub const BASE_PATH: &str = "/onboarding/api/v1";
@@ -383,5 +392,73 @@ impl Connector for CarbnConnector {
             let updated: CarbnUser = self.call(log, "update_user", req).await?;
             Ok(Some(state_from(&updated, &link_data)))
         })
+    }
+}
+
+/// Carbn Connect, as the gateway's provider list sees it.
+pub struct Carbn;
+
+impl Provider for Carbn {
+    type Settings = CarbnSettings;
+    const ID: ProviderId = ProviderId::Carbn;
+
+    fn required_fields() -> &'static [&'static str] {
+        &[
+            "phone",
+            "address.line1",
+            "address.city",
+            "address.postal_code",
+            "identity_document",
+            "terms.accepted_at",
+        ]
+    }
+
+    fn unsupported_values(_user: &CanonicalUser) -> Vec<FieldError> {
+        Vec::new()
+    }
+
+    fn webhook_signature() -> WebhookSignature {
+        WebhookSignature {
+            headers: &[
+                (webhook::SIGNATURE_HEADER, "carbn: base64 RSA signature"),
+                (
+                    webhook::EVENT_ID_HEADER,
+                    "carbn: the event id used for deduplication",
+                ),
+            ],
+            scheme: "Carbn `X-Webhook-Signature` (RSA PKCS#1 v1.5 SHA-256 of the body)",
+        }
+    }
+
+    fn enabled(settings: &CarbnSettings) -> bool {
+        settings.enabled
+    }
+
+    fn base_url(settings: &CarbnSettings) -> &str {
+        &settings.base_url
+    }
+
+    fn has_credentials(settings: &CarbnSettings) -> bool {
+        settings.api_key.is_some()
+    }
+
+    fn connector(
+        settings: &CarbnSettings,
+        http: ProviderHttp,
+    ) -> Result<Arc<dyn Connector>, String> {
+        Ok(Arc::new(CarbnConnector::new(settings, http)?))
+    }
+
+    fn webhook_verifier(settings: &CarbnSettings) -> Result<Arc<dyn WebhookVerifier>, String> {
+        match &settings.webhook_public_key {
+            Some(pem) => webhook::SignatureVerifier::from_public_key_pem(pem)
+                .map(|v| Arc::new(v) as Arc<dyn WebhookVerifier>)
+                .map_err(|_| "the Carbn webhook_public_key is not a PEM SPKI RSA key".into()),
+            None => Err("no providers.carbn.webhook_public_key".to_owned()),
+        }
+    }
+
+    fn parse_webhook(header: &Headers<'_>, body: &[u8], verified: Verified) -> WebhookEvent {
+        webhook::parse_event(header, body, verified)
     }
 }

@@ -11,7 +11,13 @@ use rsa::pkcs1v15::{Signature, SigningKey, VerifyingKey};
 use rsa::pkcs8::{DecodePrivateKey, DecodePublicKey};
 use rsa::signature::{SignatureEncoding, Signer, Verifier};
 use rsa::{RsaPrivateKey, RsaPublicKey};
+use serde_json::Value;
 use sha2::Sha256;
+
+use crate::providers::webhook::{
+    body_digest, bounded, header_text, text, Headers, Verified, VerifyFailure, WebhookEvent,
+    WebhookVerifier,
+};
 
 /// Header carrying the base64 signature.
 pub const SIGNATURE_HEADER: &str = "X-Webhook-Signature";
@@ -42,11 +48,11 @@ pub enum WebhookError {
 
 /// Verifies deliveries with one webhook's public key; parse once, verify many.
 #[derive(Debug, Clone)]
-pub struct WebhookVerifier {
+pub struct SignatureVerifier {
     key: VerifyingKey<Sha256>,
 }
 
-impl WebhookVerifier {
+impl SignatureVerifier {
     /// From a PEM SPKI public key, as Carbn returns it at webhook registration.
     pub fn from_public_key_pem(pem: &str) -> Result<Self, WebhookError> {
         let key = RsaPublicKey::from_public_key_pem(pem.trim())
@@ -100,86 +106,39 @@ pub fn sign(private_key_pem: &str, body: &[u8]) -> Result<String, WebhookError> 
     WebhookSigner::from_private_key_pem(private_key_pem)?.sign(body)
 }
 
-/// One-shot [`WebhookVerifier::verify`].
+/// One-shot [`SignatureVerifier::verify`].
 pub fn verify(public_key_pem: &str, body: &[u8], signature_b64: &str) -> Result<(), WebhookError> {
-    WebhookVerifier::from_public_key_pem(public_key_pem)?.verify(body, signature_b64)
+    SignatureVerifier::from_public_key_pem(public_key_pem)?.verify(body, signature_b64)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::sim::keys::{CARBN_WEBHOOK_PRIVATE_KEY_PEM, CARBN_WEBHOOK_PUBLIC_KEY_PEM};
-
-    const BODY: &[u8] = br#"{"status":"active","user_id":"0b6f8a4e-4f1c-4a51-9d59-4a1f2f8f0a01"}"#;
-
-    /// `openssl dgst -sha256 -sign <sim private key> body | base64`: an independent reference.
-    const OPENSSL_SIGNATURE: &str = "QmZruM1rGpwzBAr1Ouy+1PVtG0Qx4PJTVYqzxizGzMaWiT0E6jQNtWXNdZW65+09mwNLaZD/PHCvWdjkDOBs3vPqyDgqVDKz0L0UOR25aBySiFjHMacCf3dPtZWve2doqlXxIKiGbtzy+er067lsvOzLVt/F9/lWS7zowJ8Qirc+NzlS/LX1/lYNRGXZ3g/dcNXXe0s5+55oePRhKfeW7NFfIWsiBYMU+CmXjvxDuZpiQI2LRze1JECSnvnIbM0S9LDm1UO7HrF1tgnbg7WPf3iega2G3PLTUoQaz5zeisEdJbloJLkUKKnCUGrUFh1C6WX3dIUNfKIydICO+Ixl1w==";
-
-    /// A second, unrelated RSA-2048 public key.
-    const OTHER_PUBLIC_KEY_PEM: &str = "-----BEGIN PUBLIC KEY-----
-MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAtAqaQ653psCFzIa7zNEn
-P75thp6fz6UW8K5JsajAzz8BI+DX/Y6sQikUxLrOZM9r4ia/7t9yZ4FdyAohDvQk
-ufv4wNZKkArt3AM9zxREJyvjUMIxoP8OyPXqP/Vz8As/kUauJ2pvsH8d2S3qrIA/
-fLqWVEIlVk1U8kJuCinxPSnX7bIZuW3Hr9oq1Xu/WJj3sZszF2XmtXWHpoAxBbkW
-Gd/+oH+UhB6bC8X3lTRd8kDjob/MXOPKYqIdcLzdaS9Mue81eWCM5/37cEYlnuQI
-pAWkB3itr/RihF4ip6s9ALenuv7A5gzNrg6t4yCulwVZikVylAazDE+B65nDZrVj
-CwIDAQAB
------END PUBLIC KEY-----";
-
-    #[test]
-    fn matches_openssl_sha256_with_rsa() {
-        assert_eq!(
-            sign(CARBN_WEBHOOK_PRIVATE_KEY_PEM, BODY).unwrap(),
-            OPENSSL_SIGNATURE
-        );
-        verify(CARBN_WEBHOOK_PUBLIC_KEY_PEM, BODY, OPENSSL_SIGNATURE).unwrap();
+impl WebhookVerifier for SignatureVerifier {
+    fn verify(&self, header: &Headers<'_>, body: &[u8], _now: i64) -> Result<Verified, VerifyFailure> {
+        let value = header(SIGNATURE_HEADER).ok_or(VerifyFailure::Missing)?;
+        SignatureVerifier::verify(self, body, value)
+            .map(|()| Verified::default())
+            .map_err(|_| VerifyFailure::Invalid)
     }
+}
 
-    #[test]
-    fn round_trips() {
-        let signer = WebhookSigner::from_private_key_pem(CARBN_WEBHOOK_PRIVATE_KEY_PEM).unwrap();
-        let verifier = WebhookVerifier::from_public_key_pem(CARBN_WEBHOOK_PUBLIC_KEY_PEM).unwrap();
-        let body = br#"{"status":"rejected","user_id":"x"}"#;
-        let sig = signer.sign(body).unwrap();
-        verifier.verify(body, &sig).unwrap();
-    }
-
-    #[test]
-    fn tampered_body_fails() {
-        let mut body = BODY.to_vec();
-        body[12] = b'X';
-        assert_eq!(
-            verify(CARBN_WEBHOOK_PUBLIC_KEY_PEM, &body, OPENSSL_SIGNATURE),
-            Err(WebhookError::Mismatch)
-        );
-    }
-
-    #[test]
-    fn wrong_key_fails() {
-        assert_eq!(
-            verify(OTHER_PUBLIC_KEY_PEM, BODY, OPENSSL_SIGNATURE),
-            Err(WebhookError::Mismatch)
-        );
-    }
-
-    #[test]
-    fn garbage_inputs_are_errors() {
-        assert_eq!(
-            verify(CARBN_WEBHOOK_PUBLIC_KEY_PEM, BODY, "not base64 !!"),
-            Err(WebhookError::MalformedSignature)
-        );
-        assert_eq!(
-            verify(
-                "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----",
-                BODY,
-                OPENSSL_SIGNATURE
-            )
-            .unwrap_err(),
-            WebhookError::InvalidPublicKey
-        );
-        assert_eq!(
-            sign("not a key", BODY).unwrap_err(),
-            WebhookError::InvalidPrivateKey
-        );
+/// Reads a verified delivery: event id from `X-Webhook-Event-Id`; the user from `user_id`.
+/// Carbn payloads carry no event type; transaction categories carry a `txn_id` and are stored
+/// only.
+pub fn parse_event(header: &Headers<'_>, body: &[u8], _verified: Verified) -> WebhookEvent {
+    let json: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let provider_user_id = text(json.get("user_id"));
+    let is_transaction = json.get("txn_id").is_some();
+    let event_type = Some(if is_transaction {
+        "TRANSACTION_STATUS".to_owned()
+    } else {
+        "USER_STATUS_UPDATE".to_owned()
+    });
+    let event_id = header_text(header, EVENT_ID_HEADER)
+        .map(bounded)
+        .unwrap_or_else(|| body_digest(body));
+    WebhookEvent {
+        event_id,
+        event_type,
+        concerns_status: !is_transaction && provider_user_id.is_some(),
+        provider_user_id,
     }
 }

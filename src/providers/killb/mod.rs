@@ -12,6 +12,17 @@ pub mod transformers;
 /// `x-signature-sha256` webhook signatures.
 pub mod webhook;
 
+/// The `[providers.killb]` configuration section.
+pub mod settings;
+pub use settings::KillbSettings;
+
+use std::sync::Arc;
+
+use crate::domain::user::CanonicalUser;
+use crate::domain::FieldError;
+use crate::providers::provider::{Provider, WebhookSignature};
+use crate::providers::webhook::{Headers, Verified, WebhookEvent, WebhookVerifier};
+
 use std::fmt;
 
 use secrecy::{ExposeSecret, SecretString};
@@ -26,7 +37,6 @@ use crate::providers::connector::{
 };
 use crate::providers::error::{ProviderError, ProviderErrorKind};
 use crate::providers::http::{ProviderHttp, RawResponse};
-use crate::settings::KillbSettings;
 
 /// `POST` (create) and `GET` (search) users.
 pub const USERS_PATH: &str = "/api/v2/users";
@@ -317,6 +327,81 @@ impl Connector for KillbConnector {
         log: &'a CallLog,
     ) -> BoxFuture<'a, Result<Option<ProviderUserState>, ProviderError>> {
         Box::pin(self.update(link, user, changed, log))
+    }
+}
+
+/// KillB, as the gateway's provider list sees it.
+pub struct Killb;
+
+impl Provider for Killb {
+    type Settings = KillbSettings;
+    const ID: ProviderId = ProviderId::Killb;
+
+    fn required_fields() -> &'static [&'static str] {
+        &[
+            "phone",
+            "address.line1",
+            "address.city",
+            "address.region",
+            "address.postal_code",
+            "identity_document",
+        ]
+    }
+
+    /// KillB has identity document types only for some countries (`document_type`).
+    fn unsupported_values(user: &CanonicalUser) -> Vec<FieldError> {
+        match user
+            .identity_document
+            .as_ref()
+            .map(|d| transformers::document_type(d.doc_type, d.issuing_country))
+        {
+            Some(Err(e)) => vec![FieldError {
+                field: e.field.to_owned(),
+                code: "not_supported_by_provider",
+                message: e.reason,
+            }],
+            _ => Vec::new(),
+        }
+    }
+
+    fn webhook_signature() -> WebhookSignature {
+        WebhookSignature {
+            headers: &[(webhook::SIGNATURE_HEADER, "killb: hex signature")],
+            scheme: "KillB `x-signature-sha256` (HMAC-SHA256 of the body, or the SDK's SHA-256 of body + `_` + secret by configuration)",
+        }
+    }
+
+    fn enabled(settings: &KillbSettings) -> bool {
+        settings.enabled
+    }
+
+    fn base_url(settings: &KillbSettings) -> &str {
+        &settings.base_url
+    }
+
+    fn has_credentials(settings: &KillbSettings) -> bool {
+        settings.email.is_some()
+    }
+
+    fn connector(
+        settings: &KillbSettings,
+        http: ProviderHttp,
+    ) -> Result<Arc<dyn Connector>, String> {
+        Ok(Arc::new(KillbConnector::new(settings, http)?))
+    }
+
+    fn webhook_verifier(settings: &KillbSettings) -> Result<Arc<dyn WebhookVerifier>, String> {
+        match &settings.webhook_secret {
+            Some(secret) => Ok(Arc::new(webhook::Verifier::new(
+                secret,
+                settings.webhook_signature_scheme,
+            )?)),
+            None => Err("no providers.killb.webhook_secret".to_owned()),
+        }
+    }
+
+    fn parse_webhook(header: &Headers<'_>, body: &[u8], verified: Verified) -> WebhookEvent {
+        webhook::parse_event(header, body, verified)
     }
 }
 

@@ -11,7 +11,13 @@
 //! `JSON.stringify(JSON.parse(body))` yields for ordinary payloads). Comparisons are constant-time.
 
 use hmac::{Hmac, KeyInit, Mac};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
+
+use crate::providers::webhook::{
+    body_digest, bounded, text, Headers, Verified, VerifyFailure, WebhookEvent, WebhookVerifier,
+};
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -113,6 +119,69 @@ pub fn verify_any(
     Err(WebhookError::Mismatch)
 }
 
+/// Verifies KillB deliveries under the configured scheme.
+pub struct Verifier {
+    /// UTF-8, chosen by the integrator.
+    secret: SecretString,
+    scheme: SignatureScheme,
+}
+
+impl Verifier {
+    /// Refuses an empty secret.
+    pub fn new(secret: &SecretString, scheme: SignatureScheme) -> Result<Self, String> {
+        if secret.expose_secret().is_empty() {
+            return Err("the KillB webhook_secret is empty".into());
+        }
+        Ok(Self {
+            secret: secret.clone(),
+            scheme,
+        })
+    }
+}
+
+impl WebhookVerifier for Verifier {
+    fn verify(&self, header: &Headers<'_>, body: &[u8], _now: i64) -> Result<Verified, VerifyFailure> {
+        let value = header(SIGNATURE_HEADER).ok_or(VerifyFailure::Missing)?;
+        verify(self.scheme, self.secret.expose_secret(), body, value)
+            .map(|()| Verified::default())
+            .map_err(|_| VerifyFailure::Invalid)
+    }
+}
+
+/// Reads a verified delivery: event id from the body's `id`; type `<event>/<action>`; the user
+/// from `data.id` of a `USER` event (or `data.userId` of others, which are stored only).
+pub fn parse_event(_header: &Headers<'_>, body: &[u8], _verified: Verified) -> WebhookEvent {
+    let json: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let field = |name: &str| text(json.get(name));
+    let event = field("event");
+    let action = field("action");
+    let event_type = match (&event, &action) {
+        (Some(e), Some(a)) => Some(format!("{e}/{a}")),
+        (Some(e), None) => Some(e.clone()),
+        (None, Some(a)) => Some(a.clone()),
+        (None, None) => None,
+    };
+    let is_user = event
+        .as_deref()
+        .is_none_or(|e| e.eq_ignore_ascii_case("USER"));
+    let data = json.get("data");
+    let data_field = |name: &str| text(data.and_then(|d| d.get(name)));
+    let provider_user_id = if is_user {
+        data_field("id").or_else(|| data_field("userId"))
+    } else {
+        data_field("userId")
+    };
+    let event_id = field("id")
+        .map(bounded)
+        .unwrap_or_else(|| body_digest(body));
+    WebhookEvent {
+        event_id,
+        event_type,
+        concerns_status: is_user && provider_user_id.is_some(),
+        provider_user_id,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -192,5 +261,56 @@ mod tests {
             verify_any(SECRET, BODY, "abcd"),
             Err(WebhookError::MalformedHeader)
         );
+    }
+
+    fn no_headers(_: &str) -> Option<&'static str> {
+        None
+    }
+
+    #[test]
+    fn the_verifier_uses_the_configured_scheme_and_parse_reads_user_events() {
+        let body = br#"{"id":"evt-1","event":"USER","action":"UPDATE","data":{"id":"u-1","status":"ACTIVE"},"attempts":0}"#;
+        for scheme in [SignatureScheme::HmacSha256, SignatureScheme::Sha256Concat] {
+            let verifier = Verifier::new(&SECRET.into(), scheme).unwrap();
+            let good = sign(scheme, SECRET, body);
+            let header = |name: &str| (name == SIGNATURE_HEADER).then_some(good.as_str());
+            verifier.verify(&header, body, 0).unwrap();
+            let other = match scheme {
+                SignatureScheme::HmacSha256 => SignatureScheme::Sha256Concat,
+                SignatureScheme::Sha256Concat => SignatureScheme::HmacSha256,
+            };
+            let wrong = sign(other, SECRET, body);
+            let header = |name: &str| (name == SIGNATURE_HEADER).then_some(wrong.as_str());
+            assert_eq!(
+                verifier.verify(&header, body, 0).unwrap_err(),
+                VerifyFailure::Invalid
+            );
+            assert_eq!(
+                verifier.verify(&no_headers, body, 0).unwrap_err(),
+                VerifyFailure::Missing
+            );
+        }
+        assert!(Verifier::new(&"".into(), SignatureScheme::HmacSha256).is_err());
+        let event = parse_event(&no_headers, body, Verified::default());
+        assert_eq!(event.event_id, "evt-1");
+        assert_eq!(event.event_type.as_deref(), Some("USER/UPDATE"));
+        assert_eq!(event.provider_user_id.as_deref(), Some("u-1"));
+        assert!(event.concerns_status);
+
+        let ramp = br#"{"id":"evt-2","event":"RAMP","action":"UPDATE","data":{"id":"r-1","userId":"u-1"}}"#;
+        let event = parse_event(&no_headers, ramp, Verified::default());
+        assert_eq!(event.provider_user_id.as_deref(), Some("u-1"));
+        assert!(!event.concerns_status);
+    }
+
+    #[test]
+    fn unreadable_bodies_fall_back_to_their_digest() {
+        let event = parse_event(&no_headers, b"not json", Verified::default());
+        assert_eq!(event.event_id, body_digest(b"not json"));
+        assert_eq!(event.provider_user_id, None);
+        assert!(!event.concerns_status);
+        let long = format!(r#"{{"id":"{}"}}"#, "x".repeat(500));
+        let event = parse_event(&no_headers, long.as_bytes(), Verified::default());
+        assert!(event.event_id.starts_with("sha256:"));
     }
 }

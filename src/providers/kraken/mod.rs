@@ -14,6 +14,16 @@ pub mod transformers;
 /// `X-Signature: t=…,v1=…` webhook signatures (HMAC-SHA256 over `"t.body"`).
 pub mod webhook;
 
+/// The `[providers.kraken]` configuration section.
+pub mod settings;
+pub use settings::KrakenSettings;
+
+use std::sync::Arc;
+
+use super::provider::{Provider, WebhookSignature};
+use super::webhook::{Headers, Verified, WebhookEvent, WebhookVerifier};
+use crate::domain::FieldError;
+
 use std::fmt;
 
 use base64::engine::general_purpose::STANDARD;
@@ -33,7 +43,6 @@ use super::error::{ProviderError, ProviderErrorKind};
 use super::http::{ProviderHttp, RawResponse};
 use crate::domain::provider::ProviderId;
 use crate::domain::user::CanonicalUser;
-use crate::settings::KrakenSettings;
 
 /// The API version sent in `Payward-Version` (kraken.md §1, §11 #1).
 pub const API_VERSION: &str = "2025-04-15";
@@ -413,6 +422,70 @@ const NONCE_RESENDS: usize = 3;
 fn is_invalid_nonce(raw: &RawResponse) -> bool {
     raw.status == 401
         && ErrorEnvelope::parse(&raw.body).code().as_deref() == Some("EAPI:Invalid nonce")
+}
+
+/// Kraken Embed, as the gateway's provider list sees it.
+pub struct Kraken;
+
+impl Provider for Kraken {
+    type Settings = KrakenSettings;
+    const ID: ProviderId = ProviderId::Kraken;
+
+    fn required_fields() -> &'static [&'static str] {
+        &[
+            "phone",
+            "address.line1",
+            "address.city",
+            "address.postal_code",
+            "nationalities",
+            "employment",
+            "terms.version",
+        ]
+    }
+
+    fn unsupported_values(_user: &CanonicalUser) -> Vec<FieldError> {
+        Vec::new()
+    }
+
+    fn webhook_signature() -> WebhookSignature {
+        WebhookSignature {
+            headers: &[(
+                webhook::SIGNATURE_HEADER,
+                "kraken: `t=<unix>,v1=<hex>`",
+            )],
+            scheme: "Kraken `X-Signature` (HMAC-SHA256 of `t.body`, 300 s tolerance)",
+        }
+    }
+
+    fn enabled(settings: &KrakenSettings) -> bool {
+        settings.enabled
+    }
+
+    fn base_url(settings: &KrakenSettings) -> &str {
+        &settings.base_url
+    }
+
+    fn has_credentials(settings: &KrakenSettings) -> bool {
+        settings.api_key.is_some()
+    }
+
+    fn connector(
+        settings: &KrakenSettings,
+        http: ProviderHttp,
+    ) -> Result<Arc<dyn Connector>, String> {
+        Ok(Arc::new(KrakenConnector::new(settings, http)?))
+    }
+
+    fn webhook_verifier(settings: &KrakenSettings) -> Result<Arc<dyn WebhookVerifier>, String> {
+        match &settings.webhook_secret {
+            Some(secret) => Ok(Arc::new(webhook::Verifier::new(secret)?)),
+            None => Err("no providers.kraken.webhook_secret".to_owned()),
+        }
+    }
+
+    fn parse_webhook(header: &Headers<'_>, body: &[u8], verified: Verified) -> WebhookEvent {
+        webhook::parse_event(header, body, verified)
+    }
 }
 
 #[cfg(test)]

@@ -13,7 +13,14 @@ use std::time::Duration;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use hmac::{Hmac, KeyInit, Mac};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::Value;
 use sha2::Sha256;
+
+use crate::providers::webhook::{
+    body_digest, bounded, header_text, text, Headers, Verified, VerifyFailure, WebhookEvent,
+    WebhookVerifier,
+};
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -145,12 +152,63 @@ pub fn verify(
     Ok(parsed)
 }
 
-/// Current unix time in seconds.
-pub fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
+/// Verifies Kraken deliveries: `X-Signature` within [`DEFAULT_TOLERANCE`] of now.
+pub struct Verifier {
+    /// Base64, as Kraken returns it at registration.
+    secret_b64: SecretString,
+    tolerance: Duration,
+}
+
+impl Verifier {
+    /// Refuses a secret that is not base64.
+    pub fn new(secret_b64: &SecretString) -> Result<Self, String> {
+        match STANDARD.decode(secret_b64.expose_secret().trim()) {
+            Ok(key) if !key.is_empty() => Ok(Self {
+                secret_b64: secret_b64.clone(),
+                tolerance: DEFAULT_TOLERANCE,
+            }),
+            _ => Err("the Kraken webhook_secret is not base64".into()),
+        }
+    }
+}
+
+impl WebhookVerifier for Verifier {
+    fn verify(&self, header: &Headers<'_>, body: &[u8], now: i64) -> Result<Verified, VerifyFailure> {
+        let value = header(SIGNATURE_HEADER).ok_or(VerifyFailure::Missing)?;
+        match verify(self.secret_b64.expose_secret(), value, body, now, self.tolerance) {
+            Ok(parsed) => Ok(Verified {
+                timestamp: Some(parsed.timestamp),
+            }),
+            Err(WebhookError::TimestampOutOfTolerance) => Err(VerifyFailure::Expired),
+            Err(_) => Err(VerifyFailure::Invalid),
+        }
+    }
+}
+
+/// Reads a verified delivery: event id from the body's `id`, else `X-Webhook-ID` with the
+/// body's `timestamp` (or the signed `t`); the user from `iiban`; `user.*` events (or events
+/// without a type) that name a user concern the onboarding status.
+pub fn parse_event(header: &Headers<'_>, body: &[u8], verified: Verified) -> WebhookEvent {
+    let json: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let field = |name: &str| text(json.get(name));
+    let event_type = field("event_type").or_else(|| header_text(header, EVENT_HEADER));
+    let provider_user_id = field("iiban");
+    let event_id = field("id")
+        .or_else(|| {
+            let webhook = header_text(header, WEBHOOK_ID_HEADER)?;
+            let at = field("timestamp").or_else(|| verified.timestamp.map(|t| t.to_string()))?;
+            Some(format!("{webhook}:{at}"))
+        })
+        .map(bounded)
+        .unwrap_or_else(|| body_digest(body));
+    let concerns_status = provider_user_id.is_some()
+        && event_type.as_deref().is_none_or(|t| t.starts_with("user."));
+    WebhookEvent {
+        event_id,
+        event_type,
+        provider_user_id,
+        concerns_status,
+    }
 }
 
 #[cfg(test)]
@@ -244,5 +302,56 @@ mod tests {
             parse_header("t=abc,v1=00"),
             Err(WebhookError::MalformedHeader)
         );
+    }
+
+    fn headers<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<&'a str> + 'a {
+        move |name| {
+            pairs
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| *v)
+        }
+    }
+
+    #[test]
+    fn the_verifier_checks_the_header_and_parse_reads_the_event() {
+        let verifier = Verifier::new(&SECRET.into()).unwrap();
+        let body = br#"{"event_type":"user.verified","iiban":"AA00 TEST","id":"EV-1","timestamp":"2025-01-15T10:30:00.000000000Z"}"#;
+        let t = 1_734_567_890;
+        let sig = signature_header(SECRET, t, body).unwrap();
+        let pairs = [("x-signature", sig.as_str())];
+        let verified = verifier.verify(&headers(&pairs), body, t + 10).unwrap();
+        assert_eq!(verified.timestamp, Some(t));
+        assert_eq!(
+            verifier.verify(&headers(&pairs), body, t + 301).unwrap_err(),
+            VerifyFailure::Expired
+        );
+        assert_eq!(
+            verifier.verify(&headers(&[]), body, t).unwrap_err(),
+            VerifyFailure::Missing
+        );
+        let event = parse_event(&headers(&pairs), body, verified);
+        assert_eq!(event.event_id, "EV-1");
+        assert_eq!(event.event_type.as_deref(), Some("user.verified"));
+        assert_eq!(event.provider_user_id.as_deref(), Some("AA00 TEST"));
+        assert!(event.concerns_status);
+
+        // No id: the webhook id and the body's timestamp; a trade event is stored only.
+        let body = br#"{"event_type":"quote.executed","iiban":"AA00 TEST","timestamp":"T1"}"#;
+        let pairs = [("X-Webhook-ID", "WH-1")];
+        let event = parse_event(&headers(&pairs), body, verified);
+        assert_eq!(event.event_id, "WH-1:T1");
+        assert!(!event.concerns_status);
+        // The test event has no user.
+        let body = br#"{"event_type":"webhook.test","message":"hi"}"#;
+        let event = parse_event(&headers(&[]), body, verified);
+        assert!(event.event_id.starts_with("sha256:"));
+        assert_eq!(event.provider_user_id, None);
+        assert!(!event.concerns_status);
+    }
+
+    #[test]
+    fn the_verifier_refuses_a_secret_that_is_not_base64() {
+        assert!(Verifier::new(&"not base64!".into()).is_err());
     }
 }
