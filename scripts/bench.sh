@@ -174,6 +174,8 @@ sim_port="$(free_port)"
 "$bin/provider-sim" --port "$sim_port" --no-record >"$out/sim.log" 2>&1 &
 pids+=($!)
 export BENCH_SIM_URL="http://127.0.0.1:$sim_port"
+# Scenario 5 slows one provider's create call by 300 ms: KillB's, a single POST.
+export BENCH_LATENCY_PROVIDER="${BENCH_LATENCY_PROVIDER:-killb}" BENCH_LATENCY_PATH="${BENCH_LATENCY_PATH:-/api/v2/users}"
 "$bin/bench" config --sim "$BENCH_SIM_URL" >"$out/gateway.toml"
 
 gw_port="$(free_port)"

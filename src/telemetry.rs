@@ -137,6 +137,21 @@ impl ProviderTime {
     }
 }
 
+tokio::task_local! {
+    static REQUEST_ID: String;
+}
+
+/// The id of the API request being handled on this task, if any (the HTTP layer sets it; the
+/// provider clients log it with every call).
+pub fn current_request_id() -> Option<String> {
+    REQUEST_ID.try_with(Clone::clone).ok()
+}
+
+/// Runs `future` as the handling of the request with this id.
+pub async fn with_request_id<F: std::future::Future>(id: String, future: F) -> F::Output {
+    REQUEST_ID.scope(id, future).await
+}
+
 /// Adds one provider call's elapsed time to the current request's total (a no-op outside a
 /// request, e.g. in the workers). Concurrent calls of one request are summed.
 pub fn add_provider_time(elapsed: Duration) {

@@ -2,9 +2,13 @@
 //! `/openapi.json` with Swagger UI (vendored, works offline) at `/docs`.
 
 use actix_web::HttpResponse;
+use utoipa::openapi::path::Parameter;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::openapi::RefOr;
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
+
+use crate::domain::provider::ProviderId;
 
 use super::{health, jobs, problem, providers, reconciliation, resources, users, webhooks};
 
@@ -12,8 +16,7 @@ use super::{health, jobs, problem, providers, reconciliation, resources, users, 
 #[openapi(
     info(
         title = "onboarding-gateway",
-        description = "One API for onboarding users (KYC profiles) at Kraken Embed, KillB and Carbn Connect.\n\n\
-Conventions: JSON with snake_case fields, RFC 3339 UTC timestamps, ISO dates, ISO 3166-1 alpha-2 countries \
+        description = "Conventions: JSON with snake_case fields, RFC 3339 UTC timestamps, ISO dates, ISO 3166-1 alpha-2 countries \
 (case-insensitive on input, uppercase on output), ISO 639-1 languages, E.164 phones (spaces, dashes, dots and \
 parentheses accepted on input). Unknown fields are rejected. Every response carries `x-request-id` (echoed when \
 the caller sends a safe one). Errors are RFC 9457 problem documents (`application/problem+json`) with a stable \
@@ -73,11 +76,11 @@ When the gateway already works on `server.max_requests_in_flight` API requests, 
         crate::onboarding::reconcile::StatusChange,
         webhooks::WebhookAck,
     )),
-    modifiers(&SecurityAddon),
+    modifiers(&SecurityAddon, &ProvidersAddon),
     tags(
         (name = "users", description = "The canonical user and its provider links"),
         (name = "providers", description = "Configured providers, their state, routing and requirements"),
-        (name = "webhooks", description = "Inbound provider webhooks, authenticated by each provider's signature: Kraken `X-Signature` (HMAC-SHA256 of `t.body`, 300 s tolerance), KillB `x-signature-sha256` (HMAC-SHA256 of the body, or the SDK's SHA-256 of body + `_` + secret by configuration), Carbn `X-Webhook-Signature` (RSA PKCS#1 v1.5 SHA-256 of the body)"),
+        (name = "webhooks", description = "Inbound provider webhooks, authenticated by each provider's signature"),
         (name = "operations", description = "Health, readiness, metrics, the background job queue and reconciliation"),
     )
 )]
@@ -99,6 +102,76 @@ impl Modify for SecurityAddon {
                     .build(),
             ),
         );
+    }
+}
+
+/// What the document says of the providers, taken from the provider list and each provider's
+/// folder (names, webhook signatures and their headers), so adding a provider needs no edit here.
+struct ProvidersAddon;
+
+/// `a`, `a and b`, `a, b and c`.
+fn enumerate(items: &[String], last: &str) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.clone(),
+        [init @ .., tail] => format!("{} {last} {tail}", init.join(", ")),
+    }
+}
+
+impl Modify for ProvidersAddon {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let names: Vec<String> = ProviderId::ALL
+            .iter()
+            .map(|id| id.display_name().to_owned())
+            .collect();
+        let conventions = openapi.info.description.take().unwrap_or_default();
+        openapi.info.description = Some(format!(
+            "One API for onboarding users (KYC profiles) at {}.\n\n{conventions}",
+            enumerate(&names, "and")
+        ));
+        let schemes: Vec<String> = crate::providers::modules()
+            .map(|m| m.webhook_signature().scheme.to_owned())
+            .collect();
+        if let Some(tag) = openapi
+            .tags
+            .iter_mut()
+            .flatten()
+            .find(|t| t.name == "webhooks")
+        {
+            let text = tag.description.take().unwrap_or_default();
+            tag.description = Some(format!("{text}: {}", schemes.join(", ")));
+        }
+        let Some(operation) = openapi
+            .paths
+            .paths
+            .get_mut("/v1/webhooks/{provider}")
+            .and_then(|item| item.post.as_mut())
+        else {
+            return;
+        };
+        let parameters = operation.parameters.get_or_insert_with(Vec::new);
+        let ids: Vec<String> = ProviderId::ALL.iter().map(|id| format!("`{id}`")).collect();
+        for parameter in parameters.iter_mut() {
+            if let RefOr::T(p) = parameter {
+                if p.name == "provider" {
+                    p.description = Some(enumerate(&ids, "or"));
+                }
+            }
+        }
+        for module in crate::providers::modules() {
+            for (name, description) in module.webhook_signature().headers {
+                let header = serde_json::json!({
+                    "name": name,
+                    "in": "header",
+                    "description": format!("{}: {description}", module.id()),
+                    "required": false,
+                    "schema": {"type": ["string", "null"]},
+                });
+                if let Ok(header) = serde_json::from_value::<Parameter>(header) {
+                    parameters.push(RefOr::T(header));
+                }
+            }
+        }
     }
 }
 

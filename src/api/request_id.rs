@@ -13,14 +13,8 @@ use tracing::Instrument;
 
 pub const HEADER: &str = "x-request-id";
 
-tokio::task_local! {
-    static REQUEST_ID: String;
-}
-
 /// The id of the request being handled on this task, if any.
-pub fn current() -> Option<String> {
-    REQUEST_ID.try_with(Clone::clone).ok()
-}
+pub use crate::telemetry::current_request_id as current;
 
 /// The request id as stored in the request's extensions.
 #[derive(Debug, Clone)]
@@ -64,8 +58,7 @@ pub async fn middleware(
     );
     let started = Instant::now();
     let provider_time = crate::telemetry::ProviderTime::default();
-    let result = REQUEST_ID
-        .scope(id.clone(), provider_time.scope(next.call(req)))
+    let result = crate::telemetry::with_request_id(id.clone(), provider_time.scope(next.call(req)))
         .instrument(span.clone())
         .await;
     let latency = started.elapsed();

@@ -219,7 +219,7 @@ pub async fn erase_user(
         ("external_id" = Option<String>, Query, pattern = r"^[^\x00]*\S[^\x00]*$", description = "Exact external_id"),
         ("email" = Option<String>, Query, pattern = r"^[^\x00]*\S[^\x00]*$", description = "Email, compared case-insensitively"),
         ("status" = Option<LinkStatus>, Query, description = "The user's summary status"),
-        ("provider" = Option<ProviderId>, Query, description = "Users linked to this provider: kraken, killb or carbn"),
+        ("provider" = Option<ProviderId>, Query, description = "Users linked to this provider"),
         ("limit" = Option<usize>, Query, minimum = 1, maximum = 100, description = "Page size, 1–100 (default 20)"),
         ("cursor" = Option<String>, Query, pattern = "^[A-Za-z0-9_-]{21}[AQgw]$", description = "`next_cursor` of the previous page"),
     ),
@@ -261,7 +261,7 @@ pub async fn list_users(
                 Err(_) => errors.push(invalid(
                     "provider",
                     "invalid_value",
-                    "must be one of kraken, killb, carbn",
+                    &format!("must be one of {}", ProviderId::allowed()),
                 )),
             },
             "limit" => limit = parse_limit(&value, &mut errors),
@@ -311,7 +311,7 @@ pub async fn list_users(
         (status = 409, description = "`user_already_exists` (external_id taken), `idempotency_key_reused` or `idempotency_request_in_progress`", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 413, description = "Body over 1 MiB", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 415, description = "Content type is not application/json or application/merge-patch+json", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 422, description = "`validation_failed`, or `field_not_updatable` when a linked provider cannot take a change (e.g. kraken: `email`, `external_id`); nothing is changed", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`, or `field_not_updatable` when a linked provider cannot take a change after creation (e.g. `email` or `external_id` at some providers); nothing is changed", body = ProblemDocument, content_type = "application/problem+json"),
     ),
     security(("api_key" = []))
 )]
@@ -480,7 +480,7 @@ pub async fn link_provider(
                 Err(_) => errors.push(invalid(
                     "provider",
                     "invalid_value",
-                    "must be one of kraken, killb, carbn",
+                    &format!("must be one of {}", ProviderId::allowed()),
                 )),
             },
             ("provider", None) => {

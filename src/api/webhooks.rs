@@ -77,18 +77,16 @@ fn log_unconfigured_once(provider: ProviderId, reason: &str) {
 #[utoipa::path(
     post, path = "/v1/webhooks/{provider}", tag = "webhooks",
     params(
-        ("provider" = String, Path, description = "`kraken`, `killb` or `carbn`"),
-        ("X-Signature" = Option<String>, Header, description = "kraken: `t=<unix>,v1=<hex>`"),
-        ("x-signature-sha256" = Option<String>, Header, description = "killb: hex signature"),
-        ("X-Webhook-Signature" = Option<String>, Header, description = "carbn: base64 RSA signature"),
-        ("X-Webhook-Event-Id" = Option<String>, Header, description = "carbn: the event id used for deduplication"),
+        // The provider ids and each provider's signature headers are added from the provider
+        // list (`api::openapi`).
+        ("provider" = String, Path),
     ),
     request_body(content = Object, description = "The provider's event, exactly as it sends it (at most 1 MiB)", content_type = "application/json",
         example = json!({"event_type": "user.verified", "iiban": "AA00 TEST EXAM PLE1", "id": "AEGXGV-JZ4I2-6QXEJS", "timestamp": "2025-01-15T10:30:00.000000000Z"})),
     responses(
         (status = 200, description = "`applied`, `duplicate` or `ignored`", body = WebhookAck),
         (status = 202, description = "`unknown_user` or `stored` (kept for reconciliation)", body = WebhookAck),
-        (status = 401, description = "`invalid_signature`: missing or bad signature, Kraken timestamp outside 300 s, unknown provider, or no webhook credentials configured", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 401, description = "`invalid_signature`: missing or bad signature, signed timestamp outside the provider's tolerance, unknown provider, or no webhook credentials configured", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 408, description = "`request_timeout`: the body did not arrive within `server.body_read_timeout_secs`", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 413, description = "Body over 1 MiB", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 429, description = "`rate_limited`: over `rate_limit.webhook_per_second` per provider and peer address; retry after `Retry-After` seconds", body = ProblemDocument, content_type = "application/problem+json",

@@ -7,7 +7,8 @@
 //! `run` reads its settings from the environment (the script sets them): `BENCH_BASE_URL`,
 //! `BENCH_SIM_URL`, `BENCH_API_KEY`, `BENCH_GATEWAY_PID` (for RSS), `BENCH_SECS` (per
 //! scenario), `BENCH_SOAK_SECS`, `BENCH_SOAK_RATE`, `BENCH_SEED_USERS`, `BENCH_PGBENCH_SELECT_TPS`,
-//! `BENCH_PGBENCH_PERSIST_TPS`, `BENCH_OUT` (JSON path), `BENCH_QUICK`, `BENCH_SCENARIOS`
+//! `BENCH_PGBENCH_PERSIST_TPS`, `BENCH_OUT` (JSON path), `BENCH_QUICK`, `BENCH_SCENARIOS`,
+//! `BENCH_LATENCY_PROVIDER` and `BENCH_LATENCY_PATH` (scenario 5's slow create call)
 //! (e.g. `1,3`: only those, for profiling).
 //!
 //! Load is real HTTP from this separate process, every create with a unique `external_id`.
@@ -23,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-const PROVIDERS: [&str; 3] = ["kraken", "killb", "carbn"];
+use onboarding_gateway::domain::provider::ProviderId;
 
 /// mimalloc, as the gateway uses: the load generator shares the machine's cores with what it
 /// measures, so it should cost as little of them as it can.
@@ -64,39 +65,23 @@ fn usage() -> ! {
 /// with the simulators' development credentials (the in-process simulators stay off, so the
 /// gateway's RSS and CPU are its own).
 fn gateway_config(sim: &str) -> String {
-    use onboarding_gateway::sim;
-    format!(
-        r#"# Written by `bench config` for scripts/bench.sh.
-[simulator]
-enabled = false
+    let simulators = onboarding_gateway::sim::SimConfig::development();
+    let mut toml = String::from(
+        "# Written by `bench config` for scripts/bench.sh.\n[simulator]\nenabled = false\n",
+    );
+    for id in ProviderId::ALL {
+        toml.push_str(&format!("\n[providers.{id}]\n"));
+        for (key, value) in simulators.gateway_settings(*id, sim) {
+            // A JSON string, number or boolean is also a TOML basic string, number or boolean.
+            toml.push_str(&format!("{key} = {value}\n"));
+        }
+    }
+    toml
+}
 
-[providers.kraken]
-base_url = "{sim}"
-api_key = "{kraken_key}"
-api_secret = "{kraken_secret}"
-webhook_secret = "{kraken_webhook}"
-
-[providers.killb]
-base_url = "{sim}"
-email = "{killb_email}"
-password = "{killb_password}"
-webhook_secret = "{killb_webhook}"
-
-[providers.carbn]
-base_url = "{sim}"
-api_key = "{carbn_key}"
-webhook_public_key = """
-{carbn_pem}"""
-"#,
-        kraken_key = sim::DEV_KRAKEN_API_KEY,
-        kraken_secret = sim::DEV_KRAKEN_API_SECRET_B64,
-        kraken_webhook = sim::DEV_KRAKEN_WEBHOOK_SECRET_B64,
-        killb_email = sim::DEV_KILLB_EMAIL,
-        killb_password = sim::DEV_KILLB_PASSWORD,
-        killb_webhook = sim::DEV_KILLB_WEBHOOK_SECRET,
-        carbn_key = sim::DEV_CARBN_API_KEY,
-        carbn_pem = sim::DEV_CARBN_WEBHOOK_PUBLIC_KEY_PEM.trim_end(),
-    )
+/// The provider of the `n`th create (round robin over the provider list).
+fn provider_of(n: u64) -> &'static str {
+    ProviderId::ALL[(n % ProviderId::ALL.len() as u64) as usize].as_str()
 }
 
 struct Env {
@@ -116,6 +101,9 @@ struct Env {
     quick: bool,
     /// `BENCH_SCENARIOS=1,3`: run only these (for profiling one at a time).
     scenarios: Option<Vec<String>>,
+    /// Scenario 5's slow provider and the path of its create call.
+    latency_provider: String,
+    latency_path: String,
 }
 
 impl Env {
@@ -143,6 +131,9 @@ impl Env {
             pgbench_persist_tps: var("BENCH_PGBENCH_PERSIST_TPS").and_then(|v| v.parse().ok()),
             out: var("BENCH_OUT").unwrap_or_else(|| "target/bench/results.json".into()),
             quick,
+            latency_provider: var("BENCH_LATENCY_PROVIDER")
+                .unwrap_or_else(|| ProviderId::ALL[0].as_str().to_owned()),
+            latency_path: var("BENCH_LATENCY_PATH").unwrap_or_default(),
             scenarios: var("BENCH_SCENARIOS")
                 .map(|v| v.split(',').map(|s| s.trim().to_owned()).collect()),
         }
@@ -422,7 +413,7 @@ impl Api {
     }
 
     async fn list(&self, n: u64) -> Result<Sample, String> {
-        let provider = PROVIDERS[(n % 3) as usize];
+        let provider = provider_of(n);
         self.send(
             self.client
                 .get(self.url(&format!("/v1/users?provider={provider}&limit=50"))),
@@ -556,7 +547,7 @@ async fn run(env: Env) -> Result<(), String> {
                         if n >= target {
                             break;
                         }
-                        let provider = PROVIDERS[(n % 3) as usize];
+                        let provider = provider_of(n);
                         let response = api
                             .client
                             .post(api.url("/v1/users"))
@@ -640,7 +631,7 @@ async fn run(env: Env) -> Result<(), String> {
 
     // 3. POST /v1/users to each simulator, no injected latency.
     if want("3") {
-        for provider in PROVIDERS {
+        for provider in ProviderId::ALL.iter().map(ProviderId::as_str) {
             eprintln!("bench: 3 create ({provider})");
             let (elapsed, rec) = {
                 let api = api.clone();
@@ -684,11 +675,14 @@ async fn run(env: Env) -> Result<(), String> {
         ));
     }
 
-    // 5. POST /v1/users at 256 in flight, 300 ms of provider latency (KillB's create).
+    // 5. POST /v1/users at 256 in flight, 300 ms of provider latency on the create call of
+    // `BENCH_LATENCY_PROVIDER` (`BENCH_LATENCY_PATH`; the script picks one whose create is a
+    // single call).
     if want("5") {
         eprintln!("bench: 5 create with 300 ms provider latency at 256 in flight");
-        let fault = json!({"provider": "killb", "method": "POST", "path": "/api/v2/users",
-                       "latency_ms": 300});
+        let latency_provider = env.latency_provider.clone();
+        let fault = json!({"provider": latency_provider, "method": "POST",
+                           "path": env.latency_path, "latency_ms": 300});
         let set = client
             .post(format!("{sim}/_sim/faults"))
             .json(&fault)
@@ -700,9 +694,11 @@ async fn run(env: Env) -> Result<(), String> {
         }
         let (elapsed, rec) = {
             let api = api.clone();
+            let latency_provider = latency_provider.clone();
             closed_loop(256, warmup, secs, move |n| {
                 let api = api.clone();
-                async move { api.create("killb", 1_000_000_000 + n).await }
+                let provider = latency_provider.clone();
+                async move { api.create(&provider, 1_000_000_000 + n).await }
             })
             .await
         };
@@ -719,9 +715,11 @@ async fn run(env: Env) -> Result<(), String> {
         // capacity, so this one shows whether anything serialises; 256 shows the CPU ceiling.
         let (elapsed, rec) = {
             let api = api.clone();
+            let latency_provider = latency_provider.clone();
             closed_loop(64, warmup, secs, move |n| {
                 let api = api.clone();
-                async move { api.create("killb", 1_500_000_000 + n).await }
+                let provider = latency_provider.clone();
+                async move { api.create(&provider, 1_500_000_000 + n).await }
             })
             .await
         };
@@ -744,10 +742,7 @@ async fn run(env: Env) -> Result<(), String> {
             let api = api.clone();
             open_loop(200.0, secs, move |n| {
                 let api = api.clone();
-                async move {
-                    api.create(PROVIDERS[(n % 3) as usize], 2_000_000_000 + n)
-                        .await
-                }
+                async move { api.create(provider_of(n), 2_000_000_000 + n).await }
             })
             .await
         };
@@ -776,10 +771,7 @@ async fn run(env: Env) -> Result<(), String> {
                 let (api, id) = (api.clone(), pick(&ids, n));
                 async move {
                     match n % 10 {
-                        0 | 1 => {
-                            api.create(PROVIDERS[(n % 3) as usize], 3_000_000_000 + n)
-                                .await
-                        }
+                        0 | 1 => api.create(provider_of(n), 3_000_000_000 + n).await,
                         2 => api.patch(&id, n).await,
                         3 => api.list(n).await,
                         _ => api.get_user(&id).await,

@@ -19,12 +19,16 @@ macro_rules! with_providers {
 }
 
 macro_rules! declare_provider_id {
-    ($( $module:ident $variant:ident $id:tt $name:tt ),+ $(,)?) => {
+    (
+        $first_module:ident $first_variant:ident $first_id:tt $first_name:tt,
+        $( $module:ident $variant:ident $id:tt $name:tt ),* $(,)?
+    ) => {
         string_enum! {
             /// A KYC provider the gateway can onboard users at.
-            #[schema(examples("killb"))]
+            #[schema(examples($first_id))]
             pub enum ProviderId {
-                $( #[doc = $name] $variant => $id ),+
+                #[doc = $first_name] $first_variant => $first_id,
+                $( #[doc = $name] $variant => $id ),*
             }
         }
 
@@ -32,7 +36,8 @@ macro_rules! declare_provider_id {
             /// The provider's display name (`Kraken Embed`).
             pub const fn display_name(&self) -> &'static str {
                 match self {
-                    $( ProviderId::$variant => $name ),+
+                    ProviderId::$first_variant => $first_name,
+                    $( ProviderId::$variant => $name ),*
                 }
             }
 

@@ -126,7 +126,7 @@ impl ProviderHttp {
     ) -> Result<RawResponse, ProviderError> {
         // The request id joins a call to the API request that made it (JSON logs show only the
         // current span's fields); calls made by the workers carry the job's span instead.
-        let request_id = crate::api::request_id::current();
+        let request_id = crate::telemetry::current_request_id();
         let span = tracing::info_span!(
             "provider_call",
             provider = self.provider.as_str(),

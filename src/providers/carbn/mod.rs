@@ -420,10 +420,10 @@ impl Provider for Carbn {
     fn webhook_signature() -> WebhookSignature {
         WebhookSignature {
             headers: &[
-                (webhook::SIGNATURE_HEADER, "carbn: base64 RSA signature"),
+                (webhook::SIGNATURE_HEADER, "base64 RSA signature"),
                 (
                     webhook::EVENT_ID_HEADER,
-                    "carbn: the event id used for deduplication",
+                    "the event id used for deduplication",
                 ),
             ],
             scheme: "Carbn `X-Webhook-Signature` (RSA PKCS#1 v1.5 SHA-256 of the body)",

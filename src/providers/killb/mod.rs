@@ -366,7 +366,7 @@ impl Provider for Killb {
 
     fn webhook_signature() -> WebhookSignature {
         WebhookSignature {
-            headers: &[(webhook::SIGNATURE_HEADER, "killb: hex signature")],
+            headers: &[(webhook::SIGNATURE_HEADER, "hex signature")],
             scheme: "KillB `x-signature-sha256` (HMAC-SHA256 of the body, or the SDK's SHA-256 of body + `_` + secret by configuration)",
         }
     }

@@ -451,7 +451,7 @@ impl Provider for Kraken {
         WebhookSignature {
             headers: &[(
                 webhook::SIGNATURE_HEADER,
-                "kraken: `t=<unix>,v1=<hex>`",
+                "`t=<unix>,v1=<hex>`",
             )],
             scheme: "Kraken `X-Signature` (HMAC-SHA256 of `t.body`, 300 s tolerance)",
         }
