@@ -1,4 +1,4 @@
-//! What each provider needs beyond the canonical base set (API.md "Providers"), checked before
+//! What each provider needs beyond the canonical base set (README "Providers"), checked before
 //! anything is sent, so a user routed to a provider is either complete or refused with one
 //! error per missing field.
 
