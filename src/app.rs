@@ -1,4 +1,4 @@
-//! Builds and runs the gateway: database pool and migrations, HTTP server, and (later) the
+//! Builds and runs the gateway: database pool and migrations, HTTP server, the
 //! simulators and background workers.
 
 use std::net::TcpListener;
