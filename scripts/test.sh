@@ -10,9 +10,8 @@
 # scripts/schemathesis.sh (the API fuzzed against its OpenAPI document; needs python3 and PyPI
 # the first time; GATEWAY_SKIP_SCHEMATHESIS=1 skips it outside CI).
 #
-# Environment: DATABASE_URL; SQLX_OFFLINE (set to true when .sqlx/ exists); and those of
-# scripts/lib/postgres.sh: GATEWAY_PG_WAIT_SECS, GATEWAY_PG_PORT, GATEWAY_PG_DIR,
-# GATEWAY_PG_FORCE_LOCAL.
+# Environment: DATABASE_URL; and those of scripts/lib/postgres.sh: GATEWAY_PG_WAIT_SECS,
+# GATEWAY_PG_PORT, GATEWAY_PG_DIR, GATEWAY_PG_FORCE_LOCAL.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -25,9 +24,6 @@ trap 'rc=$?; if ((rc != 0)); then echo "test.sh: FAILED in $step (exit $rc) afte
 
 ensure_postgres
 export DATABASE_URL="${DATABASE_URL:-$PG_ADMIN_URL/postgres}"
-if [[ -d .sqlx && -z "${SQLX_OFFLINE:-}" ]]; then
-  export SQLX_OFFLINE=true
-fi
 
 step="cargo test --all-targets"
 cargo test --all-targets "$@"

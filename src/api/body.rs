@@ -15,7 +15,7 @@ use serde_json::{Map, Value};
 use super::problem::Problem;
 use crate::domain::errors::{codes, FieldError};
 
-/// Bodies over 1 MiB are refused (API.md).
+/// Bodies over 1 MiB are refused (README "Limits").
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// JSON bodies nested deeper than this (the body object itself is level 1) are refused with
 /// `422 validation_failed` (`too_deep`, naming the path) while parsing, long before serde_json's

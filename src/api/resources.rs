@@ -1,4 +1,4 @@
-//! The JSON shapes the API answers with (API.md "Resource shapes").
+//! The JSON shapes the API answers with (`openapi/openapi.json` is generated from these types).
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -18,7 +18,7 @@ pub struct UserResource {
     pub id: Uuid,
     #[serde(flatten)]
     pub user: CanonicalUser,
-    /// Summary of the links' statuses (API.md "Status").
+    /// Summary of the links' statuses (README "Status").
     pub status: LinkStatus,
     /// The user's account at each provider; empty until the user is submitted somewhere.
     pub links: Vec<LinkResource>,

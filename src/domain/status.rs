@@ -55,7 +55,7 @@ impl LinkStatus {
     }
 }
 
-/// The user's summary status from its links (API.md "Status"):
+/// The user's summary status from its links (README "Status"):
 /// - no links: `pending_submission`;
 /// - one link: that link's status;
 /// - several: if any link is adverse, the most severe adverse one, with the precedence

@@ -20,7 +20,7 @@ use crate::providers::error::{ProviderError, ProviderErrorKind};
 use crate::store::links::{self, LinkRow, LinkUpdate};
 use crate::store::{events, users};
 
-/// Where a status signal came from (API.md: `api`, `webhook`, `poll`).
+/// Where a status signal came from (`api`, `webhook`, `poll`; README "Status").
 #[derive(Debug, Clone, Copy)]
 pub enum Source {
     Api,

@@ -1,4 +1,4 @@
-//! Notifications to internal services (API.md "Notifications"): `user.created`,
+//! Notifications to internal services (README "Notifications"): `user.created`,
 //! `user.updated`, `user.status_changed` and `link.submission_failed`, POSTed as signed JSON to
 //! each configured subscriber, at least once, retried, in order per user.
 //!

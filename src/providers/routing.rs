@@ -1,8 +1,8 @@
-//! Which providers a new user goes to (API.md "Routing"): the ones the request names, else the
-//! first configured rule matching `address.country`, else `routing.default_provider`. A
-//! disabled or unconfigured provider is never chosen, and naming one is refused. With neither a
-//! matching rule nor a default configured, the user is stored without links (it can be linked
-//! later with `POST /v1/users/{id}/providers`).
+//! Which providers a new user goes to (README "Providers", **Routing**): the ones the request
+//! names, else the first configured rule matching `address.country`, else
+//! `routing.default_provider`. A disabled or unconfigured provider is never chosen, and naming one
+//! is refused. With neither a matching rule nor a default configured, the user is stored without
+//! links (it can be linked later with `POST /v1/users/{id}/providers`).
 
 use super::registry::ProviderRegistry;
 use crate::domain::provider::ProviderId;

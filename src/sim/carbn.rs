@@ -1,4 +1,5 @@
-//! Carbn Connect simulator: `x-api-key`, T&C consent and users (carbn.md §11).
+//! Carbn Connect simulator: `x-api-key`, T&C consent and users (after
+//! https://docs.carbn.xyz/api-reference).
 
 use std::sync::Arc;
 
@@ -239,7 +240,7 @@ fn check_user(c: &mut Checker, body: &Map<String, Value>, create: bool) {
     }
 }
 
-/// G-status's odd timestamp format, e.g. `Thu, 04 May 2023 15:40:40.832827000 UTC +00:00`.
+/// The status guide's odd timestamp format, e.g. `Thu, 04 May 2023 15:40:40.832827000 UTC +00:00`.
 fn carbn_time(at: OffsetDateTime) -> String {
     let format = time::macros::format_description!(
         "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second].[subsecond digits:9] UTC +00:00"

@@ -1,4 +1,5 @@
-//! KillB API v2 simulator: JWT login/refresh and PERSON/COMPANY users (killb.md §13).
+//! KillB API v2 simulator: JWT login/refresh and PERSON/COMPANY users (after
+//! https://docs.killb.com/api-reference).
 
 use std::collections::HashMap;
 use std::sync::Arc;

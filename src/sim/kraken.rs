@@ -1,4 +1,5 @@
-//! Kraken Embed simulator: `POST /b2b/users`, `GET`/`PATCH /b2b/users/{iiban}` (kraken.md §10).
+//! Kraken Embed simulator: `POST /b2b/users`, `GET`/`PATCH /b2b/users/{iiban}` (after
+//! https://docs.kraken.com/api/docs/embed-api).
 
 use std::sync::Arc;
 

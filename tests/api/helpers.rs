@@ -222,7 +222,7 @@ impl TestApp {
     }
 }
 
-/// A complete, valid canonical user (API.md's example) with a unique external_id.
+/// A complete, valid canonical user (the OpenAPI document's example) with a unique external_id.
 pub fn sample_user() -> Value {
     json!({
         "external_id": format!("crm-{}", Uuid::new_v4().simple()),

@@ -1,6 +1,8 @@
-//! Carbn Connect connector against wiremock: exact wire bytes (there is no Carbn OpenAPI spec,
-//! so these pin the format from carbn.md), the `x-api-key` header, consent-then-create
-//! ordering, partial updates, status mapping, the error envelope and the lookup by listing.
+//! Carbn Connect connector against wiremock: exact wire bytes (there is no Carbn OpenAPI spec, so
+//! these pin the format of its API reference,
+//! https://docs.carbn.xyz/api-reference/user-management/update-user), the `x-api-key` header,
+//! consent-then-create ordering, partial updates, status mapping, the error envelope and the lookup
+//! by listing.
 
 use std::time::Duration;
 

@@ -1,5 +1,8 @@
 //! KillB connector contract tests: wire bodies, bearer auth, the token life cycle and error
-//! envelopes against wiremock over real HTTP (killb.md §2, §3, §4, §8).
+//! envelopes against wiremock over real HTTP
+//! (https://docs.killb.com/api-reference/auth/generate-an-access-token,
+//! https://docs.killb.com/api-reference/user/create-a-user,
+//! https://docs.killb.com/resources/error-handling).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -92,7 +95,7 @@ fn user() -> CanonicalUser {
     serde_json::from_value(user_json()).unwrap()
 }
 
-/// The exact create body for [`user`] (killb.md §12).
+/// The exact create body for [`user`].
 fn expected_create_body() -> Value {
     json!({
         "type": "PERSON",
@@ -378,7 +381,8 @@ async fn outbound_create_and_update_bodies_match_the_spec() {
     for r in &updates {
         let body: Value = serde_json::from_slice(&r.body).unwrap();
         schema::assert_valid(&spec, update_schema, &body);
-        // Flat: never the `{type, data}` wrapper (killb.md §14 #3).
+        // Flat: never the `{type, data}` wrapper
+        // (https://docs.killb.com/api-reference/user/update-user).
         assert!(body.get("data").is_none() && body.get("type").is_none());
     }
     // The login body too.

@@ -67,7 +67,7 @@ fn connector_with_timeout(server: &MockServer, total: Duration) -> KrakenConnect
     .unwrap()
 }
 
-/// The user behind the derived vector V2 (kraken.md §2.3).
+/// The user behind the locally derived signing vector V2.
 fn v2_user() -> CanonicalUser {
     serde_json::from_value(json!({
         "external_id": "partner-user-12345", "type": "individual",
@@ -172,9 +172,9 @@ fn create_schema(spec: &Value) -> Value {
 }
 
 /// Privy exposes no update-user call, so the update schema is derived: Kraken's update body
-/// (kraken.md §4.3) has the create fields minus `email`/`external_id`, each optional. Nested
-/// objects keep their own `required` lists, which the connector satisfies by always sending
-/// `full_name` and `residence` whole.
+/// (https://docs.kraken.com/api/docs/embed-api) has the create fields minus `email`/`external_id`,
+/// each optional. Nested objects keep their own `required` lists, which the connector satisfies by
+/// always sending `full_name` and `residence` whole.
 fn update_schema(spec: &Value) -> Value {
     let mut schema = create_schema(spec);
     let object = schema.as_object_mut().unwrap();
@@ -327,7 +327,7 @@ async fn create_with_missing_kraken_fields_is_refused_without_a_call() {
 
 #[test]
 fn create_bodies_validate_against_the_privy_create_schema() {
-    let spec = load_spec("privy-kraken-embed-proxy.openapi.json");
+    let spec = load_spec("privy-kraken-embed-create-user.subset.json");
     let schema = create_schema(&spec);
     assert!(schema["required"].as_array().unwrap().len() >= 9);
     for user in [v2_user(), full_user()] {
@@ -357,7 +357,7 @@ fn create_bodies_validate_against_the_privy_create_schema() {
 
 #[test]
 fn update_bodies_validate_against_the_derived_update_schema() {
-    let spec = load_spec("privy-kraken-embed-proxy.openapi.json");
+    let spec = load_spec("privy-kraken-embed-create-user.subset.json");
     let schema = update_schema(&spec);
     let user = full_user();
     let changed: Vec<String> = [
@@ -494,8 +494,10 @@ async fn nonces_strictly_increase_across_50_concurrent_requests() {
     assert!(next > *nonces.last().unwrap());
 }
 
-/// V1–V3 of kraken.md §2.3 (locally derived), built by the connector's own request building
-/// with the vector's nonce and sent: the signature and bytes on the wire are pinned.
+/// The locally derived signing vectors V1–V3 (after
+/// https://docs.kraken.com/api/docs/guides/embed-rest-auth; Kraken publishes no Embed-specific
+/// vector), built by the connector's own request building with the vector's nonce and sent: the
+/// signature and bytes on the wire are pinned.
 #[tokio::test]
 async fn derived_vectors_v1_to_v3_are_reproduced_on_the_wire() {
     let server = MockServer::start().await;

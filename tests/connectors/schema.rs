@@ -1,6 +1,6 @@
 //! A small OpenAPI/JSON-Schema checker for test-time validation of outbound bodies against the
-//! third-party provider specs in `shared/providers/specs/` (and `tests/fixtures/`, which holds
-//! a JSON rendering of the reconstructed KillB YAML spec, converted verbatim).
+//! third-party provider specs vendored in `tests/fixtures/` (trimmed to what the tests use; see
+//! `tests/fixtures/README.md` for each file's origin and licence).
 //!
 //! Supported: `$ref` (local), `type` (string or list), `nullable`, `enum`, `const`, `required`,
 //! `properties`, `additionalProperties` (bool or schema), `items`, `allOf`/`anyOf`/`oneOf`,
@@ -8,24 +8,15 @@
 
 use serde_json::Value;
 
-/// Loads a spec: a path under `shared/providers/specs/` (beside the repository) or
-/// `tests/fixtures/`.
-pub fn load_spec(relative: &str) -> Value {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let candidates = [
-        root.join("..")
-            .join("shared")
-            .join("providers")
-            .join("specs")
-            .join(relative),
-        root.join("tests").join("fixtures").join(relative),
-    ];
-    for path in &candidates {
-        if let Ok(text) = std::fs::read_to_string(path) {
-            return serde_json::from_str(&text).expect("spec is JSON");
-        }
-    }
-    panic!("spec {relative} not found in {candidates:?}");
+/// Loads a spec from `tests/fixtures/`; the tests need nothing outside the repository.
+pub fn load_spec(name: &str) -> Value {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("fixtures")
+        .join(name);
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("spec {} not readable: {e}", path.display()));
+    serde_json::from_str(&text).expect("spec is JSON")
 }
 
 /// Follows a JSON pointer such as `#/components/schemas/CreateUserDto`.

@@ -16,7 +16,7 @@ fn minimal() -> Value {
     })
 }
 
-/// API.md's example, verbatim.
+/// The full canonical user of the OpenAPI document's example, verbatim.
 fn full() -> Value {
     json!({
       "external_id": "crm-000123",

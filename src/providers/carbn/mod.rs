@@ -1,14 +1,19 @@
-//! Carbn Connect (`api.carbnconnect.com/onboarding/api/v1`). See `shared/providers/carbn.md`.
+//! Carbn Connect (`api.carbnconnect.com/onboarding/api/v1`). API reference:
+//! https://docs.carbn.xyz/api-reference/authentication and the pages beside it.
 //!
-//! - Auth: a static `x-api-key` header (exactly 32 alphanumerics) on every call (§2).
-//! - Create: consent first (`POST /tnc`, answers a bare JSON string id), then
-//!   `POST /users` with that `consent_id` (§3.1–3.2). The consent id is kept in the link's
-//!   `link_data` as `tnc_id`.
-//! - Get `GET /users/{id}`; update `PUT /users/{id}` with only the changed fields (partial
-//!   despite the verb, §3.4), answered by the full user.
-//! - No idempotency key and no external id exist (§8): [`CarbnConnector::find_existing_user`]
+//! - Auth: a static `x-api-key` header (exactly 32 alphanumerics) on every call
+//!   (https://docs.carbn.xyz/api-reference/authentication).
+//! - Create: consent first (`POST /tnc`, answers a bare JSON string id), then `POST /users` with
+//!   that `consent_id`
+//!   (https://docs.carbn.xyz/api-reference/user-management/generate-user-consent). The consent id
+//!   is kept in the link's `link_data` as `tnc_id`.
+//! - Get `GET /users/{id}`; update `PUT /users/{id}` with only the changed fields (partial despite
+//!   the verb, https://docs.carbn.xyz/api-reference/user-management/update-user), answered by the
+//!   full user.
+//! - No idempotency key and no external id exist: [`CarbnConnector::find_existing_user`]
 //!   scans `GET /users/all` to recover a user created but not recorded.
-//! - Errors use the API Gateway envelope (§7); 401 and 403 both mean bad credentials.
+//! - Errors use the API Gateway envelope (https://docs.carbn.xyz/api-reference/errors); 401 and 403
+//!   both mean bad credentials.
 
 /// Wire types and canonical conversions, status mapping.
 pub mod transformers;
@@ -175,9 +180,9 @@ impl CarbnConnector {
         self.call(log, "list_users", req).await
     }
 
-    /// Finds the Carbn user that a create for `user` may have made without the gateway
-    /// recording it (crash or lost answer), by scanning `GET /users/all` (Carbn has no
-    /// external id, idempotency key or search, carbn.md §3.3/§8).
+    /// Finds the Carbn user that a create for `user` may have made without the gateway recording it
+    /// (crash or lost answer), by scanning `GET /users/all` (Carbn has no external id, idempotency
+    /// key or search; https://docs.carbn.xyz/api-reference/user-management/get-all-users).
     ///
     /// Matching rule: the email address is the key (Carbn refuses a second user with the same
     /// `email_address`; compared ASCII case-insensitively). A user with that email is only
@@ -280,7 +285,7 @@ fn state_from(user: &CarbnUser, link_data: &Map<String, Value>) -> ProviderUserS
         status: map_status(&user.status),
         requirements: user.requirements(),
         link_data: user.link_data(link_data),
-        // Carbn's `updated_at` format is odd and undocumented (carbn.md §13 #7).
+        // Carbn's `updated_at` format is odd and undocumented.
         observed_at: None,
     }
 }
@@ -303,9 +308,10 @@ impl Connector for CarbnConnector {
         Box::pin(self.find_existing_user(request.user, log))
     }
 
-    /// Carbn's R-update says "all fields are optional, only include [the fields to change]"
-    /// (carbn.md §3.4): every field with a Carbn counterpart is updatable, so nothing the
-    /// gateway sends is `Refuse`. Fields Carbn has no counterpart for are `Ignore`.
+    /// Carbn's update-user reference says "all fields are optional, only include [the fields to
+    /// change]" (https://docs.carbn.xyz/api-reference/user-management/update-user): every field
+    /// with a Carbn counterpart is updatable, so nothing the gateway sends is `Refuse`. Fields
+    /// Carbn has no counterpart for are `Ignore`.
     fn field_policy(&self, path: &str) -> FieldPolicy {
         match path {
             "type" | "email" | "phone" | "name.first" | "name.last" | "date_of_birth"
@@ -321,12 +327,12 @@ impl Connector for CarbnConnector {
             | "address.region"
             | "address.postal_code"
             | "address.country" => FieldPolicy::Send,
-            // Everything else has no Carbn counterpart (§4.1, §10) and stays in the gateway:
+            // Everything else has no Carbn counterpart and stays in the gateway:
             // `external_id` (no external id at Carbn), `name.middle`, `birth_place.*`,
             // `nationalities`, `citizenship`, `employment.*`, `financial_profile.*`,
             // `language`, `identity_document.issued_on`/`expires_on`, `terms.version` (the
             // consent carries only the acceptance time), `metadata.*` (caller-owned, never
-            // sent to providers, API.md), and any future canonical field.
+            // sent to providers, README "The API in short"), and any future canonical field.
             _ => FieldPolicy::Ignore,
         }
     }
@@ -343,7 +349,7 @@ impl Connector for CarbnConnector {
             let consent_id = self.consent(&consent, log).await?;
             let body = body.with_consent_id(consent_id.clone());
             let req = self.json_request(reqwest::Method::POST, "/users", &body)?;
-            // Any 2xx is success (the create status code is undocumented, §13 #2).
+            // Any 2xx is success (the create status code is undocumented).
             let user: CarbnUser = self.call(log, "create_user", req).await?;
             let mut link_data = Map::new();
             link_data.insert(LINK_TNC_ID.to_owned(), Value::String(consent_id));
@@ -362,9 +368,9 @@ impl Connector for CarbnConnector {
         })
     }
 
-    /// Sends the changed fields in one partial `PUT`. A changed `terms.accepted_at` means the
-    /// user accepted the terms again: a fresh consent is generated first and its id sent as
-    /// `consent_id` (R-update accepts it), then kept as the link's new `tnc_id`. When no
+    /// Sends the changed fields in one partial `PUT`. A changed `terms.accepted_at` means the user
+    /// accepted the terms again: a fresh consent is generated first and its id sent as `consent_id`
+    /// (the update-user reference accepts it), then kept as the link's new `tnc_id`. When no
     /// changed field has a Carbn counterpart nothing is sent and `Ok(None)` is returned.
     fn update_user<'a>(
         &'a self,

@@ -1,8 +1,10 @@
-//! Carbn Connect wire types and their conversions from/to the canonical model
-//! (`shared/providers/carbn.md` §3–§5, §7, §10).
+//! Carbn Connect wire types and their conversions from/to the canonical model, after Carbn's
+//! API reference (https://docs.carbn.xyz/api-reference/user-management/update-user and the
+//! other user-management pages, https://docs.carbn.xyz/api-reference/errors).
 //!
-//! Carbn publishes no OpenAPI file: these structs follow the R-update request example and the
-//! R-get/R-all response examples; choices on undocumented points are marked [I] like carbn.md.
+//! Carbn publishes no OpenAPI file: these structs follow the update-user request example and the
+//! get-user/get-all-users response examples; choices on undocumented points are marked [I]
+//! (inference).
 //! Every PII-carrying struct redacts its `Debug` output.
 
 use std::fmt;
@@ -17,7 +19,7 @@ use crate::domain::user::{iso_date, CanonicalUser, IdentityDocument, IdentityDoc
 
 /// `user_type` for a natural person (the only kind the gateway onboards in v1).
 pub const USER_TYPE_INDIVIDUAL: &str = "individual";
-/// `documents[].type` for tax ids (value seen in R-update: `tax_document`).
+/// `documents[].type` for tax ids (value seen in the update-user example: `tax_document`).
 pub const TAX_DOCUMENT_TYPE: &str = "tax_document";
 /// `documents[].name` for a tax id whose canonical `type` is unset [I].
 pub const UNNAMED_TAX_ID: &str = "tax_id";
@@ -53,7 +55,8 @@ impl TransformError {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Consent: `POST /onboarding/api/v1/tnc` (§3.1)
+// Consent: `POST /onboarding/api/v1/tnc`
+// (https://docs.carbn.xyz/api-reference/user-management/generate-user-consent)
 
 /// `{"tnc_data":{"tnc_accepted":true,"accepted_at":"2024-01-01T12:00:00Z"}}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -122,7 +125,7 @@ impl<'de> Deserialize<'de> for ConsentId {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Shared request parts (§4.1)
+// Shared request parts (https://docs.carbn.xyz/api-reference/user-management/update-user)
 
 /// `identity{…}`: the primary identity document.
 #[derive(Clone, PartialEq, Eq, Serialize)]
@@ -167,7 +170,7 @@ impl From<&IdentityDocument> for CarbnIdentity {
 }
 
 /// `documents[]{name, type, issuing_country, document_number}`: supporting documents (metadata
-/// only); the gateway sends its tax ids here (§10).
+/// only); the gateway sends its tax ids here [I].
 #[derive(Clone, PartialEq, Eq, Serialize)]
 pub struct CarbnDocument {
     /// The canonical tax id `type` (`steuer_id`, …), or `tax_id` when unset [I].
@@ -221,7 +224,7 @@ pub struct CarbnAddress {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub line2: Option<Option<String>>,
     pub city: String,
-    /// The canonical `address.region` [I: carbn.md §10].
+    /// The canonical `address.region` [I].
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sub_division: Option<Option<String>>,
     /// ISO 3166-1 alpha-3.
@@ -277,11 +280,11 @@ impl CarbnAddress {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Create user: `POST /onboarding/api/v1/users` (§3.2, [I] contract = the R-update field set)
+// Create user: `POST /onboarding/api/v1/users` ([I] contract = the update-user field set)
 
-/// The create body. Field order follows the R-update example. `metadata` and
-/// `sharing_consent` are never sent: canonical metadata is caller-owned (API.md), and the
-/// meaning of `sharing_consent` is undocumented, so the gateway claims no such consent [I].
+/// The create body. Field order follows the update-user example. `metadata` and `sharing_consent`
+/// are never sent: canonical metadata is caller-owned (README "The API in short"), and the meaning
+/// of `sharing_consent` is undocumented, so the gateway claims no such consent [I].
 #[derive(Clone, PartialEq, Eq, Serialize)]
 pub struct CarbnCreateUser {
     pub first_name: String,
@@ -331,7 +334,7 @@ impl fmt::Debug for CarbnCreateUser {
 impl TryFrom<&CanonicalUser> for CarbnCreateUser {
     type Error = TransformError;
 
-    /// Needs (API.md "Providers", carbn.md §3.2): the base set, `phone`, `address.line1`,
+    /// Needs (README "Providers"): the base set, `phone`, `address.line1`,
     /// `address.city`, `address.postal_code`, `identity_document`. `name.middle` has no Carbn
     /// field and is dropped [I]; the consent id is added with [`Self::with_consent_id`].
     fn try_from(user: &CanonicalUser) -> Result<Self, Self::Error> {
@@ -359,7 +362,8 @@ impl TryFrom<&CanonicalUser> for CarbnCreateUser {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Update user: `PUT /onboarding/api/v1/users/{id}` — partial despite the verb (§3.4)
+// Update user: `PUT /onboarding/api/v1/users/{id}` — partial despite the verb
+// (https://docs.carbn.xyz/api-reference/user-management/update-user)
 
 /// The partial update body: only the top-level Carbn fields a change touched are present.
 /// `identity` and `address` go out whole when any of their parts changed (Carbn's handling of
@@ -477,7 +481,8 @@ impl CarbnUpdateUser {
 }
 
 // ---------------------------------------------------------------------------------------------
-// User object (§4.2): answer of create, get, list and update
+// User object (https://docs.carbn.xyz/api-reference/user-management/get-user-details): answer of
+// create, get, list and update
 
 /// `address` as Carbn returns it (`region` and `sub_division` both present, usually one null).
 #[derive(Clone, PartialEq, Eq, Deserialize, Default)]
@@ -518,10 +523,10 @@ impl fmt::Debug for CarbnAddressResponse {
 pub struct CarbnUser {
     pub id: String,
     pub status: String,
-    /// Non-null shape undocumented: kept as raw JSON (carbn.md §13 #5).
+    /// Non-null shape undocumented: kept as raw JSON.
     #[serde(default)]
     pub requirements: Option<Value>,
-    /// G-status's name for `requirements` [!]: read when `requirements` is null or absent.
+    /// The status guide's name for `requirements` [!]: read when `requirements` is null or absent.
     #[serde(default)]
     pub requirements_due: Option<Value>,
     /// Non-null shape undocumented: kept as raw JSON.
@@ -570,9 +575,10 @@ impl fmt::Debug for CarbnUser {
     }
 }
 
-/// Carbn `status` → canonical (API.md "Status"; carbn.md §5). `paused` is accepted although
-/// only the description, not the rendered enum, lists it [!]. Anything else is `None`: the
-/// link keeps its last status and stores the raw value.
+/// Carbn `status` → canonical (README "Providers", status mapping;
+/// https://docs.carbn.xyz/documentation/developer-platform/users/compliance/user-status). `paused`
+/// is accepted although only the description, not the rendered enum, lists it [!]. Anything else is
+/// `None`: the link keeps its last status and stores the raw value.
 pub fn map_status(status: &str) -> Option<LinkStatus> {
     match status {
         "under_review" => Some(LinkStatus::UnderReview),
@@ -626,7 +632,7 @@ impl CarbnUser {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Error envelope (§7)
+// Error envelope (https://docs.carbn.xyz/api-reference/errors)
 
 /// `{"code":"4030","httpMethod","message","path","requestId","resourcePath"}` (API Gateway).
 /// `code` is documented as a string; a number is accepted too.

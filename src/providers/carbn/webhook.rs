@@ -1,9 +1,10 @@
-//! Carbn Connect webhook signatures (carbn.md §6.4).
+//! Carbn Connect webhook signatures
+//! (https://docs.carbn.xyz/documentation/developer-platform/monitoring/webhook-verification).
 //!
 //! `X-Webhook-Signature` is a base64 RSA signature over the raw request body, verified with the
 //! per-webhook PEM SPKI public key returned at registration. Hash and padding are not documented
 //! publicly; the sender is Java 17 (`User-Agent: Java/17.0.14`), so `SHA256withRSA`
-//! (RSASSA-PKCS1-v1_5 with SHA-256) is used, per carbn.md's recommendation.
+//! (RSASSA-PKCS1-v1_5 with SHA-256) is used [I].
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;

@@ -1,8 +1,9 @@
-//! KillB access tokens (killb.md §2): `POST /api/v2/auth/login` with the portal email and
-//! password gives a JWT valid for `expiresIn` **milliseconds** (1 h in production).
+//! KillB access tokens (https://docs.killb.com/api-reference/auth/generate-an-access-token): `POST
+//! /api/v2/auth/login` with the portal email and password gives a JWT valid for `expiresIn`
+//! **milliseconds** (1 h in production).
 //!
 //! One token is shared by every request. It is renewed by a fresh login (as both official
-//! SDKs do, §2.3) once 80% of its lifetime has passed, and after a 401 the caller
+//! SDKs do) once 80% of its lifetime has passed, and after a 401 the caller
 //! [`invalidate`](TokenManager::invalidate)s it and asks again. Logins are single-flight: the
 //! first caller that finds no usable token logs in while holding the write lock; everyone
 //! else waits and then re-checks, so N concurrent requests cause one login.
@@ -22,7 +23,8 @@ use crate::providers::http::ProviderHttp;
 /// Login path, appended to the base URL.
 pub const LOGIN_PATH: &str = "/api/v2/auth/login";
 
-/// Used when the login answer carries no usable `expiresIn` (the documented lifetime, §2.1).
+/// Used when the login answer carries no usable `expiresIn` (the documented lifetime,
+/// https://docs.killb.com/api-reference/auth/generate-an-access-token).
 const DEFAULT_LIFETIME: Duration = Duration::from_secs(3600);
 /// Upper bound on a token lifetime we believe.
 const MAX_LIFETIME: Duration = Duration::from_secs(24 * 3600);
@@ -142,7 +144,7 @@ impl TokenManager {
         let raw = http.send(log, "login", request).await?;
         if !raw.is_success() {
             let mut error = KillbErrorEnvelope::parse(&raw.body).into_error(raw.status);
-            // A refused login is a credentials problem (§2.1: bad passwords come back as 400).
+            // A refused login is a credentials problem (bad passwords come back as 400).
             if matches!(raw.status, 400 | 401 | 403 | 404 | 422) {
                 error.kind = ProviderErrorKind::Unauthorized;
                 error.message = format!("killb login refused: {}", error.message);

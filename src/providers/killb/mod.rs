@@ -1,9 +1,9 @@
-//! KillB API v2 (`killb.app/api/v2`). See `shared/providers/killb.md`.
+//! KillB API v2 (`killb.app/api/v2`). API reference: https://docs.killb.com/api-reference.
 //!
 //! Every call carries `Authorization: Bearer <JWT>` from [`auth::TokenManager`]; a 401 (or
-//! `AUTH.0002`/`AUTH.0003`) invalidates the token, logs in again once and retries the call
-//! once (killb.md §8). Errors use KillB's envelope (§8) and never carry its free-text
-//! messages unless they are recognisably PII-free.
+//! `AUTH.0002`/`AUTH.0003`) invalidates the token, logs in again once and retries the call once
+//! (https://docs.killb.com/resources/error-handling). Errors use KillB's envelope and never carry
+//! its free-text messages unless they are recognisably PII-free.
 
 /// Login and the shared, single-flight access token.
 pub mod auth;
@@ -135,9 +135,9 @@ impl KillbConnector {
     }
 
     /// Looks a user up by the gateway's external id (`GET /api/v2/users?type=PERSON&externalId=…`,
-    /// killb.md §3.1), e.g. to adopt an account created by a request whose answer was lost
-    /// (§9). Only exact `externalId` matches count; when several match, the active one wins,
-    /// and several active ones are a conflict.
+    /// https://github.com/Kill-B/sdk (`src/types/schema.ts`)), e.g. to adopt an account created by
+    /// a request whose answer was lost [I]. Only exact `externalId` matches count; when several
+    /// match, the active one wins, and several active ones are a conflict.
     pub async fn find_by_external_id(
         &self,
         external_id: &str,
@@ -175,7 +175,7 @@ impl KillbConnector {
         }
     }
 
-    /// Soft-deletes the user (`DELETE /api/v2/users/{id}` → 200, no body; killb.md §3: the
+    /// Soft-deletes the user (`DELETE /api/v2/users/{id}` → 200, no body; the
     /// user becomes `active: false`, and users with pending ramps cannot be deleted).
     pub async fn delete_user(
         &self,
@@ -235,7 +235,8 @@ impl KillbConnector {
     }
 }
 
-/// How KillB treats a change to each canonical field (killb.md §4.9, §12).
+/// How KillB treats a change to each canonical field
+/// (https://docs.killb.com/api-reference/user/update-user).
 pub fn field_policy(path: &str) -> FieldPolicy {
     let under = |prefix: &str| {
         path == prefix
@@ -245,23 +246,24 @@ pub fn field_policy(path: &str) -> FieldPolicy {
     };
     match path {
         // `externalId` is a top-level `CreateUserDto` field; `UpdatePersonUserDto` holds only
-        // the person `data` fields (killb.md §4.1, §4.9), so it cannot change.
+        // the person `data` fields, so it cannot change.
         "external_id" => FieldPolicy::Refuse,
-        // killb.md §4.9: every person field is optional on update. D-manage names email,
-        // phone, address, employment, investment profile and KYC profile; name/DOB changes
-        // are not documented either way (§14 #13): sent, and a refusal surfaces as an error.
+        // Every person field is optional on update.
+        // https://docs.killb.com/guides/users/manage-users names email, phone, address, employment,
+        // investment profile and KYC profile; name/DOB changes are not documented either way: sent,
+        // and a refusal surfaces as an error.
         "email" | "phone" | "date_of_birth" | "nationalities" | "citizenship" => FieldPolicy::Send,
         "name.first" | "name.middle" | "name.last" => FieldPolicy::Send,
         "employment.status" | "employment.occupation" | "employment.employer_name" => {
             FieldPolicy::Send
         }
-        // `expeditionDate` is the issue date; KillB has no expiry field (§12).
+        // `expeditionDate` is the issue date; KillB has no expiry field.
         "identity_document.expires_on" => FieldPolicy::Ignore,
-        // The document is sent whole (its inner fields stay required, §4.9). A change may
-        // move the user back to PENDING (D-manage).
+        // The document is sent whole (its inner fields stay required). A change may
+        // move the user back to PENDING (https://docs.killb.com/guides/users/manage-users).
         _ if under("identity_document") || under("address") => FieldPolicy::Send,
         // `investmentProfile` needs all 13 fields, of which the canonical financial profile
-        // fills four; a partial one is refused (§4.7), so the change stays in the gateway.
+        // fills four; a partial one is refused, so the change stays in the gateway.
         _ if under("financial_profile") => FieldPolicy::Ignore,
         // No KillB counterpart: industry, tax ids, terms, language, birth place, metadata,
         // type (individual only).

@@ -1,5 +1,7 @@
-//! KillB wire types (killb.md §4, §8) and their conversions to and from the canonical model
-//! (killb.md §12), plus the explicit status mapping (API.md "Status").
+//! KillB wire types (the generated types of the official SDK, https://github.com/Kill-B/sdk
+//! (`src/types/schema.ts`), and https://docs.killb.com/api-reference/user/create-a-user) and their
+//! conversions to and from the canonical model, plus the explicit status mapping (README
+//! "Providers").
 //!
 //! Outbound DTOs carry PII, so their `Debug` prints no field values.
 
@@ -55,7 +57,7 @@ impl From<MappingError> for ProviderError {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Auth (killb.md §2.1)
+// Auth (https://docs.killb.com/api-reference/auth/generate-an-access-token)
 
 /// `LoginDto`.
 #[derive(Serialize)]
@@ -99,7 +101,7 @@ pub enum KillbUserType {
     Company,
 }
 
-/// `PersonUserDocumentDto.type` (killb.md §4.5).
+/// `PersonUserDocumentDto.type` (https://docs.killb.com/api-reference/user/create-a-user).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum KillbDocumentType {
@@ -121,7 +123,7 @@ pub enum KillbDocumentType {
     Ce,
 }
 
-/// `employmentStatus` (killb.md §4.2).
+/// `employmentStatus` (https://docs.killb.com/api-reference/user/create-a-user).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum KillbEmploymentStatus {
@@ -132,7 +134,8 @@ pub enum KillbEmploymentStatus {
     Other,
 }
 
-/// `primarySourceOfFunds` (killb.md §4.7), the values a person can declare.
+/// `primarySourceOfFunds` (https://docs.killb.com/api-reference/user/create-a-user), the values a
+/// person can declare.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum KillbSourceOfFunds {
@@ -196,11 +199,11 @@ pub enum KillbAmountBand1K {
     MoreThan5M,
 }
 
-/// The KillB document type for a canonical identity document (killb.md §4.5, §12).
+/// The KillB document type for a canonical identity document.
 ///
 /// - `passport` → `PASSPORT` and `drivers_license` → `DRIVER_LICENSE`, whatever the country.
 /// - `national_id` depends on the issuing country: CO `NUIP` (the Cédula de Ciudadanía number,
-///   §14 #14), MX `INE` (the voter card; KillB also wants `cic`/`identificadorCiudadano`,
+///   [I]), MX `INE` (the voter card; KillB also wants `cic`/`identificadorCiudadano`,
 ///   which the canonical user does not carry, so KillB decides), BR `CPF`, AR/PE/ES `DNI`,
 ///   CL/UY `RUT`... see the table below. A country KillB has no national-id type for is an
 ///   error: KillB's guide sends "other countries" to `PASSPORT`.
@@ -247,7 +250,7 @@ fn national_id_type(country: &str) -> Option<KillbDocumentType> {
         "SV" => K::Dui,
         "BO" => K::BolivianId,
         "CN" => K::ChineseId,
-        // killb.md §4.5: the guide's "United States" tab uses SSN [I].
+        // https://docs.killb.com/guides/users/create-user: its "United States" tab uses SSN [I].
         "US" => K::Ssn,
         _ => return None,
     })
@@ -316,7 +319,8 @@ pub fn monthly_volume(m: MonthlyVolumeUsd) -> KillbAmountBand1K {
 // ---------------------------------------------------------------------------------------------
 // Outbound DTOs
 
-/// `AddressDto` (§4.4): every field but `street2` required.
+/// `AddressDto` (https://docs.killb.com/api-reference/user/create-a-user): every field but
+/// `street2` required.
 #[derive(Serialize, Clone, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct KillbAddress {
@@ -347,7 +351,7 @@ impl TryFrom<&Address> for KillbAddress {
     }
 }
 
-/// `PersonUserDocumentDto` (§4.5). `expires_on` has no KillB field; `expeditionDate` is the
+/// `PersonUserDocumentDto`. `expires_on` has no KillB field; `expeditionDate` is the
 /// issue date.
 #[derive(Serialize, Clone, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
@@ -373,7 +377,8 @@ impl TryFrom<&IdentityDocument> for KillbDocument {
     }
 }
 
-/// `InvestmentProfile` (§4.7): all 13 fields are required once the object is present.
+/// `InvestmentProfile` (https://docs.killb.com/api-reference/user/create-a-user): all 13 fields are
+/// required once the object is present.
 #[derive(Serialize, Debug, Clone, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct KillbInvestmentProfile {
@@ -428,7 +433,7 @@ impl From<&FinancialProfile> for InvestmentProfileParts {
 
 impl InvestmentProfileParts {
     /// The complete profile, or `None` when any of the 13 required fields is unknown: KillB
-    /// rejects a partial `investmentProfile` (killb.md §4.7, §12), and declaring values the
+    /// rejects a partial `investmentProfile`, and declaring values the
     /// user never gave would be a false compliance statement. With today's canonical
     /// `financial_profile` (four bands) this is always `None`.
     pub fn complete(self) -> Option<KillbInvestmentProfile> {
@@ -456,7 +461,8 @@ fn investment_profile(user: &CanonicalUser) -> Option<KillbInvestmentProfile> {
         .and_then(|f| InvestmentProfileParts::from(f).complete())
 }
 
-/// `CreatePersonUserDto` (§4.2), the `data` of a PERSON create.
+/// `CreatePersonUserDto` (https://docs.killb.com/api-reference/user/create-a-user), the `data` of a
+/// PERSON create.
 #[derive(Serialize, Clone, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct KillbPersonData {
@@ -483,7 +489,7 @@ pub struct KillbPersonData {
     pub investment_profile: Option<KillbInvestmentProfile>,
 }
 
-/// `CreateUserDto` (§4.1): `{type: "PERSON", data, externalId}`.
+/// `CreateUserDto`: `{type: "PERSON", data, externalId}`.
 #[derive(Serialize, Clone, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct KillbCreateUser {
@@ -549,8 +555,9 @@ fn nationality(user: &CanonicalUser) -> Option<String> {
         .map(|c| c.as_str().to_owned())
 }
 
-/// `UpdatePersonUserDto` (§4.9): flat, every field optional, only changed fields present.
-/// Nested objects (`address`, `document`, `investmentProfile`) are sent whole.
+/// `UpdatePersonUserDto` (https://docs.killb.com/api-reference/user/update-user): flat, every field
+/// optional, only changed fields present. Nested objects (`address`, `document`,
+/// `investmentProfile`) are sent whole.
 #[derive(Serialize, Clone, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct KillbUpdateUser {
@@ -677,8 +684,8 @@ impl KillbUpdateUser {
 // ---------------------------------------------------------------------------------------------
 // Inbound DTOs
 
-/// `CreateUserResponseDto` = `GetUserByIdResponse` (§4.10), read tolerantly: older responses
-/// lacked `status`, `note` and `complianceUrl` (§4.10), so only `id` is required. `data` (PII)
+/// `CreateUserResponseDto` = `GetUserByIdResponse`, read tolerantly: older responses
+/// lacked `status`, `note` and `complianceUrl`, so only `id` is required. `data` (PII)
 /// is not kept.
 #[derive(Deserialize, Clone, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -716,7 +723,7 @@ impl fmt::Debug for KillbUser {
     }
 }
 
-/// `GetUserQueryResponse` (§3): `{users, totalPage}`.
+/// `GetUserQueryResponse`: `{users, totalPage}`.
 #[derive(Deserialize, Debug, Clone, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct KillbUserList {
@@ -726,7 +733,8 @@ pub struct KillbUserList {
     pub total_page: Option<f64>,
 }
 
-/// The canonical status for KillB's `status` and `active` (API.md "Status", killb.md §5.1).
+/// The canonical status for KillB's `status` and `active` (README "Providers";
+/// https://docs.killb.com/concepts/users).
 /// A soft-deleted user (`active: false`) is `closed` whatever its status; an unknown or
 /// missing status is `None`.
 pub fn map_status(status: Option<&str>, active: Option<bool>) -> Option<LinkStatus> {
@@ -737,7 +745,7 @@ pub fn map_status(status: Option<&str>, active: Option<bool>) -> Option<LinkStat
         "PENDING" => Some(LinkStatus::UnderReview),
         "ACTIVE" => Some(LinkStatus::Approved),
         "REJECTED" => Some(LinkStatus::Rejected),
-        // Only in the Spanish webhook guide (killb.md §14 #4).
+        // Only in the Spanish webhook guide (https://docs.killb.com/es/concepts/webhooks).
         "SUSPENDED" => Some(LinkStatus::Suspended),
         _ => None,
     }
@@ -747,8 +755,9 @@ impl From<KillbUser> for ProviderUserState {
     fn from(u: KillbUser) -> Self {
         let status = map_status(u.status.as_deref(), u.active);
         let mut requirements = Vec::new();
-        // The access level is what KillB reports as outstanding (API.md: "killb access level");
-        // the hosted KYC link is the action while the user is not approved.
+        // The access level is what KillB reports as outstanding (README, `GET
+        // /v1/users/{id}/requirements`); the hosted KYC link is the action while the user is not
+        // approved.
         if let Some(level) = &u.access_level {
             requirements.push(json!({ "accessLevel": level }));
         }
@@ -783,7 +792,7 @@ impl From<KillbUser> for ProviderUserState {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Errors (§8)
+// Errors (https://docs.killb.com/resources/error-handling)
 
 /// `BadRequestResponse` / `InternalServerErrorResponse`:
 /// `{"errorCode","arguments":[{key,value}],"message":[…],"statusCode":"404"}`. `statusCode`
@@ -827,7 +836,7 @@ impl KillbErrorEnvelope {
         }
     }
 
-    /// Whether KillB says the token is expired or invalid (§8).
+    /// Whether KillB says the token is expired or invalid.
     pub fn is_auth_failure(&self) -> bool {
         matches!(self.error_code.as_deref(), Some("AUTH.0002" | "AUTH.0003"))
     }
@@ -882,7 +891,7 @@ impl KillbErrorEnvelope {
     pub fn into_error(self, http_status: u16) -> ProviderError {
         let message = self.safe_message(http_status);
         let kind_status = match self.error_code.as_deref() {
-            // Codes whose HTTP status is not documented (§14 #7): classify by code.
+            // Codes whose HTTP status is not documented: classify by code.
             Some("USER.0001") if http_status == 400 => 404,
             Some("USER.0003") if http_status == 400 => 409,
             _ => http_status,
@@ -893,7 +902,7 @@ impl KillbErrorEnvelope {
     }
 }
 
-/// The documented meaning of KillB's error codes (killb.md §8).
+/// The documented meaning of KillB's error codes (https://docs.killb.com/resources/error-handling).
 fn known_code(code: &str) -> Option<&'static str> {
     Some(match code {
         "INVALID.INPUT" => "killb validation failed",

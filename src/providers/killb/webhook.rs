@@ -1,4 +1,5 @@
-//! KillB webhook signatures, header `x-signature-sha256` (killb.md §7.3).
+//! KillB webhook signatures, header `x-signature-sha256`
+//! (https://docs.killb.com/guides/webhooks/security).
 //!
 //! The sources disagree, so both schemes are implemented:
 //!

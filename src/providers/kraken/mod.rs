@@ -1,9 +1,10 @@
-//! Kraken Embed (`nexus.kraken.com/b2b`). See `shared/providers/kraken.md`.
+//! Kraken Embed (`nexus.kraken.com/b2b`). API reference:
+//! https://docs.kraken.com/api/docs/embed-api.
 //!
-//! Every request is signed (§2): `API-Key`, `API-Nonce` (one [`signing::NonceSource`] per
-//! connector), `API-Sign` over the exact request-target sent (IIBANs percent-encoded) and the
-//! exact body bytes sent, plus `Payward-Version: 2025-04-15`. Bodies are serialised once; those
-//! bytes are signed and sent.
+//! Every request is signed (https://docs.kraken.com/api/docs/guides/embed-rest-auth): `API-Key`,
+//! `API-Nonce` (one [`signing::NonceSource`] per connector), `API-Sign` over the exact
+//! request-target sent (IIBANs percent-encoded) and the exact body bytes sent, plus
+//! `Payward-Version: 2025-04-15`. Bodies are serialised once; those bytes are signed and sent.
 
 /// `API-Sign` HMAC-SHA512 request signing and the per-key [`signing::NonceSource`].
 pub mod signing;
@@ -44,7 +45,8 @@ use super::http::{ProviderHttp, RawResponse};
 use crate::domain::provider::ProviderId;
 use crate::domain::user::CanonicalUser;
 
-/// The API version sent in `Payward-Version` (kraken.md §1, §11 #1).
+/// The API version sent in `Payward-Version`, the only value the API reference lists (its auth
+/// guide names the header `Kraken-Version` instead).
 pub const API_VERSION: &str = "2025-04-15";
 /// The provider status stored when a create succeeded but its state could not be read.
 pub const UNKNOWN_STATUS: &str = "unknown";

@@ -1,4 +1,5 @@
-//! Kraken `API-Sign` request signing (kraken.md §2.2) and strictly increasing nonces.
+//! Kraken `API-Sign` request signing (https://docs.kraken.com/api/docs/guides/embed-rest-auth) and
+//! strictly increasing nonces.
 //!
 //! ```text
 //! API-Sign = base64( HMAC-SHA512( key = base64_decode(api_secret),

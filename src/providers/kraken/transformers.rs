@@ -1,10 +1,10 @@
 //! Kraken Embed wire types (`/b2b/users…`) and their conversions from and to the canonical
-//! model (kraken.md §4, §5, §9).
+//! model (https://docs.kraken.com/api/docs/embed-api).
 //!
-//! Serialisation is byte-significant: the connector signs the exact bytes it sends, and the
-//! field order here is the order on the wire (it reproduces the derived vector V2 of
-//! kraken.md §2.3). Absent optional fields are omitted, never sent as `null`, except in an
-//! update that clears an optional field (see [`UpdateUserRequest`]).
+//! Serialisation is byte-significant: the connector signs the exact bytes it sends, and the field
+//! order here is the order on the wire (it reproduces the locally derived signing vector V2; Kraken
+//! publishes no Embed-specific vector). Absent optional fields are omitted, never sent as `null`,
+//! except in an update that clears an optional field (see [`UpdateUserRequest`]).
 
 use std::fmt;
 
@@ -39,7 +39,7 @@ pub struct Residence {
     pub line2: Option<String>,
     pub city: String,
     pub postal_code: String,
-    /// From the canonical `address.region` (kraken.md §9, [I]).
+    /// From the canonical `address.region` [I].
     #[serde(skip_serializing_if = "Option::is_none")]
     pub province: Option<String>,
     pub country: String,
@@ -96,7 +96,7 @@ impl fmt::Debug for CreateUserRequest {
 ///
 /// Fields Kraken requires at creation are `Option<T>`: present when changed, never `null`.
 /// Optional fields are `Option<Option<T>>`: absent when unchanged, `Some(None)` → `null` when
-/// the canonical value was cleared (S1 documents every update field as nullable; sending
+/// the canonical value was cleared (the reference documents every update field as nullable; sending
 /// `null` keeps Kraken from silently holding a value the gateway no longer has).
 #[derive(Serialize, Clone, PartialEq, Eq, Default)]
 pub struct UpdateUserRequest {
@@ -195,7 +195,7 @@ fn tax_ids(user: &CanonicalUser) -> Option<Vec<KrakenTaxId>> {
 /// Kraken's `occupation` enum mixes industries and employment statuses. The canonical
 /// `employment.industry` is exactly Kraken's industries, so it wins when present (it says more);
 /// otherwise the status maps onto Kraken's status-like values, `retired` and `other` onto
-/// `other` (Kraken has no `retired`, kraken.md §9 [I]).
+/// `other` (Kraken has no `retired` [I]).
 pub fn occupation(status: EmploymentStatus, industry: Option<Industry>) -> &'static str {
     if let Some(industry) = industry {
         return industry.as_str();
@@ -275,7 +275,8 @@ impl TryFrom<&CanonicalUser> for CreateUserRequest {
 
 /// How Kraken treats a change to a canonical field (JSON path from `changed_paths`).
 ///
-/// - `email`, `external_id`: not in Kraken's update body (kraken.md §4.3) → `Refuse`.
+/// - `email`, `external_id`: not in Kraken's update body
+///   (https://docs.kraken.com/api/docs/embed-api) → `Refuse`.
 /// - Fields with a Kraken counterpart → `Send`; `employment.status`/`industry` feed
 ///   `occupation`; `identity_document.type`/`number` feed `client_identifier` (sent at
 ///   creation, so a change is sent too, or Kraken would keep a stale identifier).
@@ -399,8 +400,8 @@ pub struct GetUserResult {
     pub external_id: Option<String>,
 }
 
-/// The error envelope `{"error":["ENexus:…"], "errors"?:[…]}` (kraken.md §3, §11 #4), read
-/// tolerantly: any shape that is not this yields no code.
+/// The error envelope `{"error":["ENexus:…"], "errors"?:[…]}` (the exact shape is not documented
+/// publicly), read tolerantly: any shape that is not this yields no code.
 #[derive(Deserialize, Debug, Clone, Default)]
 pub struct ErrorEnvelope {
     #[serde(default)]
@@ -431,7 +432,7 @@ impl ErrorEnvelope {
     }
 }
 
-/// The canonical status for a Kraken status (API.md "Status"):
+/// The canonical status for a Kraken status (README "Providers"):
 /// - `ok` without actions → `approved`;
 /// - `ok` with any `verification` or `provide_details` action → `action_required`;
 /// - `ok` with only `wait` actions → `under_review`;

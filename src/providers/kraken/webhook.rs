@@ -1,4 +1,4 @@
-//! Kraken Embed webhook signatures (kraken.md §6.4).
+//! Kraken Embed webhook signatures (https://docs.kraken.com/api/docs/embed-api/webhooks).
 //!
 //! ```text
 //! X-Signature: t=<unix seconds>,v1=<hex>[,v1=<hex>…]
