@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use onboarding_gateway::domain::provider::ProviderId;
 use onboarding_gateway::providers::carbn::webhook as carbn_webhook;
 use onboarding_gateway::providers::killb::webhook as killb_webhook;
 use onboarding_gateway::providers::kraken::signing::{api_sign, NonceSource};
@@ -459,7 +460,7 @@ async fn kraken_signed_requests_nonce_replay_and_tampering() {
     );
 
     // The recorded request shows the exact wire bytes.
-    let requests = sim.state().requests(Some(sim::Provider::Kraken));
+    let requests = sim.state().requests(Some(ProviderId::Kraken));
     let last = requests.last().unwrap();
     assert_eq!(last.method, "PATCH");
     assert_eq!(last.path, path);
@@ -1134,15 +1135,11 @@ async fn magic_email_tags_produce_the_documented_statuses() {
     // +review users are approved after review_delay.
     let state = Arc::clone(sim.state());
     wait_until("+review approvals", || {
-        [
-            sim::Provider::Kraken,
-            sim::Provider::Killb,
-            sim::Provider::Carbn,
-        ]
-        .iter()
-        .flat_map(|p| state.users(*p))
-        .filter(|u| u.profile.to_string().contains("+review@"))
-        .all(|u| u.status == sim::SimStatus::Approved)
+        [ProviderId::Kraken, ProviderId::Killb, ProviderId::Carbn]
+            .iter()
+            .flat_map(|p| state.users(*p))
+            .filter(|u| u.profile.to_string().contains("+review@"))
+            .all(|u| u.status == sim::SimStatus::Approved)
     })
     .await;
     let s = kraken_status(review).await;
@@ -1159,7 +1156,7 @@ async fn magic_email_tags_produce_the_documented_statuses() {
     )
     .await;
     assert_eq!(body["users"][0]["status"], "ACTIVE");
-    let carbn_users = sim.state().users(sim::Provider::Carbn);
+    let carbn_users = sim.state().users(ProviderId::Carbn);
     let review = carbn_users
         .iter()
         .find(|u| u.profile["email_address"] == "c+review@example.com")
@@ -1184,7 +1181,7 @@ async fn magic_email_tags_produce_the_documented_statuses() {
     let state = Arc::clone(sim.state());
     let id = incomplete.id.clone();
     wait_until("approval after update", || {
-        state.user(sim::Provider::Carbn, &id).unwrap().status == sim::SimStatus::Approved
+        state.user(ProviderId::Carbn, &id).unwrap().status == sim::SimStatus::Approved
     })
     .await;
 }

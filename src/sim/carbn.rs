@@ -10,8 +10,9 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use super::faults::enter;
-use super::state::{Provider, SimState, SimStatus, SimUser};
+use super::state::{SimState, SimStatus, SimUser};
 use super::validate::{merge, Checker};
+use crate::domain::provider::ProviderId;
 
 const BASE: &str = "/onboarding/api/v1";
 /// Identity document names the simulator knows (the full enum is not documented publicly).
@@ -100,7 +101,7 @@ fn authenticate(state: &SimState, req: &HttpRequest) -> Result<(), HttpResponse>
 }
 
 async fn guard(state: &SimState, req: &HttpRequest, body: &[u8]) -> Result<(), HttpResponse> {
-    enter(state, Provider::Carbn, req, body).await?;
+    enter(state, ProviderId::Carbn, req, body).await?;
     authenticate(state, req)
 }
 
@@ -315,7 +316,7 @@ pub(crate) fn render(user: &SimUser) -> Value {
 fn email_taken(state: &SimState, email: &str, except: Option<&str>) -> bool {
     state
         .lock()
-        .candidates(Provider::Carbn, &format!("email:{email}"))
+        .candidates(ProviderId::Carbn, &format!("email:{email}"))
         .any(|u| {
             Some(u.id.as_str()) != except
                 && u.profile.get("email_address").and_then(Value::as_str) == Some(email)
@@ -327,7 +328,7 @@ fn new_user(state: &SimState, status: SimStatus, profile: Map<String, Value>) ->
     SimUser {
         id: uuid::Uuid::new_v4().to_string(),
         seq: state.next_seq(),
-        provider: Provider::Carbn,
+        provider: ProviderId::Carbn,
         status,
         provider_status: None,
         active: true,
@@ -403,7 +404,7 @@ async fn list_users(
     if let Err(response) = guard(&state, &req, &body).await {
         return response;
     }
-    let users: Vec<Value> = state.users(Provider::Carbn).iter().map(render).collect();
+    let users: Vec<Value> = state.users(ProviderId::Carbn).iter().map(render).collect();
     HttpResponse::Ok().json(users)
 }
 
@@ -418,7 +419,7 @@ fn lookup(state: &SimState, req: &HttpRequest) -> Result<SimUser, HttpResponse> 
         ));
     }
     state
-        .user(Provider::Carbn, id)
+        .user(ProviderId::Carbn, id)
         .ok_or_else(|| error(StatusCode::NOT_FOUND, "4040", "User not found", req))
 }
 
@@ -470,7 +471,7 @@ async fn update_user(
     }
     {
         let mut store = state.lock();
-        if let Some(u) = store.users_mut(Provider::Carbn).get_mut(&user.id) {
+        if let Some(u) = store.users_mut(ProviderId::Carbn).get_mut(&user.id) {
             merge(&mut u.profile, &Value::Object(patch));
             u.updated_at = OffsetDateTime::now_utc();
             let updated = u.clone();
@@ -478,8 +479,8 @@ async fn update_user(
         }
     }
     let state = state.into_inner();
-    state.after_update(Provider::Carbn, &user.id, false);
-    match state.user(Provider::Carbn, &user.id) {
+    state.after_update(ProviderId::Carbn, &user.id, false);
+    match state.user(ProviderId::Carbn, &user.id) {
         Some(u) => HttpResponse::Ok().json(render(&u)),
         None => HttpResponse::InternalServerError().finish(),
     }

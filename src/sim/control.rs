@@ -4,8 +4,9 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 
 use super::faults::{ActiveFault, FaultSpec};
-use super::state::{Provider, SimState, SimStatus, SimUser};
+use super::state::{SimState, SimStatus, SimUser};
 use super::{carbn, killb, kraken, WebhookTargets};
+use crate::domain::provider::ProviderId;
 
 pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -33,9 +34,14 @@ fn bad_request(message: impl Into<String>) -> HttpResponse {
     HttpResponse::BadRequest().json(json!({ "error": message.into() }))
 }
 
-fn provider(req: &HttpRequest) -> Result<Provider, HttpResponse> {
+/// A provider id, case-insensitive (`KillB` names `killb`).
+fn parse_provider(name: &str) -> Option<ProviderId> {
+    ProviderId::from_wire(&name.to_ascii_lowercase())
+}
+
+fn provider(req: &HttpRequest) -> Result<ProviderId, HttpResponse> {
     let name = req.match_info().get("provider").unwrap_or_default();
-    Provider::parse(name).ok_or_else(|| {
+    parse_provider(name).ok_or_else(|| {
         HttpResponse::NotFound().json(json!({ "error": format!("unknown provider {name}") }))
     })
 }
@@ -43,9 +49,9 @@ fn provider(req: &HttpRequest) -> Result<Provider, HttpResponse> {
 /// The provider's own view of a user.
 fn view(state: &SimState, user: &SimUser) -> Value {
     match user.provider {
-        Provider::Kraken => kraken::render(user),
-        Provider::Killb => killb::render(state, user),
-        Provider::Carbn => carbn::render(user),
+        ProviderId::Kraken => kraken::render(user),
+        ProviderId::Killb => killb::render(state, user),
+        ProviderId::Carbn => carbn::render(user),
     }
 }
 
@@ -157,7 +163,7 @@ async fn list_requests(
 ) -> HttpResponse {
     let provider = match query.provider.as_deref() {
         None | Some("") => None,
-        Some(name) => match Provider::parse(name) {
+        Some(name) => match parse_provider(name) {
             Some(p) => Some(p),
             None => return bad_request(format!("unknown provider {name}")),
         },

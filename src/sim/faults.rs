@@ -9,15 +9,16 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use time::OffsetDateTime;
 
-use super::state::{Provider, SimState};
+use super::state::SimState;
 use super::{carbn, killb, kraken};
+use crate::domain::provider::ProviderId;
 
 /// A fault to inject into one provider's matching requests (`POST /_sim/faults`).
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FaultSpec {
     /// Which provider's requests.
-    pub provider: Provider,
+    pub provider: ProviderId,
     /// Only requests whose path starts with this (raw request-target), if set.
     #[serde(default)]
     pub path: Option<String>,
@@ -66,7 +67,7 @@ pub struct RecordedRequest {
     /// Order of arrival.
     pub seq: u64,
     /// Owning provider.
-    pub provider: Option<Provider>,
+    pub provider: Option<ProviderId>,
     /// HTTP method.
     pub method: String,
     /// Raw request-target (path and query exactly as received).
@@ -110,7 +111,7 @@ pub(crate) fn target(req: &HttpRequest) -> String {
 /// Records the request (unless `SimConfig::record` is off), then applies the first matching fault. `Err` is the response to send.
 pub(crate) async fn enter(
     state: &SimState,
-    provider: Provider,
+    provider: ProviderId,
     req: &HttpRequest,
     body: &[u8],
 ) -> Result<(), HttpResponse> {
@@ -194,9 +195,9 @@ pub(crate) async fn enter(
 }
 
 /// An injected error in the provider's own envelope.
-fn provider_error(provider: Provider, status: StatusCode, req: &HttpRequest) -> HttpResponse {
+fn provider_error(provider: ProviderId, status: StatusCode, req: &HttpRequest) -> HttpResponse {
     match provider {
-        Provider::Kraken => {
+        ProviderId::Kraken => {
             let message = match status.as_u16() {
                 429 => "EAPI:Rate limit exceeded",
                 503 => "EService:Unavailable",
@@ -205,7 +206,7 @@ fn provider_error(provider: Provider, status: StatusCode, req: &HttpRequest) -> 
             };
             kraken::error(status, message)
         }
-        Provider::Killb => {
+        ProviderId::Killb => {
             let (code, message) = match status.as_u16() {
                 429 => ("TOO_MANY_REQUESTS", "Too many requests"),
                 503 => ("SERVICE_UNAVAILABLE", "Service unavailable"),
@@ -213,7 +214,7 @@ fn provider_error(provider: Provider, status: StatusCode, req: &HttpRequest) -> 
             };
             killb::error(status, code, &[message])
         }
-        Provider::Carbn => {
+        ProviderId::Carbn => {
             let message = match status.as_u16() {
                 429 => "Too Many Requests",
                 503 => "Service Unavailable",
@@ -224,26 +225,41 @@ fn provider_error(provider: Provider, status: StatusCode, req: &HttpRequest) -> 
     }
 }
 
+/// Which provider owns a request path.
+fn owner(path: &str) -> Option<ProviderId> {
+    if path.starts_with("/b2b/") || path == "/b2b" {
+        Some(ProviderId::Kraken)
+    } else if path.starts_with("/api/v2") {
+        Some(ProviderId::Killb)
+    } else if path.starts_with("/onboarding/") {
+        Some(ProviderId::Carbn)
+    } else {
+        None
+    }
+}
+
 /// Default service: a provider-shaped 404 for unknown provider paths, plain JSON otherwise.
 pub(crate) async fn not_found(
     state: web::Data<SimState>,
     req: HttpRequest,
     body: web::Bytes,
 ) -> HttpResponse {
-    match Provider::from_path(req.path()) {
+    match owner(req.path()) {
         Some(provider) => {
             if let Err(response) = enter(&state, provider, &req, &body).await {
                 return response;
             }
             match provider {
-                Provider::Kraken => kraken::error(StatusCode::NOT_FOUND, "EGeneral:Unknown method"),
-                Provider::Killb => killb::error(
+                ProviderId::Kraken => {
+                    kraken::error(StatusCode::NOT_FOUND, "EGeneral:Unknown method")
+                }
+                ProviderId::Killb => killb::error(
                     StatusCode::NOT_FOUND,
                     "NOT_FOUND",
                     &[&format!("Cannot {} {}", req.method(), req.path())],
                 ),
                 // AWS API Gateway answers unknown routes with "Missing Authentication Token".
-                Provider::Carbn => carbn::error(
+                ProviderId::Carbn => carbn::error(
                     StatusCode::FORBIDDEN,
                     "4030",
                     "Missing authentication token",

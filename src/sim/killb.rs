@@ -15,8 +15,9 @@ use sha2::Sha256;
 use time::OffsetDateTime;
 
 use super::faults::enter;
-use super::state::{KillbToken, Provider, SimState, SimStatus, SimUser};
+use super::state::{KillbToken, SimState, SimStatus, SimUser};
 use super::validate::{age, merge, timestamp, Checker};
+use crate::domain::provider::ProviderId;
 
 const PERSON_DOCUMENTS: &[&str] = &[
     "PASSPORT",
@@ -230,12 +231,12 @@ fn authenticate(state: &SimState, req: &HttpRequest) -> Result<(), HttpResponse>
 }
 
 async fn guard(state: &SimState, req: &HttpRequest, body: &[u8]) -> Result<(), HttpResponse> {
-    enter(state, Provider::Killb, req, body).await?;
+    enter(state, ProviderId::Killb, req, body).await?;
     authenticate(state, req)
 }
 
 async fn login(state: web::Data<SimState>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
-    if let Err(response) = enter(&state, Provider::Killb, &req, &body).await {
+    if let Err(response) = enter(&state, ProviderId::Killb, &req, &body).await {
         return response;
     }
     let body = match parse_object(&body) {
@@ -262,7 +263,7 @@ async fn login(state: web::Data<SimState>, req: HttpRequest, body: web::Bytes) -
 }
 
 async fn refresh(state: web::Data<SimState>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
-    if let Err(response) = enter(&state, Provider::Killb, &req, &body).await {
+    if let Err(response) = enter(&state, ProviderId::Killb, &req, &body).await {
         return response;
     }
     let body = match parse_object(&body) {
@@ -589,7 +590,7 @@ async fn create_user(
         let store = state.lock();
         if let Some(ext) = &external_id {
             if store
-                .candidates(Provider::Killb, &format!("ext:{ext}"))
+                .candidates(ProviderId::Killb, &format!("ext:{ext}"))
                 .any(|u| u.external_id.as_ref() == Some(ext))
             {
                 return error_with_args(
@@ -603,7 +604,7 @@ async fn create_user(
         if let Some(email) = &email {
             if kind == "PERSON"
                 && store
-                    .candidates(Provider::Killb, &format!("email:{email}"))
+                    .candidates(ProviderId::Killb, &format!("email:{email}"))
                     .any(|u| u.active && data_email(&u.profile) == Some(email.as_str()))
             {
                 return error(StatusCode::CONFLICT, "USER.0003", &["Email already exists"]);
@@ -613,7 +614,7 @@ async fn create_user(
         SimUser {
             id: uuid::Uuid::new_v4().to_string(),
             seq,
-            provider: Provider::Killb,
+            provider: ProviderId::Killb,
             status,
             provider_status: None,
             active: true,
@@ -672,7 +673,7 @@ async fn list_users(
         (Err(r), _) | (_, Err(r)) => return r,
     };
     let users: Vec<SimUser> = state
-        .users(Provider::Killb)
+        .users(ProviderId::Killb)
         .into_iter()
         .filter(|u| u.user_type.as_deref() == kind)
         .filter(|u| {
@@ -704,7 +705,7 @@ fn lookup(state: &SimState, req: &HttpRequest) -> Result<SimUser, HttpResponse> 
             &["id must be a UUID"],
         ));
     }
-    state.user(Provider::Killb, id).ok_or_else(|| {
+    state.user(ProviderId::Killb, id).ok_or_else(|| {
         error_with_args(
             StatusCode::NOT_FOUND,
             "USER.0001",
@@ -756,7 +757,7 @@ async fn update_user(
     if let Some(email) = patch.get("email").and_then(Value::as_str) {
         let taken = state
             .lock()
-            .candidates(Provider::Killb, &format!("email:{email}"))
+            .candidates(ProviderId::Killb, &format!("email:{email}"))
             .any(|u| u.id != user.id && u.active && data_email(&u.profile) == Some(email));
         if taken {
             return error(StatusCode::CONFLICT, "USER.0003", &["Email already exists"]);
@@ -767,7 +768,7 @@ async fn update_user(
         .is_some_and(|d| user.profile.get("document") != Some(d));
     {
         let mut store = state.lock();
-        if let Some(u) = store.users_mut(Provider::Killb).get_mut(&user.id) {
+        if let Some(u) = store.users_mut(ProviderId::Killb).get_mut(&user.id) {
             merge(&mut u.profile, &Value::Object(patch));
             u.updated_at = OffsetDateTime::now_utc();
             let updated = u.clone();
@@ -775,8 +776,8 @@ async fn update_user(
         }
     }
     let state = state.into_inner();
-    state.after_update(Provider::Killb, &user.id, reverify);
-    match state.user(Provider::Killb, &user.id) {
+    state.after_update(ProviderId::Killb, &user.id, reverify);
+    match state.user(ProviderId::Killb, &user.id) {
         Some(u) => HttpResponse::Ok().json(render(&state, &u)),
         None => HttpResponse::InternalServerError().finish(),
     }
@@ -795,7 +796,7 @@ async fn delete_user(
         Err(response) => return response,
     };
     state.into_inner().set_status(
-        Provider::Killb,
+        ProviderId::Killb,
         &user.id,
         Some(SimStatus::Closed),
         None,

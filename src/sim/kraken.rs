@@ -9,8 +9,9 @@ use serde_json::{json, Map, Value};
 use time::OffsetDateTime;
 
 use super::faults::{enter, target};
-use super::state::{Provider, SimState, SimStatus, SimUser};
+use super::state::{SimState, SimStatus, SimUser};
 use super::validate::{merge, Checker};
+use crate::domain::provider::ProviderId;
 use crate::providers::kraken::signing::{verify_api_sign, SigningError};
 
 const OCCUPATIONS: &[&str] = &[
@@ -105,7 +106,7 @@ fn authenticate(state: &SimState, req: &HttpRequest, body: &[u8]) -> Result<(), 
 }
 
 async fn guard(state: &SimState, req: &HttpRequest, body: &[u8]) -> Result<(), HttpResponse> {
-    enter(state, Provider::Kraken, req, body).await?;
+    enter(state, ProviderId::Kraken, req, body).await?;
     authenticate(state, req, body)
 }
 
@@ -373,12 +374,12 @@ async fn create_user(
     let user = {
         let mut store = state.lock();
         if store
-            .candidates(Provider::Kraken, &format!("ext:{external_id}"))
+            .candidates(ProviderId::Kraken, &format!("ext:{external_id}"))
             .any(|u| u.external_id.as_deref() == Some(external_id.as_str()))
         {
             return error(StatusCode::CONFLICT, "ENexus:User already exists");
         }
-        let users = store.users_mut(Provider::Kraken);
+        let users = store.users_mut(ProviderId::Kraken);
         let mut id = new_iiban(seq);
         while users.contains_key(&id) {
             id = new_iiban(seq);
@@ -387,7 +388,7 @@ async fn create_user(
         SimUser {
             id,
             seq,
-            provider: Provider::Kraken,
+            provider: ProviderId::Kraken,
             status,
             provider_status: None,
             active: true,
@@ -411,7 +412,7 @@ async fn get_user(state: web::Data<SimState>, req: HttpRequest, body: web::Bytes
         Ok(id) => id,
         Err(response) => return response,
     };
-    match state.user(Provider::Kraken, &id) {
+    match state.user(ProviderId::Kraken, &id) {
         Some(user) => HttpResponse::Ok().json(json!({ "result": render(&user) })),
         None => error(StatusCode::NOT_FOUND, "ENexus:User not found"),
     }
@@ -433,7 +434,7 @@ async fn update_user(
         Ok(p) => p,
         Err(response) => return response,
     };
-    if state.user(Provider::Kraken, &id).is_none() {
+    if state.user(ProviderId::Kraken, &id).is_none() {
         return error(StatusCode::NOT_FOUND, "ENexus:User not found");
     }
     let checker = check_profile(&patch, false);
@@ -442,14 +443,14 @@ async fn update_user(
     }
     {
         let mut store = state.lock();
-        if let Some(user) = store.users_mut(Provider::Kraken).get_mut(&id) {
+        if let Some(user) = store.users_mut(ProviderId::Kraken).get_mut(&id) {
             merge(&mut user.profile, &Value::Object(patch));
             user.updated_at = OffsetDateTime::now_utc();
         }
     }
     state
         .into_inner()
-        .after_update(Provider::Kraken, &id, false);
+        .after_update(ProviderId::Kraken, &id, false);
     HttpResponse::Ok().json(json!({ "result": "success" }))
 }
 

@@ -76,7 +76,7 @@ use std::time::Duration;
 use actix_web::{web, App, HttpServer};
 
 pub use faults::{FaultSpec, RecordedRequest};
-pub use state::{Provider, SimState, SimStatus, SimUser};
+pub use state::{SimState, SimStatus, SimUser};
 pub use webhooks::WebhookDelivery;
 
 use crate::providers::killb::webhook::SignatureScheme;

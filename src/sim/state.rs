@@ -11,61 +11,8 @@ use time::OffsetDateTime;
 use super::faults::{ActiveFault, RecordedRequest};
 use super::webhooks::WebhookDelivery;
 use super::{SimConfig, WebhookTargets};
+use crate::domain::provider::ProviderId;
 use crate::providers::carbn::webhook::WebhookSigner;
-
-/// The three simulated providers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Provider {
-    /// Kraken Embed.
-    Kraken,
-    /// KillB.
-    Killb,
-    /// Carbn Connect.
-    Carbn,
-}
-
-impl Provider {
-    /// The provider id (`kraken`, `killb`, `carbn`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Provider::Kraken => "kraken",
-            Provider::Killb => "killb",
-            Provider::Carbn => "carbn",
-        }
-    }
-
-    /// Parses a provider id.
-    pub fn parse(s: &str) -> Option<Self> {
-        match s.to_ascii_lowercase().as_str() {
-            "kraken" => Some(Provider::Kraken),
-            "killb" => Some(Provider::Killb),
-            "carbn" => Some(Provider::Carbn),
-            _ => None,
-        }
-    }
-
-    /// Which provider owns a request path.
-    pub fn from_path(path: &str) -> Option<Self> {
-        if path.starts_with("/b2b/") || path == "/b2b" {
-            Some(Provider::Kraken)
-        } else if path.starts_with("/api/v2") {
-            Some(Provider::Killb)
-        } else if path.starts_with("/onboarding/") {
-            Some(Provider::Carbn)
-        } else {
-            None
-        }
-    }
-
-    fn index(self) -> usize {
-        match self {
-            Provider::Kraken => 0,
-            Provider::Killb => 1,
-            Provider::Carbn => 2,
-        }
-    }
-}
 
 /// The simulator's provider-neutral status; each provider renders it in its own vocabulary
 /// (see the table in the module docs).
@@ -127,7 +74,7 @@ pub struct SimUser {
     /// Creation order.
     pub seq: u64,
     /// Which provider.
-    pub provider: Provider,
+    pub provider: ProviderId,
     /// Status.
     pub status: SimStatus,
     /// Raw provider status that overrides the rendering (set by the control endpoint).
@@ -155,7 +102,7 @@ pub(crate) struct KillbToken {
 
 #[derive(Default)]
 pub(crate) struct Store {
-    users: [HashMap<String, SimUser>; 3],
+    users: [HashMap<String, SimUser>; ProviderId::ALL.len()],
     /// Kraken: last accepted nonce per API key.
     pub kraken_nonces: HashMap<String, u64>,
     pub killb_tokens: HashMap<String, KillbToken>,
@@ -173,11 +120,11 @@ pub(crate) struct Store {
 }
 
 impl Store {
-    pub fn users(&self, provider: Provider) -> &HashMap<String, SimUser> {
+    pub fn users(&self, provider: ProviderId) -> &HashMap<String, SimUser> {
         &self.users[provider.index()]
     }
 
-    pub fn users_mut(&mut self, provider: Provider) -> &mut HashMap<String, SimUser> {
+    pub fn users_mut(&mut self, provider: ProviderId) -> &mut HashMap<String, SimUser> {
         &mut self.users[provider.index()]
     }
 
@@ -204,7 +151,7 @@ impl Store {
     /// those that have it now, so callers check the live value.
     pub fn candidates<'a>(
         &'a self,
-        provider: Provider,
+        provider: ProviderId,
         key: &str,
     ) -> impl Iterator<Item = &'a SimUser> + 'a {
         let users = self.users(provider);
@@ -215,7 +162,7 @@ impl Store {
             .filter_map(move |id| users.get(id))
     }
 
-    pub fn sorted_users(&self, provider: Provider) -> Vec<SimUser> {
+    pub fn sorted_users(&self, provider: ProviderId) -> Vec<SimUser> {
         let mut users: Vec<SimUser> = self.users(provider).values().cloned().collect();
         users.sort_by_key(|u| u.seq);
         users
@@ -271,17 +218,17 @@ impl SimState {
     }
 
     /// The users of one provider, in creation order.
-    pub fn users(&self, provider: Provider) -> Vec<SimUser> {
+    pub fn users(&self, provider: ProviderId) -> Vec<SimUser> {
         self.lock().sorted_users(provider)
     }
 
     /// One user.
-    pub fn user(&self, provider: Provider, id: &str) -> Option<SimUser> {
+    pub fn user(&self, provider: ProviderId, id: &str) -> Option<SimUser> {
         self.lock().users(provider).get(id).cloned()
     }
 
     /// Requests recorded so far (all providers, or one).
-    pub fn requests(&self, provider: Option<Provider>) -> Vec<RecordedRequest> {
+    pub fn requests(&self, provider: Option<ProviderId>) -> Vec<RecordedRequest> {
         self.lock()
             .requests
             .iter()
@@ -311,7 +258,7 @@ impl SimState {
             store.users_mut(provider).insert(id.clone(), user.clone());
         }
         match provider {
-            Provider::Killb => super::webhooks::emit_killb(self, &user, "CREATE"),
+            ProviderId::Killb => super::webhooks::emit_killb(self, &user, "CREATE"),
             _ if status != SimStatus::Pending => super::webhooks::emit_status(self, &user),
             _ => {}
         }
@@ -323,7 +270,7 @@ impl SimState {
     /// Moves a user to `status` (and/or a raw provider status) and emits the webhook.
     pub fn set_status(
         self: &Arc<Self>,
-        provider: Provider,
+        provider: ProviderId,
         id: &str,
         status: Option<SimStatus>,
         provider_status: Option<Value>,
@@ -334,11 +281,11 @@ impl SimState {
             let user = store.users_mut(provider).get_mut(id)?;
             let before = user.clone();
             if let Some(status) = status {
-                if provider == Provider::Killb && status == SimStatus::Closed {
+                if provider == ProviderId::Killb && status == SimStatus::Closed {
                     user.active = false;
                 } else {
                     user.status = status;
-                    if provider == Provider::Killb {
+                    if provider == ProviderId::Killb {
                         user.active = true;
                     }
                 }
@@ -349,10 +296,10 @@ impl SimState {
         };
         if emit {
             match provider {
-                Provider::Killb if !after.active && before.active => {
+                ProviderId::Killb if !after.active && before.active => {
                     super::webhooks::emit_killb(self, &after, "DELETE")
                 }
-                Provider::Killb => super::webhooks::emit_killb(self, &after, "UPDATE"),
+                ProviderId::Killb => super::webhooks::emit_killb(self, &after, "UPDATE"),
                 _ if before.status != after.status || after.provider_status.is_some() => {
                     super::webhooks::emit_status(self, &after)
                 }
@@ -366,7 +313,7 @@ impl SimState {
     }
 
     /// After an update: an `incomplete` user goes to review (then approval).
-    pub(crate) fn after_update(self: &Arc<Self>, provider: Provider, id: &str, reverify: bool) {
+    pub(crate) fn after_update(self: &Arc<Self>, provider: ProviderId, id: &str, reverify: bool) {
         let status = match self.user(provider, id) {
             Some(user) => user.status,
             None => return,
@@ -375,14 +322,14 @@ impl SimState {
             || (reverify && matches!(status, SimStatus::Approved | SimStatus::Pending));
         if to_review {
             self.set_status(provider, id, Some(SimStatus::UnderReview), None, true);
-        } else if provider == Provider::Killb {
+        } else if provider == ProviderId::Killb {
             if let Some(user) = self.user(provider, id) {
                 super::webhooks::emit_killb(self, &user, "UPDATE");
             }
         }
     }
 
-    fn schedule_approval(self: &Arc<Self>, provider: Provider, id: &str) {
+    fn schedule_approval(self: &Arc<Self>, provider: ProviderId, id: &str) {
         let state = Arc::clone(self);
         let id = id.to_owned();
         let delay = self.config.review_delay;

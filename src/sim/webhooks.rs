@@ -8,9 +8,10 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 
-use super::state::{Provider, SimState, SimUser};
+use super::state::{SimState, SimUser};
 use super::validate::timestamp;
 use super::{carbn, killb, kraken};
+use crate::domain::provider::ProviderId;
 use crate::providers::kraken::webhook as kraken_webhook;
 use crate::providers::{carbn::webhook as carbn_webhook, killb::webhook as killb_webhook};
 
@@ -36,7 +37,7 @@ pub struct WebhookDelivery {
     /// Sequence number.
     pub id: u64,
     /// Which provider's scheme.
-    pub provider: Provider,
+    pub provider: ProviderId,
     /// Kraken event type, KillB `USER/<action>`, Carbn `USER_STATUS_UPDATE`.
     pub event: String,
     /// The provider user id concerned.
@@ -68,7 +69,7 @@ fn kraken_event_id() -> String {
 /// Emits the status webhook for a Kraken or Carbn user (none for Kraken statuses without event).
 pub(crate) fn emit_status(state: &Arc<SimState>, user: &SimUser) {
     match user.provider {
-        Provider::Kraken => {
+        ProviderId::Kraken => {
             let Some(event) = kraken::event_for(user) else {
                 return;
             };
@@ -97,9 +98,9 @@ pub(crate) fn emit_status(state: &Arc<SimState>, user: &SimUser) {
                     body.clone(),
                 )
             });
-            deliver(state, Provider::Kraken, event.to_owned(), &user.id, build);
+            deliver(state, ProviderId::Kraken, event.to_owned(), &user.id, build);
         }
-        Provider::Carbn => {
+        ProviderId::Carbn => {
             let rendered = carbn::render(user);
             let body = serde_json::to_vec(&json!({
                 "status": rendered.get("status").cloned().unwrap_or(Value::Null),
@@ -125,13 +126,13 @@ pub(crate) fn emit_status(state: &Arc<SimState>, user: &SimUser) {
             });
             deliver(
                 state,
-                Provider::Carbn,
+                ProviderId::Carbn,
                 "USER_STATUS_UPDATE".into(),
                 &user.id,
                 build,
             );
         }
-        Provider::Killb => emit_killb(state, user, "UPDATE"),
+        ProviderId::Killb => emit_killb(state, user, "UPDATE"),
     }
 }
 
@@ -164,20 +165,26 @@ pub(crate) fn emit_killb(state: &Arc<SimState>, user: &SimUser, action: &'static
     });
     deliver(
         state,
-        Provider::Killb,
+        ProviderId::Killb,
         format!("USER/{action}"),
         &user.id,
         build,
     );
 }
 
-fn deliver(state: &Arc<SimState>, provider: Provider, event: String, user_id: &str, build: Build) {
+fn deliver(
+    state: &Arc<SimState>,
+    provider: ProviderId,
+    event: String,
+    user_id: &str,
+    build: Build,
+) {
     let url = {
         let store = state.lock();
         match provider {
-            Provider::Kraken => store.webhook_targets.kraken.clone(),
-            Provider::Killb => store.webhook_targets.killb.clone(),
-            Provider::Carbn => store.webhook_targets.carbn.clone(),
+            ProviderId::Kraken => store.webhook_targets.kraken.clone(),
+            ProviderId::Killb => store.webhook_targets.killb.clone(),
+            ProviderId::Carbn => store.webhook_targets.carbn.clone(),
         }
     };
     let (headers, body) = build(0);
