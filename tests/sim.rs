@@ -201,7 +201,7 @@ fn carbn_user(email: &str, consent: &str) -> Value {
 async fn carbn_consent(http: &reqwest::Client, sim: &SimHandle) -> String {
     let (status, body) = json_of(
         http.post(format!("{}/onboarding/api/v1/tnc", sim.base_url()))
-            .header("x-api-key", sim::DEV_CARBN_API_KEY)
+            .header("x-api-key", sim::carbn::DEV_API_KEY)
             .json(
                 &json!({"tnc_data": {"tnc_accepted": true, "accepted_at": "2026-01-01T12:00:00Z"}}),
             )
@@ -218,7 +218,7 @@ async fn carbn_create(http: &reqwest::Client, sim: &SimHandle, email: &str) -> V
     let consent = carbn_consent(http, sim).await;
     let (status, body) = json_of(
         http.post(format!("{}/onboarding/api/v1/users", sim.base_url()))
-            .header("x-api-key", sim::DEV_CARBN_API_KEY)
+            .header("x-api-key", sim::carbn::DEV_API_KEY)
             .json(&carbn_user(email, &consent))
             .send()
             .await
@@ -654,7 +654,7 @@ async fn killb_auth_failures_token_expiry_and_relogin() {
 
     let (status, body) = json_of(
         http.post(format!("{}/api/v2/auth/login", sim.base_url()))
-            .json(&json!({"email": sim::DEV_KILLB_EMAIL, "password": "wrong"}))
+            .json(&json!({"email": sim::killb::DEV_EMAIL, "password": "wrong"}))
             .send()
             .await
             .unwrap(),
@@ -668,7 +668,7 @@ async fn killb_auth_failures_token_expiry_and_relogin() {
 
     let (status, body) = json_of(
         http.post(format!("{}/api/v2/auth/login", sim.base_url()))
-            .json(&json!({"email": sim::DEV_KILLB_EMAIL, "password": sim::DEV_KILLB_PASSWORD}))
+            .json(&json!({"email": sim::killb::DEV_EMAIL, "password": sim::killb::DEV_PASSWORD}))
             .send()
             .await
             .unwrap(),
@@ -926,7 +926,7 @@ async fn carbn_auth_failures_have_carbns_error_bodies() {
 
     let (status, body) = json_of(
         http.get(&url)
-            .header("x-api-key", sim::DEV_CARBN_API_KEY)
+            .header("x-api-key", sim::carbn::DEV_API_KEY)
             .send()
             .await
             .unwrap(),
@@ -939,7 +939,7 @@ async fn carbn_auth_failures_have_carbns_error_bodies() {
 async fn carbn_consent_then_create_get_list_update() {
     let sim = start(fast_config()).await;
     let http = client();
-    let key = sim::DEV_CARBN_API_KEY;
+    let key = sim::carbn::DEV_API_KEY;
     let consent = carbn_consent(&http, &sim).await;
     assert!(uuid::Uuid::parse_str(&consent).is_ok());
 
@@ -1170,7 +1170,7 @@ async fn magic_email_tags_produce_the_documented_statuses() {
         .unwrap();
     let (_, body) = json_of(
         http.put(format!("{}/onboarding/api/v1/users/{}", sim.base_url(), incomplete.id))
-            .header("x-api-key", sim::DEV_CARBN_API_KEY)
+            .header("x-api-key", sim::carbn::DEV_API_KEY)
             .json(&json!({"address": {"line1": "Neue Str. 2", "city": "Berlin", "country": "DEU", "postal_code": "10115"}}))
             .send()
             .await
@@ -1227,7 +1227,7 @@ async fn faults_429_with_retry_after_500_latency_drop_and_timeout() {
     .await;
     let (status, body) = json_of(
         http.post(format!("{}/api/v2/auth/login", sim.base_url()))
-            .json(&json!({"email": sim::DEV_KILLB_EMAIL, "password": sim::DEV_KILLB_PASSWORD}))
+            .json(&json!({"email": sim::killb::DEV_EMAIL, "password": sim::killb::DEV_PASSWORD}))
             .send()
             .await
             .unwrap(),
@@ -1255,7 +1255,7 @@ async fn faults_429_with_retry_after_500_latency_drop_and_timeout() {
     let started = Instant::now();
     let response = http
         .get(format!("{}/onboarding/api/v1/users/all", sim.base_url()))
-        .header("x-api-key", sim::DEV_CARBN_API_KEY)
+        .header("x-api-key", sim::carbn::DEV_API_KEY)
         .send()
         .await
         .unwrap();
@@ -1270,7 +1270,7 @@ async fn faults_429_with_retry_after_500_latency_drop_and_timeout() {
     .await;
     let outcome = http
         .get(format!("{}/onboarding/api/v1/users/all", sim.base_url()))
-        .header("x-api-key", sim::DEV_CARBN_API_KEY)
+        .header("x-api-key", sim::carbn::DEV_API_KEY)
         .send()
         .await;
     let err = outcome.expect_err("the connection is dropped");
@@ -1284,7 +1284,7 @@ async fn faults_429_with_retry_after_500_latency_drop_and_timeout() {
     .await;
     let outcome = http
         .get(format!("{}/onboarding/api/v1/users/all", sim.base_url()))
-        .header("x-api-key", sim::DEV_CARBN_API_KEY)
+        .header("x-api-key", sim::carbn::DEV_API_KEY)
         .timeout(Duration::from_millis(300))
         .send()
         .await;
@@ -1293,7 +1293,7 @@ async fn faults_429_with_retry_after_500_latency_drop_and_timeout() {
     add_fault(&http, &sim, json!({"provider": "carbn", "status": 503})).await;
     let (status, body) = json_of(
         http.get(format!("{}/onboarding/api/v1/users/all", sim.base_url()))
-            .header("x-api-key", sim::DEV_CARBN_API_KEY)
+            .header("x-api-key", sim::carbn::DEV_API_KEY)
             .send()
             .await
             .unwrap(),
@@ -1437,7 +1437,7 @@ async fn status_changes_send_correctly_signed_webhooks() {
     let all = received.all();
     let (_, headers, body) = all.iter().find(|x| x.0 == "/v1/webhooks/carbn").unwrap();
     let signature = header(headers, "x-webhook-signature").unwrap();
-    carbn_webhook::verify(sim::DEV_CARBN_WEBHOOK_PUBLIC_KEY_PEM, body, signature).unwrap();
+    carbn_webhook::verify(sim::carbn::DEV_WEBHOOK_PUBLIC_KEY_PEM, body, signature).unwrap();
     assert!(uuid::Uuid::parse_str(header(headers, "x-webhook-event-id").unwrap()).is_ok());
     assert_eq!(header(headers, "user-agent"), Some("Java/17.0.14"));
     let event: Value = serde_json::from_slice(body).unwrap();
@@ -1487,7 +1487,7 @@ async fn review_delay_approval_sends_webhooks_with_the_sdk_scheme_when_configure
         .unwrap();
     let signature = header(headers, "x-signature-sha256").unwrap();
     assert_eq!(
-        killb_webhook::verify_any(sim::DEV_KILLB_WEBHOOK_SECRET, body, signature),
+        killb_webhook::verify_any(sim::killb::DEV_WEBHOOK_SECRET, body, signature),
         Ok(killb_webhook::SignatureScheme::Sha256Concat)
     );
     assert_eq!(
@@ -1524,7 +1524,7 @@ async fn control_endpoints_dump_users_and_requests() {
     assert_eq!(requests.as_array().unwrap().len(), 2);
     assert_eq!(requests[1]["method"], "POST");
     assert_eq!(requests[1]["path"], "/onboarding/api/v1/users");
-    assert_eq!(requests[1]["headers"]["x-api-key"], sim::DEV_CARBN_API_KEY);
+    assert_eq!(requests[1]["headers"]["x-api-key"], sim::carbn::DEV_API_KEY);
     let sent: Value = serde_json::from_str(requests[1]["body"].as_str().unwrap()).unwrap();
     assert_eq!(sent["email_address"], "d@example.com");
 

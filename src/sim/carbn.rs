@@ -1,7 +1,8 @@
 //! Carbn Connect simulator: `x-api-key`, T&C consent and users (after
 //! https://docs.carbn.xyz/api-reference).
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -10,9 +11,188 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use super::faults::enter;
-use super::state::{SimState, SimStatus, SimUser};
+use super::provider::SimProvider;
+use super::state::{lock, SimState, SimStatus, SimUser};
 use super::validate::{merge, Checker};
+use super::webhooks::{deliver, Build};
+use super::SimConfig;
 use crate::domain::provider::ProviderId;
+use crate::providers::carbn::webhook::{self as carbn_webhook, WebhookSigner};
+
+/// Carbn dev API key (exactly 32 alphanumerics).
+pub const DEV_API_KEY: &str = "SimCarbnDevApiKey0123456789abcde";
+
+// A fixed RSA-2048 key pair for the simulator's webhook signatures (development and tests only;
+// generated once with `openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048`). Never use
+// it for anything real: the private key is public in this repository.
+
+/// Carbn dev webhook private key (PKCS#8 PEM, `-----BEGIN PRIVATE KEY-----`) the simulator
+/// signs with.
+pub const DEV_WEBHOOK_PRIVATE_KEY_PEM: &str = "\
+-----BEGIN PRIVATE KEY-----
+MIIEvAIBADANBgkqhkiG9w0BAQEFAASCBKYwggSiAgEAAoIBAQDMFwOWi5zY4GKA
+QqsAcuSWzFRp0giQE7x/RCWyFz6QOFBJd4zBFRgPxvyft1w3PfcjDLl0hvaoXe7F
+Vd6teNZxIb8MI0UVxmMcxm8zDbkq1mPS3SRKIRltDTlMqDITUZuKNiEGa4okbQZ3
+JRrmdqz3ClOycB4+Xdjj/X+rImTtzOp1Xmg98M10n9aF8MGouVW7BT92r1inQi9b
+bAWRu2D1SSUygxS/SOK0U4/ITc7ZgVff/cjH6s96VoqknlFcXangwQnNJkPUxeR1
+PDwXlmRtlEEdnx8sGZV/m2gGkOYv75QG2zRb88NyUVHBwboXoydNF5T4AT24/fkJ
+Fh72LJrfAgMBAAECggEABOne7mkbvxrz3tD8FfguKbVEqQGOBDioFqD45AdBkdj7
+5zDneh88Y5DaXywGc9axlFic6cHKvstNfCxw6S3vbReEu9GTkGPPhLoATl3btzzP
+IsdWitRY14fJzonUHs6drIpYvt39nEU7B8j5vf0IdVrRy199/ZQRLI1bXVmSzX4m
+Qezn/x9de/g8D1LxknVQyEgu6sJLGi3bH9m0e1d0Tyj6P2YLmdzCKMyyH6eO6Tq2
+q/wRDV/PouSZan3lCgaEbMwAr+ywowiflgFLJx03VEhyqWYpFxKYWwPv7/zEJEtO
+gqn+UwK8Zz7074mX+MtTKcLoMNVWaZP6X/tWp6pNlQKBgQD9Jygf7L/NE91wcsLx
+s7luNanMQLp13JmhvPXNQVsas2a3WEfhy6rx9vic4/kVIi1rd0DOGPYxD0u7yNlB
+onsXoSu8qzEwQRy5fnqBAXCHUkK9u5DOYX26Q8LILNTppZPdnvlOVH6oDH7+qNIX
+GTkr2W3+O+Vm2Ea7TsmMbuHhgwKBgQDOYpoGAdj949HxU/8TJL7pgZO3vigSEHVz
+MXV9c3WBIn9Br+QgR/RcYbVxAoGvO0TnkEm5JRgYZTeXpwQQCVmrUZq9OwtnEjLs
+gTNjBylHtCNPAHc15s9T38bycmdMmZdDGz8qeFFtLG+DZOPtIdgTBJC+4RHSPYoQ
+D732HvkudQKBgAPJFhyEGcojRehsjuW2Xkt7mfJn9WHVzqZQgQx0sbwQerS7KTgD
+J6c+njEaZ5sdS7iTq/BpByVsqSFBu53zpAuSaWkE1lN2ZcuQTJypPNmJLV5Q87Vi
+V9L1OHBt2zEzPKbPvcKiGNLCfROpypp10hkJw09N7fw/t68NWo4zCkWpAoGAQl48
+75+aexLPCY8cYLiZWBfeO+E/m4eFbXTDNoNxjwRb7fC1KJhbAXY+VcgbkhE6OEkT
+HCHMnNO3y+HekZWgK1KDs0SQhyW4EIv/zWGZKcDI9ffNXh0KIQu+O2sEwwJFPUQ+
+zNaCQNxgQ92m2jPe+0alkWxpQbWed0nIqaQON50CgYAU6NEBpy6oSKaX7skVU+S9
+iPxKdR2mS3ImT6eJUAm+g5V7Qv5miWl9tvmj/3qrsy9mMHnMUdf3yhlmQSN7/Zmx
+4iwYkRFTjgVjdF3efnP8es6qMAL5xUcy4xF2EK2GIyT8ayM06AoDRurBUwi3JkWc
+OSpV1CT+dvtAbY6a+FJkNQ==
+-----END PRIVATE KEY-----
+";
+
+/// Carbn dev webhook public key (PEM SPKI, `-----BEGIN PUBLIC KEY-----`) that verifies the
+/// simulator's signatures: what a gateway configures.
+pub const DEV_WEBHOOK_PUBLIC_KEY_PEM: &str = "\
+-----BEGIN PUBLIC KEY-----
+MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAzBcDlouc2OBigEKrAHLk
+lsxUadIIkBO8f0Qlshc+kDhQSXeMwRUYD8b8n7dcNz33Iwy5dIb2qF3uxVXerXjW
+cSG/DCNFFcZjHMZvMw25KtZj0t0kSiEZbQ05TKgyE1GbijYhBmuKJG0GdyUa5nas
+9wpTsnAePl3Y4/1/qyJk7czqdV5oPfDNdJ/WhfDBqLlVuwU/dq9Yp0IvW2wFkbtg
+9UklMoMUv0jitFOPyE3O2YFX3/3Ix+rPelaKpJ5RXF2p4MEJzSZD1MXkdTw8F5Zk
+bZRBHZ8fLBmVf5toBpDmL++UBts0W/PDclFRwcG6F6MnTReU+AE9uP35CRYe9iya
+3wIDAQAB
+-----END PUBLIC KEY-----
+";
+
+/// The simulator's Carbn webhook configuration id (`X-Webhook-Id`).
+const WEBHOOK_ID: &str = "5b1f3c9e-7a0d-4c8e-9f21-3d6a8b0c4e17";
+
+/// Carbn credentials the simulator accepts and signs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `x-api-key` value (32 alphanumerics).
+    pub api_key: String,
+    /// PKCS#8 PEM private key that signs webhooks.
+    pub webhook_private_key_pem: String,
+    /// The matching SPKI PEM public key (what the gateway verifies with).
+    pub webhook_public_key_pem: String,
+}
+
+impl Config {
+    /// The `DEV_*` credentials and key pair.
+    pub fn development() -> Self {
+        Self {
+            api_key: DEV_API_KEY.into(),
+            webhook_private_key_pem: DEV_WEBHOOK_PRIVATE_KEY_PEM.into(),
+            webhook_public_key_pem: DEV_WEBHOOK_PUBLIC_KEY_PEM.into(),
+        }
+    }
+}
+
+/// What the Carbn simulator keeps.
+pub(crate) struct State {
+    /// Signs webhooks with `Config::webhook_private_key_pem`.
+    signer: WebhookSigner,
+    /// Consent id -> the user id that used it.
+    consents: Mutex<HashMap<String, Option<String>>>,
+}
+
+impl State {
+    pub(crate) fn new(config: &Config) -> std::io::Result<Self> {
+        let signer = WebhookSigner::from_private_key_pem(&config.webhook_private_key_pem)
+            .map_err(|e| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!("carbn webhook private key: {e}"),
+                )
+            })?;
+        Ok(Self {
+            signer,
+            consents: Mutex::new(HashMap::new()),
+        })
+    }
+}
+
+/// The Carbn Connect simulator.
+pub(crate) struct Simulator;
+
+impl SimProvider for Simulator {
+    fn owns_path(&self, path: &str) -> bool {
+        path.starts_with("/onboarding/")
+    }
+
+    fn routes(&self, cfg: &mut web::ServiceConfig) {
+        routes(cfg);
+    }
+
+    fn render(&self, _state: &SimState, user: &SimUser) -> Value {
+        render(user)
+    }
+
+    fn fault_error(&self, status: StatusCode, req: &HttpRequest) -> HttpResponse {
+        let message = match status.as_u16() {
+            429 => "Too Many Requests",
+            503 => "Service Unavailable",
+            _ => "Internal server error",
+        };
+        error(status, &status.as_u16().to_string(), message, req)
+    }
+
+    /// AWS API Gateway answers unknown routes with "Missing Authentication Token".
+    fn not_found(&self, req: &HttpRequest) -> HttpResponse {
+        error(
+            StatusCode::FORBIDDEN,
+            "4030",
+            "Missing authentication token",
+            req,
+        )
+    }
+
+    /// Only a user created in a status other than the initial one causes a webhook.
+    fn created(&self, state: &Arc<SimState>, user: &SimUser) {
+        if user.status != SimStatus::Pending {
+            emit(state, user);
+        }
+    }
+
+    fn apply_status(&self, user: &mut SimUser, status: SimStatus) {
+        user.status = status;
+    }
+
+    /// A webhook on every status change (or raw status override), none otherwise.
+    fn status_changed(&self, state: &Arc<SimState>, before: &SimUser, after: &SimUser) {
+        if before.status != after.status || after.provider_status.is_some() {
+            emit(state, after);
+        }
+    }
+
+    /// Carbn sends no webhook for a profile change.
+    fn updated(&self, _state: &Arc<SimState>, _user: &SimUser) {}
+
+    fn gateway_settings(&self, config: &SimConfig, base_url: &str) -> Map<String, Value> {
+        let c = &config.carbn;
+        let mut section = Map::new();
+        section.insert("base_url".into(), base_url.into());
+        section.insert("api_key".into(), c.api_key.clone().into());
+        section.insert(
+            "webhook_public_key".into(),
+            c.webhook_public_key_pem.clone().into(),
+        );
+        section
+    }
+
+    /// Carbn has no variants to follow.
+    fn follow_gateway_settings(&self, _config: &mut SimConfig, _section: &Map<String, Value>) {}
+}
 
 const BASE: &str = "/onboarding/api/v1";
 /// Identity document names the simulator knows (the full enum is not documented publicly).
@@ -23,7 +203,7 @@ const IDENTITY_DOCUMENTS: &[&str] = &[
     "permanent_residency_id",
 ];
 
-pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
+fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource(format!("{BASE}/tnc")).route(web::post().to(consent)))
         .service(web::resource(format!("{BASE}/users")).route(web::post().to(create_user)))
         .service(web::resource(format!("{BASE}/users/all")).route(web::get().to(list_users)))
@@ -36,7 +216,7 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 /// Carbn's (AWS API Gateway) error envelope with a fresh `requestId`.
-pub(crate) fn error(
+fn error(
     status: StatusCode,
     code: &str,
     message: &str,
@@ -142,7 +322,7 @@ async fn consent(state: web::Data<SimState>, req: HttpRequest, body: web::Bytes)
         return invalid(&c, &req);
     }
     let id = uuid::Uuid::new_v4().to_string();
-    state.lock().carbn_consents.insert(id.clone(), None);
+    lock(&state.providers.carbn.consents).insert(id.clone(), None);
     HttpResponse::Ok().json(Value::from(id))
 }
 
@@ -252,7 +432,7 @@ fn carbn_time(at: OffsetDateTime) -> String {
 }
 
 /// The Carbn user object.
-pub(crate) fn render(user: &SimUser) -> Value {
+fn render(user: &SimUser) -> Value {
     let p = &user.profile;
     let get = |k: &str| p.get(k).cloned().unwrap_or(Value::Null);
     let (status, requirements, rejection_reasons) = match user.status {
@@ -311,6 +491,37 @@ pub(crate) fn render(user: &SimUser) -> Value {
         "created_at": carbn_time(user.created_at),
         "updated_at": carbn_time(user.updated_at),
     })
+}
+
+/// Sends the signed `USER_STATUS_UPDATE` webhook with the user's current status.
+fn emit(state: &Arc<SimState>, user: &SimUser) {
+    let rendered = render(user);
+    let body = serde_json::to_vec(&json!({
+        "status": rendered.get("status").cloned().unwrap_or(Value::Null),
+        "user_id": user.id,
+    }))
+    .unwrap_or_default();
+    let signature = state.providers.carbn.signer.sign(&body).unwrap_or_default();
+    let event_id = uuid::Uuid::new_v4().to_string();
+    let build: Build = Box::new(move |_attempt| {
+        (
+            vec![
+                ("Content-Type".into(), "application/json".into()),
+                ("User-Agent".into(), "Java/17.0.14".into()),
+                (carbn_webhook::EVENT_ID_HEADER.into(), event_id.clone()),
+                (carbn_webhook::WEBHOOK_ID_HEADER.into(), WEBHOOK_ID.into()),
+                (carbn_webhook::SIGNATURE_HEADER.into(), signature.clone()),
+            ],
+            body.clone(),
+        )
+    });
+    deliver(
+        state,
+        ProviderId::Carbn,
+        "USER_STATUS_UPDATE".into(),
+        &user.id,
+        build,
+    );
 }
 
 fn email_taken(state: &SimState, email: &str, except: Option<&str>) -> bool {
@@ -378,14 +589,14 @@ async fn create_user(
     let status = SimStatus::from_email_tag(&email).unwrap_or(SimStatus::Pending);
     let user = new_user(&state, status, body);
     {
-        let mut store = state.lock();
-        match store.carbn_consents.get_mut(&consent) {
+        let mut consents = lock(&state.providers.carbn.consents);
+        match consents.get_mut(&consent) {
             None => {
-                drop(store);
+                drop(consents);
                 return error(StatusCode::BAD_REQUEST, "4000", "Invalid consent_id", &req);
             }
             Some(Some(_)) => {
-                drop(store);
+                drop(consents);
                 return error(StatusCode::CONFLICT, "4090", "Consent already used", &req);
             }
             Some(slot) => *slot = Some(user.id.clone()),
@@ -455,7 +666,7 @@ async fn update_user(
         return invalid(&c, &req);
     }
     if let Some(consent) = patch.get("consent_id").and_then(Value::as_str) {
-        if !state.lock().carbn_consents.contains_key(consent) {
+        if !lock(&state.providers.carbn.consents).contains_key(consent) {
             return error(StatusCode::BAD_REQUEST, "4000", "Invalid consent_id", &req);
         }
     }

@@ -5,7 +5,7 @@ use serde_json::{json, Value};
 
 use super::faults::{ActiveFault, FaultSpec};
 use super::state::{SimState, SimStatus, SimUser};
-use super::{carbn, killb, kraken, WebhookTargets};
+use super::{simulator, WebhookTargets};
 use crate::domain::provider::ProviderId;
 
 pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
@@ -24,7 +24,6 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
             .route("/webhooks", web::delete().to(clear_webhooks))
             .route("/webhook-targets", web::put().to(set_targets))
             .route("/webhook-targets", web::get().to(get_targets))
-            .route("/killb/expire-tokens", web::post().to(expire_tokens))
             .route("/{provider}/users", web::get().to(dump_users))
             .route("/{provider}/users/{id}/status", web::post().to(set_status)),
     );
@@ -34,7 +33,7 @@ fn bad_request(message: impl Into<String>) -> HttpResponse {
     HttpResponse::BadRequest().json(json!({ "error": message.into() }))
 }
 
-/// A provider id, case-insensitive (`KillB` names `killb`).
+/// A provider id, case-insensitive (as the control endpoints have always taken it).
 fn parse_provider(name: &str) -> Option<ProviderId> {
     ProviderId::from_wire(&name.to_ascii_lowercase())
 }
@@ -48,11 +47,7 @@ fn provider(req: &HttpRequest) -> Result<ProviderId, HttpResponse> {
 
 /// The provider's own view of a user.
 fn view(state: &SimState, user: &SimUser) -> Value {
-    match user.provider {
-        ProviderId::Kraken => kraken::render(user),
-        ProviderId::Killb => killb::render(state, user),
-        ProviderId::Carbn => carbn::render(user),
-    }
+    simulator(user.provider).render(state, user)
 }
 
 async fn dump_users(state: web::Data<SimState>, req: HttpRequest) -> HttpResponse {
@@ -201,8 +196,4 @@ async fn set_targets(state: web::Data<SimState>, body: web::Bytes) -> HttpRespon
 
 async fn get_targets(state: web::Data<SimState>) -> HttpResponse {
     HttpResponse::Ok().json(&state.lock().webhook_targets)
-}
-
-async fn expire_tokens(state: web::Data<SimState>) -> HttpResponse {
-    HttpResponse::Ok().json(json!({ "expired": killb::expire_tokens(&state) }))
 }

@@ -9,8 +9,8 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use time::OffsetDateTime;
 
+use super::simulator;
 use super::state::SimState;
-use super::{carbn, killb, kraken};
 use crate::domain::provider::ProviderId;
 
 /// A fault to inject into one provider's matching requests (`POST /_sim/faults`).
@@ -180,7 +180,7 @@ pub(crate) async fn enter(
     if let Some(status) = fault.status {
         if rand::random::<f64>() < fault.error_rate {
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            let mut response = provider_error(provider, status, req);
+            let mut response = simulator(provider).fault_error(status, req);
             if let Some(secs) = fault.retry_after_secs {
                 if let Ok(value) = secs.to_string().parse() {
                     response
@@ -194,78 +194,22 @@ pub(crate) async fn enter(
     Ok(())
 }
 
-/// An injected error in the provider's own envelope.
-fn provider_error(provider: ProviderId, status: StatusCode, req: &HttpRequest) -> HttpResponse {
-    match provider {
-        ProviderId::Kraken => {
-            let message = match status.as_u16() {
-                429 => "EAPI:Rate limit exceeded",
-                503 => "EService:Unavailable",
-                408 | 504 => "EService:Timeout",
-                _ => "EGeneral:Internal error",
-            };
-            kraken::error(status, message)
-        }
-        ProviderId::Killb => {
-            let (code, message) = match status.as_u16() {
-                429 => ("TOO_MANY_REQUESTS", "Too many requests"),
-                503 => ("SERVICE_UNAVAILABLE", "Service unavailable"),
-                _ => ("INTERNAL_SERVER_ERROR", "Internal server error"),
-            };
-            killb::error(status, code, &[message])
-        }
-        ProviderId::Carbn => {
-            let message = match status.as_u16() {
-                429 => "Too Many Requests",
-                503 => "Service Unavailable",
-                _ => "Internal server error",
-            };
-            carbn::error(status, &status.as_u16().to_string(), message, req)
-        }
-    }
-}
-
-/// Which provider owns a request path.
-fn owner(path: &str) -> Option<ProviderId> {
-    if path.starts_with("/b2b/") || path == "/b2b" {
-        Some(ProviderId::Kraken)
-    } else if path.starts_with("/api/v2") {
-        Some(ProviderId::Killb)
-    } else if path.starts_with("/onboarding/") {
-        Some(ProviderId::Carbn)
-    } else {
-        None
-    }
-}
-
 /// Default service: a provider-shaped 404 for unknown provider paths, plain JSON otherwise.
 pub(crate) async fn not_found(
     state: web::Data<SimState>,
     req: HttpRequest,
     body: web::Bytes,
 ) -> HttpResponse {
-    match owner(req.path()) {
+    let owner = ProviderId::ALL
+        .iter()
+        .copied()
+        .find(|&id| simulator(id).owns_path(req.path()));
+    match owner {
         Some(provider) => {
             if let Err(response) = enter(&state, provider, &req, &body).await {
                 return response;
             }
-            match provider {
-                ProviderId::Kraken => {
-                    kraken::error(StatusCode::NOT_FOUND, "EGeneral:Unknown method")
-                }
-                ProviderId::Killb => killb::error(
-                    StatusCode::NOT_FOUND,
-                    "NOT_FOUND",
-                    &[&format!("Cannot {} {}", req.method(), req.path())],
-                ),
-                // AWS API Gateway answers unknown routes with "Missing Authentication Token".
-                ProviderId::Carbn => carbn::error(
-                    StatusCode::FORBIDDEN,
-                    "4030",
-                    "Missing authentication token",
-                    &req,
-                ),
-            }
+            simulator(provider).not_found(&req)
         }
         None => HttpResponse::NotFound().json(serde_json::json!({"error": "not found"})),
     }

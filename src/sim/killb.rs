@@ -2,7 +2,7 @@
 //! https://docs.killb.com/api-reference).
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use actix_web::http::StatusCode;
@@ -15,9 +15,166 @@ use sha2::Sha256;
 use time::OffsetDateTime;
 
 use super::faults::enter;
-use super::state::{KillbToken, SimState, SimStatus, SimUser};
+use super::provider::SimProvider;
+use super::state::{lock, SimState, SimStatus, SimUser};
 use super::validate::{age, merge, timestamp, Checker};
+use super::webhooks::{deliver, Build};
+use super::SimConfig;
 use crate::domain::provider::ProviderId;
+use crate::providers::killb::webhook::{self as killb_webhook, SignatureScheme};
+
+/// KillB dev login email.
+pub const DEV_EMAIL: &str = "gateway-dev@sim.killb.local";
+/// KillB dev login password.
+pub const DEV_PASSWORD: &str = "Sim-Passw0rd!dev";
+/// KillB dev webhook secret (UTF-8, chosen by the integrator).
+pub const DEV_WEBHOOK_SECRET: &str = "killb-sim-webhook-secret-dev-only-0123456789";
+
+/// The gateway's config key for the webhook signature scheme.
+const SCHEME_KEY: &str = "webhook_signature_scheme";
+
+/// KillB credentials the simulator accepts and signs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Login email.
+    pub email: String,
+    /// Login password.
+    pub password: String,
+    /// Webhook secret (UTF-8).
+    pub webhook_secret: String,
+    /// Access-token lifetime (`expiresIn`, reported in milliseconds).
+    pub token_ttl: Duration,
+    /// Which of KillB's two disputed signature schemes deliveries use.
+    pub webhook_scheme: SignatureScheme,
+}
+
+impl Config {
+    /// The `DEV_*` credentials, 1-hour access tokens, the documented HMAC webhook scheme.
+    pub fn development() -> Self {
+        Self {
+            email: DEV_EMAIL.into(),
+            password: DEV_PASSWORD.into(),
+            webhook_secret: DEV_WEBHOOK_SECRET.into(),
+            token_ttl: Duration::from_secs(3600),
+            webhook_scheme: SignatureScheme::HmacSha256,
+        }
+    }
+}
+
+struct Token {
+    expires_at: Instant,
+    refresh: bool,
+}
+
+/// What the KillB simulator keeps.
+pub(crate) struct State {
+    /// Issued access and refresh tokens.
+    tokens: Mutex<HashMap<String, Token>>,
+    /// Signs the JWTs.
+    token_key: [u8; 32],
+    /// The integrator's `customerId`.
+    customer_id: String,
+}
+
+impl State {
+    pub(crate) fn new(_config: &Config) -> std::io::Result<Self> {
+        Ok(Self {
+            tokens: Mutex::new(HashMap::new()),
+            token_key: rand::random(),
+            customer_id: uuid::Uuid::new_v4().to_string(),
+        })
+    }
+}
+
+/// The KillB simulator.
+pub(crate) struct Simulator;
+
+impl SimProvider for Simulator {
+    fn owns_path(&self, path: &str) -> bool {
+        path.starts_with("/api/v2")
+    }
+
+    fn routes(&self, cfg: &mut web::ServiceConfig) {
+        routes(cfg);
+    }
+
+    fn render(&self, state: &SimState, user: &SimUser) -> Value {
+        render(state, user)
+    }
+
+    fn fault_error(&self, status: StatusCode, _req: &HttpRequest) -> HttpResponse {
+        let (code, message) = match status.as_u16() {
+            429 => ("TOO_MANY_REQUESTS", "Too many requests"),
+            503 => ("SERVICE_UNAVAILABLE", "Service unavailable"),
+            _ => ("INTERNAL_SERVER_ERROR", "Internal server error"),
+        };
+        error(status, code, &[message])
+    }
+
+    fn not_found(&self, req: &HttpRequest) -> HttpResponse {
+        error(
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+            &[&format!("Cannot {} {}", req.method(), req.path())],
+        )
+    }
+
+    /// KillB always sends `USER`/`CREATE`.
+    fn created(&self, state: &Arc<SimState>, user: &SimUser) {
+        emit(state, user, "CREATE");
+    }
+
+    /// KillB closes a user by clearing `active` (the status is kept); any other status
+    /// reactivates it.
+    fn apply_status(&self, user: &mut SimUser, status: SimStatus) {
+        if status == SimStatus::Closed {
+            user.active = false;
+        } else {
+            user.status = status;
+            user.active = true;
+        }
+    }
+
+    /// `USER`/`DELETE` when the change deactivated the user, `USER`/`UPDATE` otherwise (also
+    /// when nothing visible changed).
+    fn status_changed(&self, state: &Arc<SimState>, before: &SimUser, after: &SimUser) {
+        let action = if !after.active && before.active {
+            "DELETE"
+        } else {
+            "UPDATE"
+        };
+        emit(state, after, action);
+    }
+
+    /// `USER`/`UPDATE` on every PATCH.
+    fn updated(&self, state: &Arc<SimState>, user: &SimUser) {
+        emit(state, user, "UPDATE");
+    }
+
+    fn gateway_settings(&self, config: &SimConfig, base_url: &str) -> Map<String, Value> {
+        let c = &config.killb;
+        let mut section = Map::new();
+        section.insert("base_url".into(), base_url.into());
+        section.insert("email".into(), c.email.clone().into());
+        section.insert("password".into(), c.password.clone().into());
+        section.insert("webhook_secret".into(), c.webhook_secret.clone().into());
+        section.insert(
+            SCHEME_KEY.into(),
+            serde_json::to_value(c.webhook_scheme).unwrap_or(Value::Null),
+        );
+        section
+    }
+
+    /// Signs webhooks with the scheme the gateway expects (`webhook_signature_scheme`).
+    fn follow_gateway_settings(&self, config: &mut SimConfig, section: &Map<String, Value>) {
+        let scheme = section
+            .get(SCHEME_KEY)
+            .and_then(|v| serde_json::from_value::<SignatureScheme>(v.clone()).ok());
+        if let Some(scheme) = scheme {
+            config.killb.webhook_scheme = scheme;
+        }
+    }
+}
 
 const PERSON_DOCUMENTS: &[&str] = &[
     "PASSPORT",
@@ -110,8 +267,9 @@ const REGULATED: &[&str] = &[
 /// How long refresh tokens live (not documented publicly).
 const REFRESH_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 
-pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/api/v2/auth/login").route(web::post().to(login)))
+fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/_sim/killb/expire-tokens").route(web::post().to(expire_tokens)))
+        .service(web::resource("/api/v2/auth/login").route(web::post().to(login)))
         .service(web::resource("/api/v2/auth/refresh").route(web::post().to(refresh)))
         .service(
             web::resource("/api/v2/users")
@@ -127,7 +285,7 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 /// KillB's error envelope: `{errorCode, arguments, message[], statusCode: "<string>"}`.
-pub(crate) fn error(status: StatusCode, code: &str, messages: &[&str]) -> HttpResponse {
+fn error(status: StatusCode, code: &str, messages: &[&str]) -> HttpResponse {
     error_with_args(status, code, messages, json!([]))
 }
 
@@ -170,9 +328,9 @@ fn make_token(state: &SimState, refresh: bool, ttl: Duration) -> String {
     let now = OffsetDateTime::now_utc().unix_timestamp();
     let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
     let payload = json!({
-        "sub": state.customer_id,
+        "sub": state.providers.killb.customer_id,
         "email": state.config.killb.email,
-        "customerId": state.customer_id,
+        "customerId": state.providers.killb.customer_id,
         "origin": "API",
         "typ": if refresh { "refresh" } else { "access" },
         "jti": uuid::Uuid::new_v4().to_string(),
@@ -180,14 +338,14 @@ fn make_token(state: &SimState, refresh: bool, ttl: Duration) -> String {
         "exp": now + i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX / 2).max(1),
     });
     let payload = URL_SAFE_NO_PAD.encode(payload.to_string());
-    let mut mac = Hmac::<Sha256>::new_from_slice(&state.token_key)
+    let mut mac = Hmac::<Sha256>::new_from_slice(&state.providers.killb.token_key)
         .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
     mac.update(format!("{header}.{payload}").as_bytes());
     let signature = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
     let token = format!("{header}.{payload}.{signature}");
-    state.lock().killb_tokens.insert(
+    lock(&state.providers.killb.tokens).insert(
         token.clone(),
-        KillbToken {
+        Token {
             expires_at: Instant::now() + ttl,
             refresh,
         },
@@ -219,8 +377,8 @@ fn authenticate(state: &SimState, req: &HttpRequest) -> Result<(), HttpResponse>
         .map(str::trim)
         .filter(|t| !t.is_empty())
         .ok_or_else(|| unauthorized("AUTH.0003", "Missing bearer token"))?;
-    let store = state.lock();
-    match store.killb_tokens.get(token) {
+    let tokens = lock(&state.providers.killb.tokens);
+    match tokens.get(token) {
         Some(t) if t.refresh => Err(unauthorized("AUTH.0003", "Invalid token")),
         Some(t) if t.expires_at <= Instant::now() => {
             Err(unauthorized("AUTH.0002", "Token expired"))
@@ -275,8 +433,8 @@ async fn refresh(state: web::Data<SimState>, req: HttpRequest, body: web::Bytes)
         return invalid_input(&c);
     };
     let valid = {
-        let store = state.lock();
-        match store.killb_tokens.get(token) {
+        let tokens = lock(&state.providers.killb.tokens);
+        match tokens.get(token) {
             Some(t) if t.refresh && t.expires_at > Instant::now() => Ok(()),
             Some(t) if t.refresh => Err(("AUTH.0002", "Refresh token expired")),
             _ => Err(("AUTH.0003", "Invalid refresh token")),
@@ -512,12 +670,12 @@ fn status_fields(user: &SimUser) -> (Value, &'static str, &'static str) {
 }
 
 /// The KillB user object (`CreateUserResponseDto`).
-pub(crate) fn render(state: &SimState, user: &SimUser) -> Value {
+fn render(state: &SimState, user: &SimUser) -> Value {
     let (status, level, note) = status_fields(user);
     let mut out = json!({
         "id": user.id,
         "status": status,
-        "customerId": state.customer_id,
+        "customerId": state.providers.killb.customer_id,
         "type": user.user_type.as_deref().unwrap_or("PERSON"),
         "data": user.profile,
         "complianceUrl": format!("https://kyc.sim.killb.local/verify/{}", user.id),
@@ -681,7 +839,7 @@ async fn list_users(
                 "type" | "limit" | "page" => true,
                 "externalId" => u.external_id.as_deref() == Some(wanted.as_str()),
                 "id" => u.id == *wanted,
-                "customerId" => state.customer_id == *wanted,
+                "customerId" => state.providers.killb.customer_id == *wanted,
                 field => u.profile.get(field).and_then(Value::as_str) == Some(wanted.as_str()),
             })
         })
@@ -805,14 +963,51 @@ async fn delete_user(
     HttpResponse::Ok().finish()
 }
 
-/// Expires every access token now (control endpoint).
-pub(crate) fn expire_tokens(state: &SimState) -> usize {
-    let mut store = state.lock();
+/// Sends a signed `USER` event with `action` (`CREATE`, `UPDATE`, `DELETE`) and the user as
+/// `data`; each attempt is re-signed with its `attempts` count.
+fn emit(state: &Arc<SimState>, user: &SimUser, action: &'static str) {
+    let data = render(state, user);
+    let secret = state.config.killb.webhook_secret.clone();
+    let scheme = state.config.killb.webhook_scheme;
+    let event_id = uuid::Uuid::new_v4().to_string();
+    let now = timestamp(OffsetDateTime::now_utc(), false);
+    let build: Build = Box::new(move |attempt| {
+        let body = serde_json::to_vec(&json!({
+            "id": event_id,
+            "event": "USER",
+            "action": action,
+            "data": data,
+            "createdAt": now,
+            "updatedAt": timestamp(OffsetDateTime::now_utc(), false),
+            "attempts": attempt,
+        }))
+        .unwrap_or_default();
+        let signature = killb_webhook::sign(scheme, &secret, &body);
+        (
+            vec![
+                ("Content-Type".into(), "application/json".into()),
+                (killb_webhook::SIGNATURE_HEADER.into(), signature),
+            ],
+            body,
+        )
+    });
+    deliver(
+        state,
+        ProviderId::Killb,
+        format!("USER/{action}"),
+        &user.id,
+        build,
+    );
+}
+
+/// `POST /_sim/killb/expire-tokens`: expires every access token now.
+async fn expire_tokens(state: web::Data<SimState>) -> HttpResponse {
+    let mut tokens = lock(&state.providers.killb.tokens);
     let now = Instant::now();
     let mut n = 0;
-    for token in store.killb_tokens.values_mut().filter(|t| !t.refresh) {
+    for token in tokens.values_mut().filter(|t| !t.refresh) {
         token.expires_at = now;
         n += 1;
     }
-    n
+    HttpResponse::Ok().json(json!({ "expired": n }))
 }

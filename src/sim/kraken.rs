@@ -1,7 +1,8 @@
 //! Kraken Embed simulator: `POST /b2b/users`, `GET`/`PATCH /b2b/users/{iiban}` (after
 //! https://docs.kraken.com/api/docs/embed-api).
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -9,10 +10,125 @@ use serde_json::{json, Map, Value};
 use time::OffsetDateTime;
 
 use super::faults::{enter, target};
-use super::state::{SimState, SimStatus, SimUser};
-use super::validate::{merge, Checker};
+use super::provider::SimProvider;
+use super::state::{lock, SimState, SimStatus, SimUser};
+use super::validate::{merge, timestamp, Checker};
+use super::webhooks::{deliver, Build};
+use super::SimConfig;
 use crate::domain::provider::ProviderId;
 use crate::providers::kraken::signing::{verify_api_sign, SigningError};
+use crate::providers::kraken::webhook as kraken_webhook;
+
+/// Kraken dev API key.
+pub const DEV_API_KEY: &str = "kraken-sim-dev-api-key";
+/// Kraken dev API secret (base64, as Kraken issues it).
+pub const DEV_API_SECRET_B64: &str =
+    "a3Jha2VuLXNpbS1hcGktc2VjcmV0OmRldmVsb3BtZW50LW9ubHk7bmV2ZXItdXNlLWluLXByb2R1Y3Rpb24hIQ==";
+/// Kraken dev webhook secret (base64, as returned at webhook registration).
+pub const DEV_WEBHOOK_SECRET_B64: &str = "a3Jha2VuLXNpbS13ZWJob29rLXNlY3JldDpkZXYtb25seQ==";
+/// The simulator's Kraken webhook configuration id (`X-Webhook-ID`).
+const WEBHOOK_ID: &str = "WHSIM-KRAKN-000001";
+
+/// Kraken credentials the simulator accepts and signs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `API-Key` value.
+    pub api_key: String,
+    /// Base64 API secret used to verify `API-Sign`.
+    pub api_secret_b64: String,
+    /// Base64 webhook secret used to sign `X-Signature`.
+    pub webhook_secret_b64: String,
+}
+
+impl Config {
+    /// The `DEV_*` credentials.
+    pub fn development() -> Self {
+        Self {
+            api_key: DEV_API_KEY.into(),
+            api_secret_b64: DEV_API_SECRET_B64.into(),
+            webhook_secret_b64: DEV_WEBHOOK_SECRET_B64.into(),
+        }
+    }
+}
+
+/// What the Kraken simulator keeps.
+pub(crate) struct State {
+    /// Last accepted nonce per API key.
+    nonces: Mutex<HashMap<String, u64>>,
+}
+
+impl State {
+    pub(crate) fn new(_config: &Config) -> std::io::Result<Self> {
+        Ok(Self {
+            nonces: Mutex::new(HashMap::new()),
+        })
+    }
+}
+
+/// The Kraken Embed simulator.
+pub(crate) struct Simulator;
+
+impl SimProvider for Simulator {
+    fn owns_path(&self, path: &str) -> bool {
+        path.starts_with("/b2b/") || path == "/b2b"
+    }
+
+    fn routes(&self, cfg: &mut web::ServiceConfig) {
+        routes(cfg);
+    }
+
+    fn render(&self, _state: &SimState, user: &SimUser) -> Value {
+        render(user)
+    }
+
+    fn fault_error(&self, status: StatusCode, _req: &HttpRequest) -> HttpResponse {
+        let message = match status.as_u16() {
+            429 => "EAPI:Rate limit exceeded",
+            503 => "EService:Unavailable",
+            408 | 504 => "EService:Timeout",
+            _ => "EGeneral:Internal error",
+        };
+        error(status, message)
+    }
+
+    fn not_found(&self, _req: &HttpRequest) -> HttpResponse {
+        error(StatusCode::NOT_FOUND, "EGeneral:Unknown method")
+    }
+
+    /// Only a user created in a status with an event (`+approve`, …) causes a webhook.
+    fn created(&self, state: &Arc<SimState>, user: &SimUser) {
+        if user.status != SimStatus::Pending {
+            emit(state, user);
+        }
+    }
+
+    fn apply_status(&self, user: &mut SimUser, status: SimStatus) {
+        user.status = status;
+    }
+
+    /// A webhook on every status change (or raw status override), none otherwise.
+    fn status_changed(&self, state: &Arc<SimState>, before: &SimUser, after: &SimUser) {
+        if before.status != after.status || after.provider_status.is_some() {
+            emit(state, after);
+        }
+    }
+
+    /// Kraken sends no webhook for a profile change.
+    fn updated(&self, _state: &Arc<SimState>, _user: &SimUser) {}
+
+    fn gateway_settings(&self, config: &SimConfig, base_url: &str) -> Map<String, Value> {
+        let c = &config.kraken;
+        let mut section = Map::new();
+        section.insert("base_url".into(), base_url.into());
+        section.insert("api_key".into(), c.api_key.clone().into());
+        section.insert("api_secret".into(), c.api_secret_b64.clone().into());
+        section.insert("webhook_secret".into(), c.webhook_secret_b64.clone().into());
+        section
+    }
+
+    /// Kraken has no variants to follow.
+    fn follow_gateway_settings(&self, _config: &mut SimConfig, _section: &Map<String, Value>) {}
+}
 
 const OCCUPATIONS: &[&str] = &[
     "agriculture",
@@ -41,7 +157,7 @@ const EXTRA_COUNTRIES: &[&str] = &[
     "0C", "AC", "AN", "AP", "CP", "DG", "EA", "EU", "IC", "JX", "QO", "TA", "XK",
 ];
 
-pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
+fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/b2b/users").route(web::post().to(create_user)))
         .service(
             web::resource("/b2b/users/{user}")
@@ -51,7 +167,7 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 /// `{"error":[message]}` with `status`.
-pub(crate) fn error(status: StatusCode, message: &str) -> HttpResponse {
+fn error(status: StatusCode, message: &str) -> HttpResponse {
     HttpResponse::build(status).json(json!({ "error": [message] }))
 }
 
@@ -96,8 +212,8 @@ fn authenticate(state: &SimState, req: &HttpRequest, body: &[u8]) -> Result<(), 
         }
         Err(_) => return Err(unauthorized("EAPI:Invalid signature")),
     }
-    let mut store = state.lock();
-    let last = store.kraken_nonces.entry(key.to_owned()).or_insert(0);
+    let mut nonces = lock(&state.providers.kraken.nonces);
+    let last = nonces.entry(key.to_owned()).or_insert(0);
     if nonce <= *last {
         return Err(unauthorized("EAPI:Invalid nonce"));
     }
@@ -291,7 +407,7 @@ fn seconds(at: OffsetDateTime) -> String {
 }
 
 /// The `status` object Kraken reports for a user.
-pub(crate) fn status_json(user: &SimUser) -> Value {
+fn status_json(user: &SimUser) -> Value {
     if let Some(raw) = &user.provider_status {
         return raw.clone();
     }
@@ -315,7 +431,7 @@ pub(crate) fn status_json(user: &SimUser) -> Value {
 }
 
 /// The webhook event a user's current status corresponds to, if any.
-pub(crate) fn event_for(user: &SimUser) -> Option<&'static str> {
+fn event_for(user: &SimUser) -> Option<&'static str> {
     let status = status_json(user);
     match status.get("state").and_then(Value::as_str) {
         Some("disabled") => Some("user.disabled"),
@@ -333,7 +449,7 @@ pub(crate) fn event_for(user: &SimUser) -> Option<&'static str> {
 }
 
 /// `GET /b2b/users/{user}`'s `result`.
-pub(crate) fn render(user: &SimUser) -> Value {
+fn render(user: &SimUser) -> Value {
     json!({
         "user": user.id,
         "user_type": "individual",
@@ -341,6 +457,46 @@ pub(crate) fn render(user: &SimUser) -> Value {
         "created_at": seconds(user.created_at),
         "external_id": user.external_id,
     })
+}
+
+fn event_id() -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let part = |n: usize| -> String {
+        (0..n)
+            .map(|_| ALPHABET[rand::random_range(0..ALPHABET.len())] as char)
+            .collect()
+    };
+    format!("{}-{}-{}", part(6), part(5), part(6))
+}
+
+/// Sends the signed status webhook for the user's current status (none for a status without
+/// an event).
+fn emit(state: &Arc<SimState>, user: &SimUser) {
+    let Some(event) = event_for(user) else {
+        return;
+    };
+    let secret = state.config.kraken.webhook_secret_b64.clone();
+    let body = serde_json::to_vec(&json!({
+        "event_type": event,
+        "iiban": user.id,
+        "id": event_id(),
+        "timestamp": timestamp(OffsetDateTime::now_utc(), true),
+    }))
+    .unwrap_or_default();
+    let build: Build = Box::new(move |_attempt| {
+        let t = OffsetDateTime::now_utc().unix_timestamp();
+        let signature = kraken_webhook::signature_header(&secret, t, &body).unwrap_or_default();
+        (
+            vec![
+                ("Content-Type".into(), "application/json".into()),
+                (kraken_webhook::SIGNATURE_HEADER.into(), signature),
+                (kraken_webhook::EVENT_HEADER.into(), event.into()),
+                (kraken_webhook::WEBHOOK_ID_HEADER.into(), WEBHOOK_ID.into()),
+            ],
+            body.clone(),
+        )
+    });
+    deliver(state, ProviderId::Kraken, event.to_owned(), &user.id, build);
 }
 
 async fn create_user(

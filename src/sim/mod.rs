@@ -47,166 +47,181 @@
 //! | `GET /_sim/requests?provider=` | — | Recorded provider requests: `method`, `path` (raw request-target), `headers`, raw `body`. |
 //! | `DELETE /_sim/requests` | — | Clear the record. |
 //! | `GET`/`DELETE /_sim/webhooks` | — | Webhook deliveries made (target, event, headers, body, attempts). |
-//! | `PUT /_sim/webhook-targets` | `{kraken?, killb?, carbn?}` | Change where webhooks go. |
-//! | `POST /_sim/killb/expire-tokens` | — | Expire every KillB access token now. |
+//! | `PUT /_sim/webhook-targets` | `{kraken?, killb?, carbn?}` (any subset of the provider ids) | Change where webhooks go. |
+//! | `POST /_sim/killb/expire-tokens` | — | Expire every KillB access token now (KillB's own control route). |
 //!
 //! # Development credentials
 //!
-//! [`SimConfig::development`] uses the `DEV_*` constants below; the gateway's development
-//! config points at them.
+//! [`SimConfig::development`] uses each provider's `DEV_*` constants (`sim::<id>::DEV_…`);
+//! the gateway's development config points at them, and [`SimConfig::gateway_settings`] writes
+//! a provider's gateway section for them.
+//!
+//! # Layout
+//!
+//! Everything specific to a provider is in `src/sim/<id>.rs` (its routes, auth, validation,
+//! rendering, error envelopes, webhooks, `Config` and `State`), behind the `SimProvider`
+//! trait (`provider.rs`). The modules, the dispatch `simulator(id)`, the per-provider fields
+//! of [`SimConfig`] and of the simulator's state are generated from `crate::with_providers!`; the
+//! shared files (`state`, `faults`, `control`, `webhooks`, `validate`) name no provider.
 
 // Handlers return early with a ready `HttpResponse` in `Err`; the size does not matter here.
 #![allow(clippy::result_large_err)]
 
-mod carbn;
 mod control;
 mod faults;
-mod gateway_shim;
-pub mod keys;
-mod killb;
-mod kraken;
+mod provider;
 mod state;
 mod validate;
 mod webhooks;
 
+use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::{web, App, HttpServer};
+use serde_json::{Map, Value};
 
 pub use faults::{FaultSpec, RecordedRequest};
 pub use state::{SimState, SimStatus, SimUser};
 pub use webhooks::WebhookDelivery;
 
-use crate::providers::killb::webhook::SignatureScheme;
+use crate::domain::provider::ProviderId;
+use provider::SimProvider;
 
-/// Kraken dev API key.
-pub const DEV_KRAKEN_API_KEY: &str = "kraken-sim-dev-api-key";
-/// Kraken dev API secret (base64, as Kraken issues it).
-pub const DEV_KRAKEN_API_SECRET_B64: &str =
-    "a3Jha2VuLXNpbS1hcGktc2VjcmV0OmRldmVsb3BtZW50LW9ubHk7bmV2ZXItdXNlLWluLXByb2R1Y3Rpb24hIQ==";
-/// Kraken dev webhook secret (base64, as returned at webhook registration).
-pub const DEV_KRAKEN_WEBHOOK_SECRET_B64: &str = "a3Jha2VuLXNpbS13ZWJob29rLXNlY3JldDpkZXYtb25seQ==";
-/// KillB dev login email.
-pub const DEV_KILLB_EMAIL: &str = "gateway-dev@sim.killb.local";
-/// KillB dev login password.
-pub const DEV_KILLB_PASSWORD: &str = "Sim-Passw0rd!dev";
-/// KillB dev webhook secret (UTF-8, chosen by the integrator).
-pub const DEV_KILLB_WEBHOOK_SECRET: &str = "killb-sim-webhook-secret-dev-only-0123456789";
-/// Carbn dev API key (exactly 32 alphanumerics).
-pub const DEV_CARBN_API_KEY: &str = "SimCarbnDevApiKey0123456789abcde";
-/// Carbn dev webhook public key (PEM SPKI) that verifies the simulator's signatures.
-pub const DEV_CARBN_WEBHOOK_PUBLIC_KEY_PEM: &str = keys::CARBN_WEBHOOK_PUBLIC_KEY_PEM;
+/// Generates, from the provider list, the per-provider modules (`src/sim/<module>.rs`), the
+/// dispatch from a [`ProviderId`] to its [`SimProvider`], and the per-provider fields of
+/// [`SimConfig`] and [`ProviderStates`].
+macro_rules! simulators {
+    ($( $module:ident $variant:ident $id:literal $name:literal ),+ $(,)?) => {
+        $( pub mod $module; )+
 
-/// Kraken credentials the simulator accepts and signs with.
-#[derive(Debug, Clone)]
-pub struct KrakenSimCredentials {
-    /// `API-Key` value.
-    pub api_key: String,
-    /// Base64 API secret used to verify `API-Sign`.
-    pub api_secret_b64: String,
-    /// Base64 webhook secret used to sign `X-Signature`.
-    pub webhook_secret_b64: String,
-}
-
-/// KillB credentials the simulator accepts and signs with.
-#[derive(Debug, Clone)]
-pub struct KillbSimCredentials {
-    /// Login email.
-    pub email: String,
-    /// Login password.
-    pub password: String,
-    /// Webhook secret (UTF-8).
-    pub webhook_secret: String,
-    /// Access-token lifetime (`expiresIn`, reported in milliseconds).
-    pub token_ttl: Duration,
-    /// Which of KillB's two disputed signature schemes deliveries use.
-    pub webhook_scheme: SignatureScheme,
-}
-
-/// Carbn credentials the simulator accepts and signs with.
-#[derive(Debug, Clone)]
-pub struct CarbnSimCredentials {
-    /// `x-api-key` value (32 alphanumerics).
-    pub api_key: String,
-    /// PKCS#8 PEM private key that signs webhooks.
-    pub webhook_private_key_pem: String,
-    /// The matching SPKI PEM public key (what the gateway verifies with).
-    pub webhook_public_key_pem: String,
-}
-
-/// Full URLs the simulator POSTs signed status webhooks to.
-#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
-pub struct WebhookTargets {
-    /// e.g. `http://127.0.0.1:8080/v1/webhooks/kraken`.
-    pub kraken: Option<String>,
-    /// e.g. `http://127.0.0.1:8080/v1/webhooks/killb`.
-    pub killb: Option<String>,
-    /// e.g. `http://127.0.0.1:8080/v1/webhooks/carbn`.
-    pub carbn: Option<String>,
-}
-
-impl WebhookTargets {
-    /// `{base}/v1/webhooks/{provider}` for all three providers.
-    pub fn gateway(base: &str) -> Self {
-        let base = base.trim_end_matches('/');
-        Self {
-            kraken: Some(format!("{base}/v1/webhooks/kraken")),
-            killb: Some(format!("{base}/v1/webhooks/killb")),
-            carbn: Some(format!("{base}/v1/webhooks/carbn")),
+        /// The simulator of provider `id`.
+        pub(crate) fn simulator(id: ProviderId) -> &'static dyn SimProvider {
+            match id {
+                $( ProviderId::$variant => &$module::Simulator ),+
+            }
         }
-    }
+
+        /// Simulator configuration.
+        #[derive(Debug, Clone)]
+        pub struct SimConfig {
+            $(
+                #[doc = concat!($name, ": the credentials it accepts and signs with, its variants.")]
+                pub $module: $module::Config,
+            )+
+            /// Where webhooks go (none: not sent, still logged).
+            pub webhook_targets: WebhookTargets,
+            /// How long `+review` users (and updated `incomplete` users) stay under review.
+            pub review_delay: Duration,
+            /// Keep every request and webhook delivery for `GET /_sim/requests` and
+            /// `/_sim/webhooks` (on by default; the benchmark turns it off so a long run does
+            /// not grow the simulator).
+            pub record: bool,
+        }
+
+        impl SimConfig {
+            /// Fixed, documented development credentials (each provider's `DEV_*` constants and
+            /// documented default variants, e.g. 1-hour KillB tokens and its HMAC webhook
+            /// scheme), no webhook targets, 5 s review delay, requests and webhooks recorded.
+            pub fn development() -> Self {
+                Self {
+                    $( $module: $module::Config::development(), )+
+                    webhook_targets: WebhookTargets::default(),
+                    review_delay: Duration::from_secs(5),
+                    record: true,
+                }
+            }
+        }
+
+        /// What each provider keeps for itself (nonces, tokens, consents, signers).
+        pub(crate) struct ProviderStates {
+            $( pub(crate) $module: $module::State, )+
+        }
+
+        impl ProviderStates {
+            fn new(config: &SimConfig) -> std::io::Result<Self> {
+                Ok(Self {
+                    $( $module: $module::State::new(&config.$module)?, )+
+                })
+            }
+        }
+    };
 }
 
-/// Simulator configuration.
-#[derive(Debug, Clone)]
-pub struct SimConfig {
-    /// Kraken credentials.
-    pub kraken: KrakenSimCredentials,
-    /// KillB credentials.
-    pub killb: KillbSimCredentials,
-    /// Carbn credentials.
-    pub carbn: CarbnSimCredentials,
-    /// Where webhooks go (none: not sent, still logged).
-    pub webhook_targets: WebhookTargets,
-    /// How long `+review` users (and updated `incomplete` users) stay under review.
-    pub review_delay: Duration,
-    /// Keep every request and webhook delivery for `GET /_sim/requests` and `/_sim/webhooks`
-    /// (on by default; the benchmark turns it off so a long run does not grow the simulator).
-    pub record: bool,
-}
+crate::with_providers!(simulators);
 
 impl SimConfig {
-    /// Fixed, documented development credentials (the `DEV_*` constants), no webhook targets,
-    /// 1-hour KillB tokens, documented HMAC KillB webhook scheme, 5 s review delay, requests and
-    /// webhooks recorded.
-    pub fn development() -> Self {
-        Self {
-            kraken: KrakenSimCredentials {
-                api_key: DEV_KRAKEN_API_KEY.into(),
-                api_secret_b64: DEV_KRAKEN_API_SECRET_B64.into(),
-                webhook_secret_b64: DEV_KRAKEN_WEBHOOK_SECRET_B64.into(),
-            },
-            killb: KillbSimCredentials {
-                email: DEV_KILLB_EMAIL.into(),
-                password: DEV_KILLB_PASSWORD.into(),
-                webhook_secret: DEV_KILLB_WEBHOOK_SECRET.into(),
-                token_ttl: Duration::from_secs(3600),
-                webhook_scheme: SignatureScheme::HmacSha256,
-            },
-            carbn: CarbnSimCredentials {
-                api_key: DEV_CARBN_API_KEY.into(),
-                webhook_private_key_pem: keys::CARBN_WEBHOOK_PRIVATE_KEY_PEM.into(),
-                webhook_public_key_pem: keys::CARBN_WEBHOOK_PUBLIC_KEY_PEM.into(),
-            },
-            webhook_targets: WebhookTargets::default(),
-            review_delay: Duration::from_secs(5),
-            record: true,
-        }
+    /// The gateway's `[providers.<id>]` section that points a gateway at this simulator
+    /// (`base_url`) with the credentials it accepts, in the gateway's config keys.
+    pub fn gateway_settings(&self, id: ProviderId, base_url: &str) -> Map<String, Value> {
+        simulator(id).gateway_settings(self, base_url)
+    }
+
+    /// Adapts the simulated provider to the choice a gateway's `[providers.<id>]` section makes
+    /// among the provider's documented variants (e.g. how it signs webhooks); other keys are
+    /// ignored.
+    pub fn follow_gateway_settings(&mut self, id: ProviderId, section: &Map<String, Value>) {
+        simulator(id).follow_gateway_settings(self, section);
     }
 }
 
+/// Full URLs the simulator POSTs signed status webhooks to, by provider.
+///
+/// JSON: `{"<id>": "<url>" | null, …}` with any subset of the provider ids (unknown keys are
+/// ignored); it serializes every provider, `null` where there is no target.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WebhookTargets(BTreeMap<ProviderId, String>);
+
+impl WebhookTargets {
+    /// `{base}/v1/webhooks/{id}` for every provider.
+    pub fn gateway(base: &str) -> Self {
+        let base = base.trim_end_matches('/');
+        Self(
+            ProviderId::ALL
+                .iter()
+                .map(|&id| (id, format!("{base}/v1/webhooks/{id}")))
+                .collect(),
+        )
+    }
+
+    /// Where provider `id`'s webhooks go, if anywhere (e.g. `http://127.0.0.1:8080/v1/webhooks/kraken`).
+    pub fn get(&self, id: ProviderId) -> Option<&str> {
+        self.0.get(&id).map(String::as_str)
+    }
+
+    /// Sends provider `id`'s webhooks to `url` (`None`: not sent, still logged).
+    pub fn set(&mut self, id: ProviderId, url: Option<String>) {
+        match url {
+            Some(url) => self.0.insert(id, url),
+            None => self.0.remove(&id),
+        };
+    }
+}
+
+impl serde::Serialize for WebhookTargets {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(ProviderId::ALL.len()))?;
+        for &id in ProviderId::ALL {
+            map.serialize_entry(id.as_str(), &self.get(id))?;
+        }
+        map.end()
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for WebhookTargets {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = BTreeMap::<String, Option<String>>::deserialize(deserializer)?;
+        let mut targets = Self::default();
+        for (key, url) in raw {
+            if let Some(id) = ProviderId::from_wire(&key) {
+                targets.set(id, url);
+            }
+        }
+        Ok(targets)
+    }
+}
 /// A running simulator.
 pub struct SimHandle {
     base_url: String,
@@ -261,9 +276,10 @@ pub async fn spawn(config: SimConfig, listener: TcpListener) -> std::io::Result<
 }
 
 fn routes(cfg: &mut web::ServiceConfig) {
+    // Providers first: their own `/_sim/<id>/…` routes must precede the `/_sim` scope.
+    for &id in ProviderId::ALL {
+        simulator(id).routes(cfg);
+    }
     control::routes(cfg);
-    kraken::routes(cfg);
-    killb::routes(cfg);
-    carbn::routes(cfg);
     cfg.default_service(web::to(faults::not_found));
 }

@@ -1,18 +1,18 @@
-//! Shared simulator state: users per provider, status transitions, tokens and nonces.
+//! Shared simulator state: users per provider, status transitions (each provider's own rules
+//! through [`super::provider::SimProvider`]), faults, recorded requests and webhooks.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 use time::OffsetDateTime;
 
 use super::faults::{ActiveFault, RecordedRequest};
 use super::webhooks::WebhookDelivery;
-use super::{SimConfig, WebhookTargets};
+use super::{simulator, ProviderStates, SimConfig, WebhookTargets};
 use crate::domain::provider::ProviderId;
-use crate::providers::carbn::webhook::WebhookSigner;
 
 /// The simulator's provider-neutral status; each provider renders it in its own vocabulary
 /// (see the table in the module docs).
@@ -79,13 +79,13 @@ pub struct SimUser {
     pub status: SimStatus,
     /// Raw provider status that overrides the rendering (set by the control endpoint).
     pub provider_status: Option<Value>,
-    /// KillB `active` (false after delete/close).
+    /// Whether the provider reports the user as active (a provider may close by clearing it).
     pub active: bool,
     /// The stored profile in the provider's own request shape (merged on update).
     pub profile: Value,
     /// External id, where the provider has one.
     pub external_id: Option<String>,
-    /// KillB user type (`PERSON`/`COMPANY`).
+    /// The provider's user type, where it has several (e.g. `PERSON`/`COMPANY`).
     pub user_type: Option<String>,
     /// Creation time.
     #[serde(with = "time::serde::rfc3339")]
@@ -95,19 +95,9 @@ pub struct SimUser {
     pub updated_at: OffsetDateTime,
 }
 
-pub(crate) struct KillbToken {
-    pub expires_at: Instant,
-    pub refresh: bool,
-}
-
 #[derive(Default)]
 pub(crate) struct Store {
     users: [HashMap<String, SimUser>; ProviderId::ALL.len()],
-    /// Kraken: last accepted nonce per API key.
-    pub kraken_nonces: HashMap<String, u64>,
-    pub killb_tokens: HashMap<String, KillbToken>,
-    /// Carbn consent id -> used by user id.
-    pub carbn_consents: HashMap<String, Option<String>>,
     pub faults: Vec<ActiveFault>,
     pub requests: Vec<RecordedRequest>,
     pub webhooks: Vec<WebhookDelivery>,
@@ -169,24 +159,28 @@ impl Store {
     }
 }
 
+/// Locks `mutex`, also after a panic elsewhere (the simulator's data stays usable).
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// Everything the simulator keeps; shared by all workers.
 pub struct SimState {
     pub(crate) config: SimConfig,
     pub(crate) store: Mutex<Store>,
     pub(crate) runtime: tokio::runtime::Handle,
     pub(crate) http: reqwest::Client,
-    pub(crate) carbn_signer: WebhookSigner,
-    pub(crate) token_key: [u8; 32],
-    pub(crate) customer_id: String,
+    /// What each provider keeps for itself.
+    pub(crate) providers: ProviderStates,
     seq: AtomicU64,
 }
 
 impl SimState {
     pub(crate) fn new(config: SimConfig, runtime: tokio::runtime::Handle) -> std::io::Result<Self> {
         let invalid = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
-        let carbn_signer =
-            WebhookSigner::from_private_key_pem(&config.carbn.webhook_private_key_pem)
-                .map_err(|e| invalid(format!("carbn webhook private key: {e}")))?;
+        let providers = ProviderStates::new(&config)?;
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .build()
@@ -200,17 +194,13 @@ impl SimState {
             store: Mutex::new(store),
             runtime,
             http,
-            carbn_signer,
-            token_key: rand::random(),
-            customer_id: uuid::Uuid::new_v4().to_string(),
+            providers,
             seq: AtomicU64::new(0),
         })
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, Store> {
-        self.store
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        lock(&self.store)
     }
 
     pub(crate) fn next_seq(&self) -> u64 {
@@ -257,11 +247,7 @@ impl SimState {
             store.index_user(&user);
             store.users_mut(provider).insert(id.clone(), user.clone());
         }
-        match provider {
-            ProviderId::Killb => super::webhooks::emit_killb(self, &user, "CREATE"),
-            _ if status != SimStatus::Pending => super::webhooks::emit_status(self, &user),
-            _ => {}
-        }
+        simulator(provider).created(self, &user);
         if status == SimStatus::UnderReview {
             self.schedule_approval(provider, &id);
         }
@@ -281,30 +267,14 @@ impl SimState {
             let user = store.users_mut(provider).get_mut(id)?;
             let before = user.clone();
             if let Some(status) = status {
-                if provider == ProviderId::Killb && status == SimStatus::Closed {
-                    user.active = false;
-                } else {
-                    user.status = status;
-                    if provider == ProviderId::Killb {
-                        user.active = true;
-                    }
-                }
+                simulator(provider).apply_status(user, status);
             }
             user.provider_status = provider_status;
             user.updated_at = OffsetDateTime::now_utc();
             (before, user.clone())
         };
         if emit {
-            match provider {
-                ProviderId::Killb if !after.active && before.active => {
-                    super::webhooks::emit_killb(self, &after, "DELETE")
-                }
-                ProviderId::Killb => super::webhooks::emit_killb(self, &after, "UPDATE"),
-                _ if before.status != after.status || after.provider_status.is_some() => {
-                    super::webhooks::emit_status(self, &after)
-                }
-                _ => {}
-            }
+            simulator(provider).status_changed(self, &before, &after);
         }
         if after.status == SimStatus::UnderReview && before.status != SimStatus::UnderReview {
             self.schedule_approval(provider, id);
@@ -314,18 +284,15 @@ impl SimState {
 
     /// After an update: an `incomplete` user goes to review (then approval).
     pub(crate) fn after_update(self: &Arc<Self>, provider: ProviderId, id: &str, reverify: bool) {
-        let status = match self.user(provider, id) {
-            Some(user) => user.status,
-            None => return,
+        let Some(user) = self.user(provider, id) else {
+            return;
         };
-        let to_review = status == SimStatus::Incomplete
-            || (reverify && matches!(status, SimStatus::Approved | SimStatus::Pending));
+        let to_review = user.status == SimStatus::Incomplete
+            || (reverify && matches!(user.status, SimStatus::Approved | SimStatus::Pending));
         if to_review {
             self.set_status(provider, id, Some(SimStatus::UnderReview), None, true);
-        } else if provider == ProviderId::Killb {
-            if let Some(user) = self.user(provider, id) {
-                super::webhooks::emit_killb(self, &user, "UPDATE");
-            }
+        } else {
+            simulator(provider).updated(self, &user);
         }
     }
 

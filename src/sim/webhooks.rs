@@ -1,25 +1,14 @@
-//! Signed webhook deliveries, each provider with its own scheme, sent from a spawned task with
-//! retries (never blocking the request that caused them).
+//! Webhook delivery: each provider builds its own signed webhook, this sends it from a spawned
+//! task with retries (never blocking the request that caused them) and records it.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::{json, Value};
-use time::OffsetDateTime;
-
-use super::state::{SimState, SimUser};
-use super::validate::timestamp;
-use super::{carbn, killb, kraken};
+use super::state::SimState;
 use crate::domain::provider::ProviderId;
-use crate::providers::kraken::webhook as kraken_webhook;
-use crate::providers::{carbn::webhook as carbn_webhook, killb::webhook as killb_webhook};
 
-/// The simulator's Kraken webhook configuration id (`X-Webhook-ID`).
-pub const KRAKEN_WEBHOOK_ID: &str = "WHSIM-KRAKN-000001";
-/// The simulator's Carbn webhook configuration id (`X-Webhook-Id`).
-pub const CARBN_WEBHOOK_ID: &str = "5b1f3c9e-7a0d-4c8e-9f21-3d6a8b0c4e17";
-/// Attempts per delivery (KillB's `attempts` goes 0..=4).
+/// Attempts per delivery (a provider's attempt counter goes 0..=4).
 const MAX_ATTEMPTS: u32 = 5;
 
 /// One attempt's outcome.
@@ -38,7 +27,7 @@ pub struct WebhookDelivery {
     pub id: u64,
     /// Which provider's scheme.
     pub provider: ProviderId,
-    /// Kraken event type, KillB `USER/<action>`, Carbn `USER_STATUS_UPDATE`.
+    /// The provider's event name (its event type, or `<event>/<action>`).
     pub event: String,
     /// The provider user id concerned.
     pub user_id: String,
@@ -54,139 +43,25 @@ pub struct WebhookDelivery {
     pub delivered: bool,
 }
 
-type Build = Box<dyn Fn(u32) -> (Vec<(String, String)>, Vec<u8>) + Send + Sync>;
+/// Headers and body of attempt `n` (from 0).
+pub(crate) type Build = Box<dyn Fn(u32) -> (Vec<(String, String)>, Vec<u8>) + Send + Sync>;
 
-fn kraken_event_id() -> String {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-    let part = |n: usize| -> String {
-        (0..n)
-            .map(|_| ALPHABET[rand::random_range(0..ALPHABET.len())] as char)
-            .collect()
-    };
-    format!("{}-{}-{}", part(6), part(5), part(6))
-}
-
-/// Emits the status webhook for a Kraken or Carbn user (none for Kraken statuses without event).
-pub(crate) fn emit_status(state: &Arc<SimState>, user: &SimUser) {
-    match user.provider {
-        ProviderId::Kraken => {
-            let Some(event) = kraken::event_for(user) else {
-                return;
-            };
-            let secret = state.config.kraken.webhook_secret_b64.clone();
-            let body = serde_json::to_vec(&json!({
-                "event_type": event,
-                "iiban": user.id,
-                "id": kraken_event_id(),
-                "timestamp": timestamp(OffsetDateTime::now_utc(), true),
-            }))
-            .unwrap_or_default();
-            let build: Build = Box::new(move |_attempt| {
-                let t = OffsetDateTime::now_utc().unix_timestamp();
-                let signature =
-                    kraken_webhook::signature_header(&secret, t, &body).unwrap_or_default();
-                (
-                    vec![
-                        ("Content-Type".into(), "application/json".into()),
-                        (kraken_webhook::SIGNATURE_HEADER.into(), signature),
-                        (kraken_webhook::EVENT_HEADER.into(), event.into()),
-                        (
-                            kraken_webhook::WEBHOOK_ID_HEADER.into(),
-                            KRAKEN_WEBHOOK_ID.into(),
-                        ),
-                    ],
-                    body.clone(),
-                )
-            });
-            deliver(state, ProviderId::Kraken, event.to_owned(), &user.id, build);
-        }
-        ProviderId::Carbn => {
-            let rendered = carbn::render(user);
-            let body = serde_json::to_vec(&json!({
-                "status": rendered.get("status").cloned().unwrap_or(Value::Null),
-                "user_id": user.id,
-            }))
-            .unwrap_or_default();
-            let signature = state.carbn_signer.sign(&body).unwrap_or_default();
-            let event_id = uuid::Uuid::new_v4().to_string();
-            let build: Build = Box::new(move |_attempt| {
-                (
-                    vec![
-                        ("Content-Type".into(), "application/json".into()),
-                        ("User-Agent".into(), "Java/17.0.14".into()),
-                        (carbn_webhook::EVENT_ID_HEADER.into(), event_id.clone()),
-                        (
-                            carbn_webhook::WEBHOOK_ID_HEADER.into(),
-                            CARBN_WEBHOOK_ID.into(),
-                        ),
-                        (carbn_webhook::SIGNATURE_HEADER.into(), signature.clone()),
-                    ],
-                    body.clone(),
-                )
-            });
-            deliver(
-                state,
-                ProviderId::Carbn,
-                "USER_STATUS_UPDATE".into(),
-                &user.id,
-                build,
-            );
-        }
-        ProviderId::Killb => emit_killb(state, user, "UPDATE"),
-    }
-}
-
-/// Emits a KillB `USER` event with `action` (`CREATE`, `UPDATE`, `DELETE`).
-pub(crate) fn emit_killb(state: &Arc<SimState>, user: &SimUser, action: &'static str) {
-    let data = killb::render(state, user);
-    let secret = state.config.killb.webhook_secret.clone();
-    let scheme = state.config.killb.webhook_scheme;
-    let event_id = uuid::Uuid::new_v4().to_string();
-    let now = timestamp(OffsetDateTime::now_utc(), false);
-    let build: Build = Box::new(move |attempt| {
-        let body = serde_json::to_vec(&json!({
-            "id": event_id,
-            "event": "USER",
-            "action": action,
-            "data": data,
-            "createdAt": now,
-            "updatedAt": timestamp(OffsetDateTime::now_utc(), false),
-            "attempts": attempt,
-        }))
-        .unwrap_or_default();
-        let signature = killb_webhook::sign(scheme, &secret, &body);
-        (
-            vec![
-                ("Content-Type".into(), "application/json".into()),
-                (killb_webhook::SIGNATURE_HEADER.into(), signature),
-            ],
-            body,
-        )
-    });
-    deliver(
-        state,
-        ProviderId::Killb,
-        format!("USER/{action}"),
-        &user.id,
-        build,
-    );
-}
-
-fn deliver(
+/// Sends one webhook of `provider` about `user_id` to its target, recording it (unless
+/// `SimConfig::record` is off): `build(attempt)` gives each attempt's headers and body (a
+/// provider may re-sign or count attempts), retried with backoff until a 2xx or
+/// [`MAX_ATTEMPTS`], on a spawned task.
+pub(crate) fn deliver(
     state: &Arc<SimState>,
     provider: ProviderId,
     event: String,
     user_id: &str,
     build: Build,
 ) {
-    let url = {
-        let store = state.lock();
-        match provider {
-            ProviderId::Kraken => store.webhook_targets.kraken.clone(),
-            ProviderId::Killb => store.webhook_targets.killb.clone(),
-            ProviderId::Carbn => store.webhook_targets.carbn.clone(),
-        }
-    };
+    let url = state
+        .lock()
+        .webhook_targets
+        .get(provider)
+        .map(str::to_owned);
     let (headers, body) = build(0);
     let id = if !state.config.record {
         0 // not kept: the delivery below updates nothing

@@ -418,13 +418,13 @@ fn shared_sim_settings(db_url: &str, sim_url: &str) -> Settings {
     s.simulator.enabled = false;
     for (provider, key, value) in [
         ("kraken", "base_url", sim_url),
-        ("kraken", "api_key", sim::DEV_KRAKEN_API_KEY),
-        ("kraken", "api_secret", sim::DEV_KRAKEN_API_SECRET_B64),
+        ("kraken", "api_key", sim::kraken::DEV_API_KEY),
+        ("kraken", "api_secret", sim::kraken::DEV_API_SECRET_B64),
         ("killb", "base_url", sim_url),
-        ("killb", "email", sim::DEV_KILLB_EMAIL),
-        ("killb", "password", sim::DEV_KILLB_PASSWORD),
+        ("killb", "email", sim::killb::DEV_EMAIL),
+        ("killb", "password", sim::killb::DEV_PASSWORD),
         ("carbn", "base_url", sim_url),
-        ("carbn", "api_key", sim::DEV_CARBN_API_KEY),
+        ("carbn", "api_key", sim::carbn::DEV_API_KEY),
     ] {
         s.providers.set(provider, key, value);
     }

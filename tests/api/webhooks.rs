@@ -9,11 +9,7 @@ use onboarding_gateway::providers::carbn::webhook as carbn;
 use onboarding_gateway::providers::killb::webhook::{self as killb, SignatureScheme};
 use onboarding_gateway::providers::kraken::webhook as kraken;
 use onboarding_gateway::settings::Settings;
-use onboarding_gateway::sim::keys::CARBN_WEBHOOK_PRIVATE_KEY_PEM;
-use onboarding_gateway::sim::{
-    DEV_KILLB_WEBHOOK_SECRET, DEV_KRAKEN_API_KEY, DEV_KRAKEN_API_SECRET_B64,
-    DEV_KRAKEN_WEBHOOK_SECRET_B64,
-};
+use onboarding_gateway::sim::{carbn as carbn_sim, killb as killb_sim, kraken as kraken_sim};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -220,7 +216,7 @@ fn kraken_headers(body: &[u8], t: i64) -> Vec<(&'static str, String)> {
     vec![
         (
             kraken::SIGNATURE_HEADER,
-            kraken::signature_header(DEV_KRAKEN_WEBHOOK_SECRET_B64, t, body).unwrap(),
+            kraken::signature_header(kraken_sim::DEV_WEBHOOK_SECRET_B64, t, body).unwrap(),
         ),
         (kraken::EVENT_HEADER, "user.verified".into()),
     ]
@@ -253,7 +249,7 @@ fn carbn_headers(event_id: &str, body: &[u8]) -> Vec<(&'static str, String)> {
         (carbn::EVENT_ID_HEADER, event_id.to_owned()),
         (
             carbn::SIGNATURE_HEADER,
-            carbn::sign(CARBN_WEBHOOK_PRIVATE_KEY_PEM, body).unwrap(),
+            carbn::sign(carbn_sim::DEV_WEBHOOK_PRIVATE_KEY_PEM, body).unwrap(),
         ),
     ]
 }
@@ -359,7 +355,11 @@ async fn forged_missing_and_expired_signatures_are_refused_and_nothing_is_applie
         ),
         (
             "killb",
-            killb_headers(SignatureScheme::HmacSha256, DEV_KILLB_WEBHOOK_SECRET, b"{}"),
+            killb_headers(
+                SignatureScheme::HmacSha256,
+                killb_sim::DEV_WEBHOOK_SECRET,
+                b"{}",
+            ),
             &killb_body,
             "other body",
         ),
@@ -367,7 +367,7 @@ async fn forged_missing_and_expired_signatures_are_refused_and_nothing_is_applie
             "killb",
             killb_headers(
                 SignatureScheme::Sha256Concat,
-                DEV_KILLB_WEBHOOK_SECRET,
+                killb_sim::DEV_WEBHOOK_SECRET,
                 &killb_body,
             ),
             &killb_body,
@@ -431,7 +431,7 @@ async fn forged_missing_and_expired_signatures_are_refused_and_nothing_is_applie
             "stripe",
             killb_headers(
                 SignatureScheme::HmacSha256,
-                DEV_KILLB_WEBHOOK_SECRET,
+                killb_sim::DEV_WEBHOOK_SECRET,
                 &killb_body,
             ),
             &killb_body,
@@ -496,7 +496,11 @@ async fn forged_missing_and_expired_signatures_are_refused_and_nothing_is_applie
     let response = post_webhook(
         &app,
         "killb",
-        &killb_headers(SignatureScheme::HmacSha256, DEV_KILLB_WEBHOOK_SECRET, &good),
+        &killb_headers(
+            SignatureScheme::HmacSha256,
+            killb_sim::DEV_WEBHOOK_SECRET,
+            &good,
+        ),
         &good,
     )
     .await;
@@ -517,8 +521,11 @@ async fn the_same_event_delivered_twice_is_applied_once() {
         let (body, headers) = match provider {
             "killb" => {
                 let body = killb_event(&provider_user_id, &event_id);
-                let headers =
-                    killb_headers(SignatureScheme::HmacSha256, DEV_KILLB_WEBHOOK_SECRET, &body);
+                let headers = killb_headers(
+                    SignatureScheme::HmacSha256,
+                    killb_sim::DEV_WEBHOOK_SECRET,
+                    &body,
+                );
                 (body, headers)
             }
             "kraken" => {
@@ -565,7 +572,11 @@ async fn an_event_for_an_unknown_provider_user_is_accepted_and_kept() {
     let event_id = Uuid::new_v4().to_string();
 
     let body = killb_event(&stranger, &event_id);
-    let headers = killb_headers(SignatureScheme::HmacSha256, DEV_KILLB_WEBHOOK_SECRET, &body);
+    let headers = killb_headers(
+        SignatureScheme::HmacSha256,
+        killb_sim::DEV_WEBHOOK_SECRET,
+        &body,
+    );
     let response = post_webhook(&app, "killb", &headers, &body).await;
     assert_eq!(ack(response, 202).await, "unknown_user");
 
@@ -674,7 +685,11 @@ async fn a_stale_provider_state_never_overwrites_a_newer_one() {
     let event_id = Uuid::new_v4().to_string();
     sim_set_status(&app, "killb", &killb_user, "approved", false).await;
     let body = killb_event(&killb_user, &event_id);
-    let headers = killb_headers(SignatureScheme::HmacSha256, DEV_KILLB_WEBHOOK_SECRET, &body);
+    let headers = killb_headers(
+        SignatureScheme::HmacSha256,
+        killb_sim::DEV_WEBHOOK_SECRET,
+        &body,
+    );
     let response = post_webhook(&app, "killb", &headers, &body).await;
     assert_eq!(ack(response, 200).await, "applied");
 
@@ -702,7 +717,11 @@ async fn a_stale_provider_state_never_overwrites_a_newer_one() {
     .unwrap();
     let event_id = Uuid::new_v4().to_string();
     let body = killb_event(&killb_user, &event_id);
-    let headers = killb_headers(SignatureScheme::HmacSha256, DEV_KILLB_WEBHOOK_SECRET, &body);
+    let headers = killb_headers(
+        SignatureScheme::HmacSha256,
+        killb_sim::DEV_WEBHOOK_SECRET,
+        &body,
+    );
     let response = post_webhook(&app, "killb", &headers, &body).await;
     assert_eq!(ack(response, 200).await, "applied");
     assert_eq!(link(&user(&app, &id).await, "killb")["status"], "approved");
@@ -731,7 +750,11 @@ async fn the_killb_sdk_signature_scheme_is_a_configuration_switch() {
     // The documented HMAC scheme is now refused; the SDK scheme accepted.
     sim_set_status(&app, "killb", &killb_user, "approved", false).await;
     let body = killb_event(&killb_user, &Uuid::new_v4().to_string());
-    let hmac = killb_headers(SignatureScheme::HmacSha256, DEV_KILLB_WEBHOOK_SECRET, &body);
+    let hmac = killb_headers(
+        SignatureScheme::HmacSha256,
+        killb_sim::DEV_WEBHOOK_SECRET,
+        &body,
+    );
     assert_problem(
         post_webhook(&app, "killb", &hmac, &body).await,
         401,
@@ -741,7 +764,7 @@ async fn the_killb_sdk_signature_scheme_is_a_configuration_switch() {
     assert_eq!(link(&user(&app, &id).await, "killb")["status"], "suspended");
     let sdk = killb_headers(
         SignatureScheme::Sha256Concat,
-        DEV_KILLB_WEBHOOK_SECRET,
+        killb_sim::DEV_WEBHOOK_SECRET,
         &body,
     );
     assert_eq!(
@@ -767,7 +790,11 @@ async fn a_provider_outage_during_the_refetch_still_acknowledges_and_keeps_the_e
 
     let event_id = Uuid::new_v4().to_string();
     let body = killb_event(&killb_user, &event_id);
-    let headers = killb_headers(SignatureScheme::HmacSha256, DEV_KILLB_WEBHOOK_SECRET, &body);
+    let headers = killb_headers(
+        SignatureScheme::HmacSha256,
+        killb_sim::DEV_WEBHOOK_SECRET,
+        &body,
+    );
     let response = post_webhook(&app, "killb", &headers, &body).await;
     assert_eq!(ack(response, 202).await, "stored");
     let stored = stored_events(&app, "killb", &event_id).await;
@@ -791,9 +818,10 @@ async fn a_provider_outage_during_the_refetch_still_acknowledges_and_keeps_the_e
 async fn a_provider_without_webhook_credentials_refuses_its_webhooks() {
     // Real (non-simulated) Kraken credentials without a webhook secret.
     let app = spawn_routed_with(|s| {
-        s.providers.set("kraken", "api_key", DEV_KRAKEN_API_KEY);
         s.providers
-            .set("kraken", "api_secret", DEV_KRAKEN_API_SECRET_B64);
+            .set("kraken", "api_key", kraken_sim::DEV_API_KEY);
+        s.providers
+            .set("kraken", "api_secret", kraken_sim::DEV_API_SECRET_B64);
         s.providers.unset("kraken", "webhook_secret");
     })
     .await;

@@ -5,7 +5,7 @@
 use onboarding_gateway::providers::carbn::webhook::{
     sign, verify, SignatureVerifier, WebhookError, WebhookSigner,
 };
-use onboarding_gateway::sim::keys::{CARBN_WEBHOOK_PRIVATE_KEY_PEM, CARBN_WEBHOOK_PUBLIC_KEY_PEM};
+use onboarding_gateway::sim::carbn::{DEV_WEBHOOK_PRIVATE_KEY_PEM, DEV_WEBHOOK_PUBLIC_KEY_PEM};
 
 const BODY: &[u8] = br#"{"status":"active","user_id":"0b6f8a4e-4f1c-4a51-9d59-4a1f2f8f0a01"}"#;
 
@@ -26,16 +26,16 @@ CwIDAQAB
 #[test]
 fn matches_openssl_sha256_with_rsa() {
     assert_eq!(
-        sign(CARBN_WEBHOOK_PRIVATE_KEY_PEM, BODY).unwrap(),
+        sign(DEV_WEBHOOK_PRIVATE_KEY_PEM, BODY).unwrap(),
         OPENSSL_SIGNATURE
     );
-    verify(CARBN_WEBHOOK_PUBLIC_KEY_PEM, BODY, OPENSSL_SIGNATURE).unwrap();
+    verify(DEV_WEBHOOK_PUBLIC_KEY_PEM, BODY, OPENSSL_SIGNATURE).unwrap();
 }
 
 #[test]
 fn round_trips() {
-    let signer = WebhookSigner::from_private_key_pem(CARBN_WEBHOOK_PRIVATE_KEY_PEM).unwrap();
-    let verifier = SignatureVerifier::from_public_key_pem(CARBN_WEBHOOK_PUBLIC_KEY_PEM).unwrap();
+    let signer = WebhookSigner::from_private_key_pem(DEV_WEBHOOK_PRIVATE_KEY_PEM).unwrap();
+    let verifier = SignatureVerifier::from_public_key_pem(DEV_WEBHOOK_PUBLIC_KEY_PEM).unwrap();
     let body = br#"{"status":"rejected","user_id":"x"}"#;
     let sig = signer.sign(body).unwrap();
     verifier.verify(body, &sig).unwrap();
@@ -46,7 +46,7 @@ fn tampered_body_fails() {
     let mut body = BODY.to_vec();
     body[12] = b'X';
     assert_eq!(
-        verify(CARBN_WEBHOOK_PUBLIC_KEY_PEM, &body, OPENSSL_SIGNATURE),
+        verify(DEV_WEBHOOK_PUBLIC_KEY_PEM, &body, OPENSSL_SIGNATURE),
         Err(WebhookError::Mismatch)
     );
 }
@@ -62,7 +62,7 @@ fn wrong_key_fails() {
 #[test]
 fn garbage_inputs_are_errors() {
     assert_eq!(
-        verify(CARBN_WEBHOOK_PUBLIC_KEY_PEM, BODY, "not base64 !!"),
+        verify(DEV_WEBHOOK_PUBLIC_KEY_PEM, BODY, "not base64 !!"),
         Err(WebhookError::MalformedSignature)
     );
     assert_eq!(
@@ -86,9 +86,9 @@ fn the_gateway_verifies_deliveries_and_reads_the_event_id_header() {
     use onboarding_gateway::providers::module;
     use onboarding_gateway::providers::webhook::{Verified, VerifyFailure, WebhookVerifier};
 
-    let verifier = SignatureVerifier::from_public_key_pem(CARBN_WEBHOOK_PUBLIC_KEY_PEM).unwrap();
+    let verifier = SignatureVerifier::from_public_key_pem(DEV_WEBHOOK_PUBLIC_KEY_PEM).unwrap();
     let body = br#"{"status":"active","user_id":"u-9"}"#;
-    let sig = sign(CARBN_WEBHOOK_PRIVATE_KEY_PEM, body).unwrap();
+    let sig = sign(DEV_WEBHOOK_PRIVATE_KEY_PEM, body).unwrap();
     let pairs = [
         ("X-Webhook-Signature", sig.as_str()),
         ("X-Webhook-Event-Id", "e-1"),
