@@ -1583,3 +1583,60 @@ async fn with_recording_off_requests_and_webhooks_are_not_kept_but_faults_still_
     assert!(sim.state().requests(None).is_empty());
     assert!(sim.state().webhook_deliveries().is_empty());
 }
+
+/// `SimConfig::gateway_settings` writes the gateway's own `[providers.<id>]` keys (each
+/// provider's settings refuse unknown ones), with the credentials the simulator accepts.
+#[test]
+fn gateway_settings_are_the_gateways_provider_sections() {
+    use onboarding_gateway::providers::{
+        carbn::CarbnSettings, killb::KillbSettings, kraken::KrakenSettings,
+    };
+    use secrecy::ExposeSecret;
+
+    let mut config = SimConfig::development();
+    config.killb.webhook_scheme = killb_webhook::SignatureScheme::Sha256Concat;
+    let section = |id| Value::Object(config.gateway_settings(id, "http://127.0.0.1:7777"));
+
+    let kraken: KrakenSettings = serde_json::from_value(section(ProviderId::Kraken)).unwrap();
+    assert!(kraken.enabled);
+    assert_eq!(kraken.base_url, "http://127.0.0.1:7777");
+    assert_eq!(
+        kraken.api_key.unwrap().expose_secret(),
+        sim::kraken::DEV_API_KEY
+    );
+    assert_eq!(
+        kraken.api_secret.unwrap().expose_secret(),
+        sim::kraken::DEV_API_SECRET_B64
+    );
+    assert_eq!(
+        kraken.webhook_secret.unwrap().expose_secret(),
+        sim::kraken::DEV_WEBHOOK_SECRET_B64
+    );
+
+    let killb: KillbSettings = serde_json::from_value(section(ProviderId::Killb)).unwrap();
+    assert_eq!(killb.base_url, "http://127.0.0.1:7777");
+    assert_eq!(killb.email.unwrap().expose_secret(), sim::killb::DEV_EMAIL);
+    assert_eq!(
+        killb.password.unwrap().expose_secret(),
+        sim::killb::DEV_PASSWORD
+    );
+    assert_eq!(
+        killb.webhook_secret.unwrap().expose_secret(),
+        sim::killb::DEV_WEBHOOK_SECRET
+    );
+    assert_eq!(
+        killb.webhook_signature_scheme,
+        killb_webhook::SignatureScheme::Sha256Concat
+    );
+
+    let carbn: CarbnSettings = serde_json::from_value(section(ProviderId::Carbn)).unwrap();
+    assert_eq!(carbn.base_url, "http://127.0.0.1:7777");
+    assert_eq!(
+        carbn.api_key.unwrap().expose_secret(),
+        sim::carbn::DEV_API_KEY
+    );
+    assert_eq!(
+        carbn.webhook_public_key.as_deref(),
+        Some(sim::carbn::DEV_WEBHOOK_PUBLIC_KEY_PEM)
+    );
+}

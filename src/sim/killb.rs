@@ -1011,3 +1011,41 @@ async fn expire_tokens(state: web::Data<SimState>) -> HttpResponse {
     }
     HttpResponse::Ok().json(json!({ "expired": n }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gateway_settings_round_trip_the_webhook_scheme() {
+        for (scheme, wire) in [
+            (SignatureScheme::HmacSha256, "hmac_sha256"),
+            (SignatureScheme::Sha256Concat, "sha256_concat"),
+        ] {
+            let mut config = SimConfig::development();
+            config.killb.webhook_scheme = scheme;
+            let section = config.gateway_settings(ProviderId::Killb, "http://sim");
+            assert_eq!(section[SCHEME_KEY], Value::from(wire));
+            assert_eq!(section["email"], Value::from(DEV_EMAIL));
+            assert_eq!(section["password"], Value::from(DEV_PASSWORD));
+            assert_eq!(section["webhook_secret"], Value::from(DEV_WEBHOOK_SECRET));
+
+            let mut follower = SimConfig::development();
+            follower.killb.webhook_scheme = match scheme {
+                SignatureScheme::HmacSha256 => SignatureScheme::Sha256Concat,
+                SignatureScheme::Sha256Concat => SignatureScheme::HmacSha256,
+            };
+            follower.follow_gateway_settings(ProviderId::Killb, &section);
+            assert_eq!(follower.killb.webhook_scheme, scheme);
+        }
+    }
+
+    #[test]
+    fn an_unreadable_scheme_is_not_followed() {
+        let mut config = SimConfig::development();
+        let mut section = Map::new();
+        section.insert(SCHEME_KEY.into(), Value::from("md5"));
+        config.follow_gateway_settings(ProviderId::Killb, &section);
+        assert_eq!(config.killb.webhook_scheme, SignatureScheme::HmacSha256);
+    }
+}

@@ -283,3 +283,78 @@ fn routes(cfg: &mut web::ServiceConfig) {
     control::routes(cfg);
     cfg.default_service(web::to(faults::not_found));
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = "http://127.0.0.1:9999";
+
+    #[test]
+    fn every_gateway_section_points_at_the_simulator() {
+        let config = SimConfig::development();
+        for &id in ProviderId::ALL {
+            let section = config.gateway_settings(id, BASE);
+            assert_eq!(section.get("base_url"), Some(&Value::from(BASE)), "{id}");
+            assert!(!section.contains_key("enabled"), "{id}");
+            assert!(section.len() > 1, "{id}: credentials missing");
+        }
+    }
+
+    #[test]
+    fn following_a_section_of_this_simulator_changes_nothing() {
+        for &id in ProviderId::ALL {
+            let mut config = SimConfig::development();
+            let section = config.gateway_settings(id, BASE);
+            config.follow_gateway_settings(id, &section);
+            assert_eq!(config.gateway_settings(id, BASE), section, "{id}");
+            config.follow_gateway_settings(id, &Map::new());
+            assert_eq!(config.gateway_settings(id, BASE), section, "{id}");
+        }
+    }
+
+    #[test]
+    fn gateway_webhook_targets_cover_every_provider() {
+        let targets = WebhookTargets::gateway("http://gw:8080/");
+        for &id in ProviderId::ALL {
+            assert_eq!(
+                targets.get(id),
+                Some(format!("http://gw:8080/v1/webhooks/{id}").as_str())
+            );
+        }
+    }
+
+    #[test]
+    fn webhook_targets_json_is_keyed_by_provider_id() {
+        let all = WebhookTargets::gateway(BASE);
+        let json = serde_json::to_value(&all).unwrap();
+        assert_eq!(json.as_object().unwrap().len(), ProviderId::ALL.len());
+        for &id in ProviderId::ALL {
+            assert_eq!(json[id.as_str()], Value::from(all.get(id).unwrap()));
+        }
+        assert_eq!(serde_json::from_value::<WebhookTargets>(json).unwrap(), all);
+
+        // Any subset; null and unknown keys mean no target.
+        let first = ProviderId::ALL[0];
+        let mut subset = Map::new();
+        subset.insert(first.as_str().into(), Value::from("http://x/hook"));
+        if let Some(second) = ProviderId::ALL.get(1) {
+            subset.insert(second.as_str().into(), Value::Null);
+        }
+        subset.insert("nobody".into(), Value::from("http://y/hook"));
+        let targets: WebhookTargets = serde_json::from_value(Value::Object(subset)).unwrap();
+        for &id in ProviderId::ALL {
+            let expected = (id == first).then_some("http://x/hook");
+            assert_eq!(targets.get(id), expected, "{id}");
+        }
+        let json = serde_json::to_value(&targets).unwrap();
+        assert_eq!(json.as_object().unwrap().len(), ProviderId::ALL.len());
+        assert!(ProviderId::ALL[1..]
+            .iter()
+            .all(|id| json[id.as_str()].is_null()));
+        assert_eq!(
+            serde_json::from_value::<WebhookTargets>(serde_json::json!({})).unwrap(),
+            WebhookTargets::default()
+        );
+    }
+}
