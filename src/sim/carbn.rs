@@ -11,7 +11,7 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use super::faults::enter;
-use super::provider::SimProvider;
+use super::provider::{gateway_section, Change, SimProvider};
 use super::state::{lock, SimState, SimStatus, SimUser};
 use super::validate::{merge, Checker};
 use super::webhooks::{deliver, Build};
@@ -157,37 +157,27 @@ impl SimProvider for Simulator {
         )
     }
 
-    /// Only a user created in a status other than the initial one causes a webhook.
-    fn created(&self, state: &Arc<SimState>, user: &SimUser) {
-        if user.status != SimStatus::Pending {
-            emit(state, user);
-        }
-    }
-
     fn apply_status(&self, user: &mut SimUser, status: SimStatus) {
         user.status = status;
     }
 
-    /// A webhook on every status change (or raw status override), none otherwise.
-    fn status_changed(&self, state: &Arc<SimState>, before: &SimUser, after: &SimUser) {
-        if before.status != after.status || after.provider_status.is_some() {
-            emit(state, after);
+    /// `USER_STATUS_UPDATE` when the status moves (or is created past the initial one); nothing
+    /// for a profile change.
+    fn changed(&self, state: &Arc<SimState>, change: Change<'_>, user: &SimUser) {
+        if change.notifies_status(user) {
+            emit(state, user);
         }
     }
 
-    /// Carbn sends no webhook for a profile change.
-    fn updated(&self, _state: &Arc<SimState>, _user: &SimUser) {}
-
     fn gateway_settings(&self, config: &SimConfig, base_url: &str) -> Map<String, Value> {
         let c = &config.carbn;
-        let mut section = Map::new();
-        section.insert("base_url".into(), base_url.into());
-        section.insert("api_key".into(), c.api_key.clone().into());
-        section.insert(
-            "webhook_public_key".into(),
-            c.webhook_public_key_pem.clone().into(),
-        );
-        section
+        gateway_section(
+            base_url,
+            [
+                ("api_key", c.api_key.clone().into()),
+                ("webhook_public_key", c.webhook_public_key_pem.clone().into()),
+            ],
+        )
     }
 
     /// Carbn has no variants to follow.

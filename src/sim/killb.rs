@@ -15,7 +15,7 @@ use sha2::Sha256;
 use time::OffsetDateTime;
 
 use super::faults::enter;
-use super::provider::SimProvider;
+use super::provider::{gateway_section, Change, SimProvider};
 use super::state::{lock, SimState, SimStatus, SimUser};
 use super::validate::{age, merge, timestamp, Checker};
 use super::webhooks::{deliver, Build};
@@ -119,11 +119,6 @@ impl SimProvider for Simulator {
         )
     }
 
-    /// KillB always sends `USER`/`CREATE`.
-    fn created(&self, state: &Arc<SimState>, user: &SimUser) {
-        emit(state, user, "CREATE");
-    }
-
     /// KillB closes a user by clearing `active` (the status is kept); any other status
     /// reactivates it.
     fn apply_status(&self, user: &mut SimUser, status: SimStatus) {
@@ -135,34 +130,31 @@ impl SimProvider for Simulator {
         }
     }
 
-    /// `USER`/`DELETE` when the change deactivated the user, `USER`/`UPDATE` otherwise (also
-    /// when nothing visible changed).
-    fn status_changed(&self, state: &Arc<SimState>, before: &SimUser, after: &SimUser) {
-        let action = if !after.active && before.active {
-            "DELETE"
-        } else {
-            "UPDATE"
+    /// `USER`/`CREATE` on create, `USER`/`DELETE` when a status change deactivated the user,
+    /// `USER`/`UPDATE` on every other change (also when nothing visible changed).
+    fn changed(&self, state: &Arc<SimState>, change: Change<'_>, user: &SimUser) {
+        let action = match change {
+            Change::Created => "CREATE",
+            Change::Status { before } if before.active && !user.active => "DELETE",
+            Change::Status { .. } | Change::Updated => "UPDATE",
         };
-        emit(state, after, action);
-    }
-
-    /// `USER`/`UPDATE` on every PATCH.
-    fn updated(&self, state: &Arc<SimState>, user: &SimUser) {
-        emit(state, user, "UPDATE");
+        emit(state, user, action);
     }
 
     fn gateway_settings(&self, config: &SimConfig, base_url: &str) -> Map<String, Value> {
         let c = &config.killb;
-        let mut section = Map::new();
-        section.insert("base_url".into(), base_url.into());
-        section.insert("email".into(), c.email.clone().into());
-        section.insert("password".into(), c.password.clone().into());
-        section.insert("webhook_secret".into(), c.webhook_secret.clone().into());
-        section.insert(
-            SCHEME_KEY.into(),
-            serde_json::to_value(c.webhook_scheme).unwrap_or(Value::Null),
-        );
-        section
+        gateway_section(
+            base_url,
+            [
+                ("email", c.email.clone().into()),
+                ("password", c.password.clone().into()),
+                ("webhook_secret", c.webhook_secret.clone().into()),
+                (
+                    SCHEME_KEY,
+                    serde_json::to_value(c.webhook_scheme).unwrap_or(Value::Null),
+                ),
+            ],
+        )
     }
 
     /// Signs webhooks with the scheme the gateway expects (`webhook_signature_scheme`).

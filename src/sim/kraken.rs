@@ -10,7 +10,7 @@ use serde_json::{json, Map, Value};
 use time::OffsetDateTime;
 
 use super::faults::{enter, target};
-use super::provider::SimProvider;
+use super::provider::{gateway_section, Change, SimProvider};
 use super::state::{lock, SimState, SimStatus, SimUser};
 use super::validate::{merge, timestamp, Checker};
 use super::webhooks::{deliver, Build};
@@ -95,35 +95,28 @@ impl SimProvider for Simulator {
         error(StatusCode::NOT_FOUND, "EGeneral:Unknown method")
     }
 
-    /// Only a user created in a status with an event (`+approve`, …) causes a webhook.
-    fn created(&self, state: &Arc<SimState>, user: &SimUser) {
-        if user.status != SimStatus::Pending {
-            emit(state, user);
-        }
-    }
-
     fn apply_status(&self, user: &mut SimUser, status: SimStatus) {
         user.status = status;
     }
 
-    /// A webhook on every status change (or raw status override), none otherwise.
-    fn status_changed(&self, state: &Arc<SimState>, before: &SimUser, after: &SimUser) {
-        if before.status != after.status || after.provider_status.is_some() {
-            emit(state, after);
+    /// `user.verified`/`user.disabled`/`user.closed` when the status moves there; nothing for
+    /// a profile change.
+    fn changed(&self, state: &Arc<SimState>, change: Change<'_>, user: &SimUser) {
+        if change.notifies_status(user) {
+            emit(state, user);
         }
     }
 
-    /// Kraken sends no webhook for a profile change.
-    fn updated(&self, _state: &Arc<SimState>, _user: &SimUser) {}
-
     fn gateway_settings(&self, config: &SimConfig, base_url: &str) -> Map<String, Value> {
         let c = &config.kraken;
-        let mut section = Map::new();
-        section.insert("base_url".into(), base_url.into());
-        section.insert("api_key".into(), c.api_key.clone().into());
-        section.insert("api_secret".into(), c.api_secret_b64.clone().into());
-        section.insert("webhook_secret".into(), c.webhook_secret_b64.clone().into());
-        section
+        gateway_section(
+            base_url,
+            [
+                ("api_key", c.api_key.clone().into()),
+                ("api_secret", c.api_secret_b64.clone().into()),
+                ("webhook_secret", c.webhook_secret_b64.clone().into()),
+            ],
+        )
     }
 
     /// Kraken has no variants to follow.

@@ -44,19 +44,12 @@ pub(crate) trait SimProvider: Sync {
     /// The provider's answer to an unknown route under its paths.
     fn not_found(&self, req: &HttpRequest) -> HttpResponse;
 
-    /// A new user was stored: sends the create-time webhook, if the provider has one.
-    fn created(&self, state: &Arc<SimState>, user: &SimUser);
-
     /// Records `status` on the stored user (a provider may keep some statuses differently,
     /// e.g. as a flag).
     fn apply_status(&self, user: &mut SimUser, status: SimStatus);
 
-    /// A status change was stored (`before` → `after`): sends the webhook it causes, if any.
-    fn status_changed(&self, state: &Arc<SimState>, before: &SimUser, after: &SimUser);
-
-    /// A profile update was stored and did not move the status: sends the webhook it causes,
-    /// if any.
-    fn updated(&self, state: &Arc<SimState>, user: &SimUser);
+    /// `user` (as stored now) went through `change`: sends the webhook that causes, if any.
+    fn changed(&self, state: &Arc<SimState>, change: Change<'_>, user: &SimUser);
 
     /// The gateway's `[providers.<id>]` section that points a gateway at this simulator at
     /// `base_url`, with the credentials `config` accepts (the gateway's own config keys).
@@ -65,4 +58,48 @@ pub(crate) trait SimProvider: Sync {
     /// Follows the choice a gateway's `[providers.<id>]` section makes among the provider's
     /// documented variants (keys it does not know, or values it cannot read, change nothing).
     fn follow_gateway_settings(&self, config: &mut SimConfig, section: &Map<String, Value>);
+}
+
+/// What happened to a stored user (see [`SimProvider::changed`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Change<'a> {
+    /// It was created.
+    Created,
+    /// Its status (or raw provider status) was set; `before` is the user before.
+    Status {
+        /// The user before the change.
+        before: &'a SimUser,
+    },
+    /// Its profile was updated and its status did not move.
+    Updated,
+}
+
+impl Change<'_> {
+    /// For a provider that notifies status changes only: whether this change of `user` warrants
+    /// a status webhook (created in any status but the initial one, the status moved, or a
+    /// raw provider status was set; never a profile update).
+    pub(crate) fn notifies_status(&self, user: &SimUser) -> bool {
+        match self {
+            Change::Created => user.status != SimStatus::Pending,
+            Change::Status { before } => {
+                before.status != user.status || user.provider_status.is_some()
+            }
+            Change::Updated => false,
+        }
+    }
+}
+
+/// A gateway `[providers.<id>]` section: `base_url` and then `entries`.
+pub(crate) fn gateway_section<'a>(
+    base_url: &str,
+    entries: impl IntoIterator<Item = (&'a str, Value)>,
+) -> Map<String, Value> {
+    let mut section = Map::new();
+    section.insert("base_url".into(), base_url.into());
+    section.extend(
+        entries
+            .into_iter()
+            .map(|(key, value)| (key.to_owned(), value)),
+    );
+    section
 }

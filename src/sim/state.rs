@@ -10,6 +10,7 @@ use serde_json::Value;
 use time::OffsetDateTime;
 
 use super::faults::{ActiveFault, RecordedRequest};
+use super::provider::Change;
 use super::webhooks::WebhookDelivery;
 use super::{simulator, ProviderStates, SimConfig, WebhookTargets};
 use crate::domain::provider::ProviderId;
@@ -247,7 +248,7 @@ impl SimState {
             store.index_user(&user);
             store.users_mut(provider).insert(id.clone(), user.clone());
         }
-        simulator(provider).created(self, &user);
+        simulator(provider).changed(self, Change::Created, &user);
         if status == SimStatus::UnderReview {
             self.schedule_approval(provider, &id);
         }
@@ -274,7 +275,7 @@ impl SimState {
             (before, user.clone())
         };
         if emit {
-            simulator(provider).status_changed(self, &before, &after);
+            simulator(provider).changed(self, Change::Status { before: &before }, &after);
         }
         if after.status == SimStatus::UnderReview && before.status != SimStatus::UnderReview {
             self.schedule_approval(provider, id);
@@ -292,7 +293,7 @@ impl SimState {
         if to_review {
             self.set_status(provider, id, Some(SimStatus::UnderReview), None, true);
         } else {
-            simulator(provider).updated(self, &user);
+            simulator(provider).changed(self, Change::Updated, &user);
         }
     }
 
