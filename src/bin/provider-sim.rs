@@ -11,6 +11,7 @@
 use std::net::TcpListener;
 use std::time::Duration;
 
+use onboarding_gateway::domain::provider::ProviderId;
 use onboarding_gateway::sim::{self, SimConfig, WebhookTargets};
 
 const USAGE: &str =
@@ -70,16 +71,26 @@ fn main() -> std::io::Result<()> {
         let listener = TcpListener::bind((host.as_str(), port))?;
         let handle = sim::spawn(config.clone(), listener).await?;
         println!("provider-sim listening on {}", handle.base_url());
+        // Each provider's credentials, as its gateway section names them.
+        for &id in ProviderId::ALL {
+            let section = config.gateway_settings(id, handle.base_url());
+            let credentials: Vec<String> = section
+                .iter()
+                .filter(|(key, _)| key.as_str() != "base_url")
+                .map(|(key, value)| match value.as_str() {
+                    Some(text) if text.contains('\n') => {
+                        format!("{key}=<{} lines>", text.lines().count())
+                    }
+                    Some(text) => format!("{key}={text}"),
+                    None => format!("{key}={value}"),
+                })
+                .collect();
+            println!("  {id}: {}", credentials.join(" "));
+        }
         println!(
-            "  kraken: api_key={} api_secret={}",
-            config.kraken.api_key, config.kraken.api_secret_b64
+            "  webhooks: {}",
+            serde_json::to_string(&config.webhook_targets).unwrap_or_default()
         );
-        println!(
-            "  killb:  email={} password={}",
-            config.killb.email, config.killb.password
-        );
-        println!("  carbn:  api_key={}", config.carbn.api_key);
-        println!("  webhooks: {:?}", config.webhook_targets);
         tokio::signal::ctrl_c().await?;
         handle.stop().await;
         Ok(())
