@@ -11,8 +11,8 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use super::faults::enter;
-use super::provider::{gateway_section, Change, SimProvider};
-use super::state::{lock, SimState, SimStatus, SimUser};
+use super::provider::{gateway_section, SimProvider};
+use super::state::{lock, Change, SimState, SimStatus, SimUser};
 use super::validate::{merge, Checker};
 use super::webhooks::{deliver, Build};
 use super::SimConfig;

@@ -3,8 +3,7 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 
-use super::faults::{ActiveFault, FaultSpec};
-use super::state::{SimState, SimStatus, SimUser};
+use super::state::{ActiveFault, FaultSpec, SimState, SimStatus, SimUser};
 use super::{simulator, WebhookTargets};
 use crate::domain::provider::ProviderId;
 

@@ -10,76 +10,8 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use time::OffsetDateTime;
 
 use super::simulator;
-use super::state::SimState;
+use super::state::{RecordedRequest, SimState};
 use crate::domain::provider::ProviderId;
-
-/// A fault to inject into one provider's matching requests (`POST /_sim/faults`).
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FaultSpec {
-    /// Which provider's requests.
-    pub provider: ProviderId,
-    /// Only requests whose path starts with this (raw request-target), if set.
-    #[serde(default)]
-    pub path: Option<String>,
-    /// Only this HTTP method, if set.
-    #[serde(default)]
-    pub method: Option<String>,
-    /// Delay before anything else happens.
-    #[serde(default)]
-    pub latency_ms: u64,
-    /// Probability (0..=1) that `status` is returned for a matched request.
-    #[serde(default = "one")]
-    pub error_rate: f64,
-    /// Error status to answer with (e.g. 429, 500, 503), in the provider's error envelope.
-    #[serde(default)]
-    pub status: Option<u16>,
-    /// `Retry-After` seconds sent with the error.
-    #[serde(default)]
-    pub retry_after_secs: Option<u64>,
-    /// Hang without answering (the client times out).
-    #[serde(default)]
-    pub timeout: bool,
-    /// Close the TCP connection without an answer.
-    #[serde(default)]
-    pub drop_connection: bool,
-    /// How many matching requests this fault applies to (unset: until cleared).
-    #[serde(default)]
-    pub count: Option<u32>,
-}
-
-fn one() -> f64 {
-    1.0
-}
-
-#[derive(Debug, Clone, serde::Serialize)]
-pub(crate) struct ActiveFault {
-    pub id: u64,
-    #[serde(flatten)]
-    pub spec: FaultSpec,
-    /// How many requests it has hit.
-    pub hits: u32,
-}
-
-/// One recorded provider request (`GET /_sim/requests`).
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct RecordedRequest {
-    /// Order of arrival.
-    pub seq: u64,
-    /// Owning provider.
-    pub provider: Option<ProviderId>,
-    /// HTTP method.
-    pub method: String,
-    /// Raw request-target (path and query exactly as received).
-    pub path: String,
-    /// Headers, lower-case names (repeated headers joined with `, `).
-    pub headers: BTreeMap<String, String>,
-    /// Raw body (lossy UTF-8).
-    pub body: String,
-    /// Arrival time.
-    #[serde(with = "time::serde::rfc3339")]
-    pub received_at: OffsetDateTime,
-}
 
 /// The accepted connection's socket (a duplicate fd), so a fault can drop it.
 pub(crate) struct ConnSocket(Arc<OwnedFd>);

@@ -15,8 +15,8 @@ use sha2::Sha256;
 use time::OffsetDateTime;
 
 use super::faults::enter;
-use super::provider::{gateway_section, Change, SimProvider};
-use super::state::{lock, SimState, SimStatus, SimUser};
+use super::provider::{gateway_section, SimProvider};
+use super::state::{lock, Change, SimState, SimStatus, SimUser};
 use super::validate::{age, merge, timestamp, Checker};
 use super::webhooks::{deliver, Build};
 use super::SimConfig;

@@ -10,8 +10,8 @@ use serde_json::{json, Map, Value};
 use time::OffsetDateTime;
 
 use super::faults::{enter, target};
-use super::provider::{gateway_section, Change, SimProvider};
-use super::state::{lock, SimState, SimStatus, SimUser};
+use super::provider::{gateway_section, SimProvider};
+use super::state::{lock, Change, SimState, SimStatus, SimUser};
 use super::validate::{merge, timestamp, Checker};
 use super::webhooks::{deliver, Build};
 use super::SimConfig;

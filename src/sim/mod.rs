@@ -82,9 +82,7 @@ use std::time::Duration;
 use actix_web::{web, App, HttpServer};
 use serde_json::{Map, Value};
 
-pub use faults::{FaultSpec, RecordedRequest};
-pub use state::{SimState, SimStatus, SimUser};
-pub use webhooks::WebhookDelivery;
+pub use state::{FaultSpec, RecordedRequest, SimState, SimStatus, SimUser, WebhookDelivery};
 
 use crate::domain::provider::ProviderId;
 use provider::SimProvider;

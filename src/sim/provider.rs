@@ -22,7 +22,7 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{Map, Value};
 
-use super::state::{SimState, SimStatus, SimUser};
+use super::state::{Change, SimState, SimStatus, SimUser};
 use super::SimConfig;
 
 /// One simulated provider, as the shared simulator code sees it.
@@ -58,35 +58,6 @@ pub(crate) trait SimProvider: Sync {
     /// Follows the choice a gateway's `[providers.<id>]` section makes among the provider's
     /// documented variants (keys it does not know, or values it cannot read, change nothing).
     fn follow_gateway_settings(&self, config: &mut SimConfig, section: &Map<String, Value>);
-}
-
-/// What happened to a stored user (see [`SimProvider::changed`]).
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Change<'a> {
-    /// It was created.
-    Created,
-    /// Its status (or raw provider status) was set; `before` is the user before.
-    Status {
-        /// The user before the change.
-        before: &'a SimUser,
-    },
-    /// Its profile was updated and its status did not move.
-    Updated,
-}
-
-impl Change<'_> {
-    /// For a provider that notifies status changes only: whether this change of `user` warrants
-    /// a status webhook (created in any status but the initial one, the status moved, or a
-    /// raw provider status was set; never a profile update).
-    pub(crate) fn notifies_status(&self, user: &SimUser) -> bool {
-        match self {
-            Change::Created => user.status != SimStatus::Pending,
-            Change::Status { before } => {
-                before.status != user.status || user.provider_status.is_some()
-            }
-            Change::Updated => false,
-        }
-    }
 }
 
 /// A gateway `[providers.<id>]` section: `base_url` and then `entries`.

@@ -1,7 +1,8 @@
-//! Shared simulator state: users per provider, status transitions (each provider's own rules
-//! through [`super::provider::SimProvider`]), faults, recorded requests and webhooks.
+//! Shared simulator state and its data: users per provider and their status transitions (each
+//! provider's own rules through `SimProvider`), faults, recorded requests and webhook
+//! deliveries. The other simulator files import this one, never the other way round.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -9,9 +10,6 @@ use std::time::Duration;
 use serde_json::Value;
 use time::OffsetDateTime;
 
-use super::faults::{ActiveFault, RecordedRequest};
-use super::provider::Change;
-use super::webhooks::WebhookDelivery;
 use super::{simulator, ProviderStates, SimConfig, WebhookTargets};
 use crate::domain::provider::ProviderId;
 
@@ -94,6 +92,135 @@ pub struct SimUser {
     /// Last change.
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
+}
+
+/// What happened to a stored user (see `SimProvider::changed`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Change<'a> {
+    /// It was created.
+    Created,
+    /// Its status (or raw provider status) was set; `before` is the user before.
+    Status {
+        /// The user before the change.
+        before: &'a SimUser,
+    },
+    /// Its profile was updated and its status did not move.
+    Updated,
+}
+
+impl Change<'_> {
+    /// For a provider that notifies status changes only: whether this change of `user` warrants
+    /// a status webhook (created in any status but the initial one, the status moved, or a
+    /// raw provider status was set; never a profile update).
+    pub(crate) fn notifies_status(&self, user: &SimUser) -> bool {
+        match self {
+            Change::Created => user.status != SimStatus::Pending,
+            Change::Status { before } => {
+                before.status != user.status || user.provider_status.is_some()
+            }
+            Change::Updated => false,
+        }
+    }
+}
+
+/// A fault to inject into one provider's matching requests (`POST /_sim/faults`).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultSpec {
+    /// Which provider's requests.
+    pub provider: ProviderId,
+    /// Only requests whose path starts with this (raw request-target), if set.
+    #[serde(default)]
+    pub path: Option<String>,
+    /// Only this HTTP method, if set.
+    #[serde(default)]
+    pub method: Option<String>,
+    /// Delay before anything else happens.
+    #[serde(default)]
+    pub latency_ms: u64,
+    /// Probability (0..=1) that `status` is returned for a matched request.
+    #[serde(default = "one")]
+    pub error_rate: f64,
+    /// Error status to answer with (e.g. 429, 500, 503), in the provider's error envelope.
+    #[serde(default)]
+    pub status: Option<u16>,
+    /// `Retry-After` seconds sent with the error.
+    #[serde(default)]
+    pub retry_after_secs: Option<u64>,
+    /// Hang without answering (the client times out).
+    #[serde(default)]
+    pub timeout: bool,
+    /// Close the TCP connection without an answer.
+    #[serde(default)]
+    pub drop_connection: bool,
+    /// How many matching requests this fault applies to (unset: until cleared).
+    #[serde(default)]
+    pub count: Option<u32>,
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub(crate) struct ActiveFault {
+    pub id: u64,
+    #[serde(flatten)]
+    pub spec: FaultSpec,
+    /// How many requests it has hit.
+    pub hits: u32,
+}
+
+/// One recorded provider request (`GET /_sim/requests`).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct RecordedRequest {
+    /// Order of arrival.
+    pub seq: u64,
+    /// Owning provider.
+    pub provider: Option<ProviderId>,
+    /// HTTP method.
+    pub method: String,
+    /// Raw request-target (path and query exactly as received).
+    pub path: String,
+    /// Headers, lower-case names (repeated headers joined with `, `).
+    pub headers: BTreeMap<String, String>,
+    /// Raw body (lossy UTF-8).
+    pub body: String,
+    /// Arrival time.
+    #[serde(with = "time::serde::rfc3339")]
+    pub received_at: OffsetDateTime,
+}
+
+/// One attempt's outcome.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct DeliveryAttempt {
+    /// HTTP status answered, if any.
+    pub status: Option<u16>,
+    /// Transport error, if any.
+    pub error: Option<String>,
+}
+
+/// A webhook the simulator sent (or would have sent: `url` is `None` without a target).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct WebhookDelivery {
+    /// Sequence number.
+    pub id: u64,
+    /// Which provider's scheme.
+    pub provider: ProviderId,
+    /// The provider's event name (its event type, or `<event>/<action>`).
+    pub event: String,
+    /// The provider user id concerned.
+    pub user_id: String,
+    /// Target URL.
+    pub url: Option<String>,
+    /// Headers of the last attempt.
+    pub headers: BTreeMap<String, String>,
+    /// Body of the last attempt.
+    pub body: String,
+    /// Attempts made.
+    pub attempts: Vec<DeliveryAttempt>,
+    /// Whether a 2xx was received.
+    pub delivered: bool,
 }
 
 #[derive(Default)]

@@ -1,47 +1,14 @@
 //! Webhook delivery: each provider builds its own signed webhook, this sends it from a spawned
 //! task with retries (never blocking the request that caused them) and records it.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::state::SimState;
+use super::state::{DeliveryAttempt, SimState, WebhookDelivery};
 use crate::domain::provider::ProviderId;
 
 /// Attempts per delivery (a provider's attempt counter goes 0..=4).
 const MAX_ATTEMPTS: u32 = 5;
-
-/// One attempt's outcome.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct DeliveryAttempt {
-    /// HTTP status answered, if any.
-    pub status: Option<u16>,
-    /// Transport error, if any.
-    pub error: Option<String>,
-}
-
-/// A webhook the simulator sent (or would have sent: `url` is `None` without a target).
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct WebhookDelivery {
-    /// Sequence number.
-    pub id: u64,
-    /// Which provider's scheme.
-    pub provider: ProviderId,
-    /// The provider's event name (its event type, or `<event>/<action>`).
-    pub event: String,
-    /// The provider user id concerned.
-    pub user_id: String,
-    /// Target URL.
-    pub url: Option<String>,
-    /// Headers of the last attempt.
-    pub headers: BTreeMap<String, String>,
-    /// Body of the last attempt.
-    pub body: String,
-    /// Attempts made.
-    pub attempts: Vec<DeliveryAttempt>,
-    /// Whether a 2xx was received.
-    pub delivered: bool,
-}
 
 /// Headers and body of attempt `n` (from 0).
 pub(crate) type Build = Box<dyn Fn(u32) -> (Vec<(String, String)>, Vec<u8>) + Send + Sync>;
