@@ -77,6 +77,7 @@ pub mod parse;
 pub mod provider;
 pub mod status;
 pub mod user;
+pub mod verification;
 
 pub use errors::{codes, FieldError};
 pub use merge_patch::{apply_merge_patch, changed_paths};

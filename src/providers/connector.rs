@@ -14,6 +14,7 @@ use super::error::ProviderError;
 use crate::domain::provider::ProviderId;
 use crate::domain::status::LinkStatus;
 use crate::domain::user::CanonicalUser;
+use crate::domain::verification::{DocumentContentType, DocumentType, VerificationAttestation};
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -104,6 +105,66 @@ impl CallLog {
     }
 }
 
+/// One file of a document, opened from the store for the call.
+#[derive(Clone, Copy)]
+pub struct DocumentFile<'a> {
+    pub bytes: &'a [u8],
+    pub content_type: DocumentContentType,
+    /// A file name to send (`front.jpg`): never the caller's own, which may carry PII.
+    pub file_name: &'a str,
+}
+
+impl std::fmt::Debug for DocumentFile<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DocumentFile")
+            .field("content_type", &self.content_type)
+            .field("size", &self.bytes.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A document to send to a provider: one call with both sides of a two-sided document.
+#[derive(Debug, Clone, Copy)]
+pub struct DocumentUpload<'a> {
+    pub user: &'a CanonicalUser,
+    pub document_type: DocumentType,
+    pub front: DocumentFile<'a>,
+    pub back: Option<DocumentFile<'a>>,
+    /// Who already verified the person, when the caller said.
+    pub verification: Option<&'a VerificationAttestation>,
+}
+
+/// The provider's answer to a document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubmittedDocument {
+    /// The provider's id for the submission, when it gives one (Kraken `verification_id`).
+    pub provider_document_id: Option<String>,
+}
+
+/// What a hosted verification session needs.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionRequest<'a> {
+    pub user: &'a CanonicalUser,
+    /// Where the provider sends the person afterwards, when the caller says.
+    pub redirect_url: Option<&'a str>,
+}
+
+/// A provider's hosted verification, ready for the person to open.
+#[derive(Clone, PartialEq, Eq)]
+pub struct HostedSession {
+    /// Carries a session token: PII-grade, never logged.
+    pub url: String,
+    pub expires_at: Option<OffsetDateTime>,
+}
+
+impl std::fmt::Debug for HostedSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HostedSession")
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A provider integration. Implementations live in `providers/<name>/mod.rs`, with the wire
 /// types and conversions in `transformers.rs`.
 pub trait Connector: Send + Sync + 'static {
@@ -165,6 +226,38 @@ pub trait Connector: Send + Sync + 'static {
             Err(ProviderError::new(
                 super::error::ProviderErrorKind::NotSupported,
                 format!("{} offers no deletion of users", self.id().as_str()),
+            ))
+        })
+    }
+
+    /// Sends a document (both sides of a two-sided one in one call) to the provider.
+    fn submit_document<'a>(
+        &'a self,
+        link: LinkRef<'a>,
+        upload: DocumentUpload<'a>,
+        log: &'a CallLog,
+    ) -> BoxFuture<'a, Result<SubmittedDocument, ProviderError>> {
+        let _ = (link, upload, log);
+        Box::pin(async move {
+            Err(ProviderError::new(
+                super::error::ProviderErrorKind::NotSupported,
+                format!("{} takes no document uploads", self.id().as_str()),
+            ))
+        })
+    }
+
+    /// Opens the provider's hosted verification for the user.
+    fn create_verification_session<'a>(
+        &'a self,
+        link: LinkRef<'a>,
+        request: SessionRequest<'a>,
+        log: &'a CallLog,
+    ) -> BoxFuture<'a, Result<HostedSession, ProviderError>> {
+        let _ = (link, request, log);
+        Box::pin(async move {
+            Err(ProviderError::new(
+                super::error::ProviderErrorKind::NotSupported,
+                format!("{} has no hosted verification", self.id().as_str()),
             ))
         })
     }

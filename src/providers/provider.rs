@@ -6,11 +6,18 @@
 
 use std::sync::Arc;
 
+use serde_json::{Map, Value};
+use time::OffsetDateTime;
+
 use super::connector::Connector;
 use super::http::{HttpTimeouts, ProviderHttp};
 use super::webhook::{Headers, Verified, WebhookEvent, WebhookVerifier};
 use crate::domain::provider::ProviderId;
+use crate::domain::status::LinkStatus;
 use crate::domain::user::CanonicalUser;
+use crate::domain::verification::{
+    DocumentContentType, DocumentSide, DocumentType, NextAction, Rejection,
+};
 use crate::domain::FieldError;
 
 /// How a provider authenticates its webhooks, as the OpenAPI document describes it.
@@ -21,6 +28,43 @@ pub struct WebhookSignature {
     pub headers: &'static [(&'static str, &'static str)],
     /// How the signature is computed and checked (one sentence, Markdown).
     pub scheme: &'static str,
+}
+
+/// A link's stored state, as a provider's next-action and rejection mappings read it.
+#[derive(Debug, Clone, Copy)]
+pub struct LinkFacts<'a> {
+    pub status: LinkStatus,
+    /// The provider's raw status value, when it sent one.
+    pub provider_status: Option<&'a str>,
+    /// The outstanding requirements as the provider reported them.
+    pub requirements: &'a [Value],
+    /// Provider-specific facts kept with the link.
+    pub link_data: &'a Map<String, Value>,
+    pub now: OffsetDateTime,
+}
+
+/// A document as a provider's policy sees it (never its bytes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DocumentFacts {
+    pub document_type: DocumentType,
+    pub side: Option<DocumentSide>,
+    pub content_type: DocumentContentType,
+    /// Bytes.
+    pub size: u64,
+    /// Whether the upload carries a `verification` attestation.
+    pub has_verification: bool,
+}
+
+/// Whether and how a provider takes a document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DocumentPolicy {
+    /// It is sent. With `pairs_sides`, a two-sided document's front waits for its back and
+    /// both go in one call.
+    Accept { pairs_sides: bool },
+    /// The provider takes no such document: the submission is `not_supported`, with this reason.
+    NotSupported(String),
+    /// The provider would refuse this file: the upload is `422`, naming the provider and `rule`.
+    Refuse { rule: &'static str, message: String },
 }
 
 /// A provider integration: its settings section, requirements, connector and webhooks.
@@ -64,6 +108,17 @@ pub trait Provider: Sync + 'static {
     /// Reads the few facts the gateway needs from a verified delivery. Never fails: what cannot
     /// be read is `None`, and an event without id falls back to the digest of its body.
     fn parse_webhook(header: &Headers<'_>, body: &[u8], verified: Verified) -> WebhookEvent;
+
+    /// What the provider asks of the user next, from the link's stored state: every provider
+    /// value maps onto one canonical action, and a value the mapping does not know becomes
+    /// [`NextAction::unrecognised`] (never dropped).
+    fn next_actions(link: &LinkFacts<'_>) -> Vec<NextAction>;
+
+    /// Why the provider rejected the user, for a link it rejected (`None` otherwise).
+    fn rejection(link: &LinkFacts<'_>) -> Option<Rejection>;
+
+    /// Whether and how the provider takes a document, checked before the upload is stored.
+    fn document_policy(document: &DocumentFacts) -> DocumentPolicy;
 }
 
 /// Whether a provider can be used, and if not, why.
@@ -121,6 +176,12 @@ pub trait ProviderModule: Sync {
     fn webhook_signature(&self) -> WebhookSignature;
     /// See [`Provider::parse_webhook`].
     fn parse_webhook(&self, header: &Headers<'_>, body: &[u8], verified: Verified) -> WebhookEvent;
+    /// See [`Provider::next_actions`].
+    fn next_actions(&self, link: &LinkFacts<'_>) -> Vec<NextAction>;
+    /// See [`Provider::rejection`].
+    fn rejection(&self, link: &LinkFacts<'_>) -> Option<Rejection>;
+    /// See [`Provider::document_policy`].
+    fn document_policy(&self, document: &DocumentFacts) -> DocumentPolicy;
     /// Builds the provider's entry from its `[providers.<id>]` section (`None`: absent). A
     /// section that does not parse is an error naming the key; missing credentials leave the
     /// provider unconfigured, with the reason.
@@ -150,6 +211,18 @@ impl<P: Provider> ProviderModule for P {
 
     fn parse_webhook(&self, header: &Headers<'_>, body: &[u8], verified: Verified) -> WebhookEvent {
         P::parse_webhook(header, body, verified)
+    }
+
+    fn next_actions(&self, link: &LinkFacts<'_>) -> Vec<NextAction> {
+        P::next_actions(link)
+    }
+
+    fn rejection(&self, link: &LinkFacts<'_>) -> Option<Rejection> {
+        P::rejection(link)
+    }
+
+    fn document_policy(&self, document: &DocumentFacts) -> DocumentPolicy {
+        P::document_policy(document)
     }
 
     fn entry(

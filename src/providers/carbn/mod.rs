@@ -17,6 +17,9 @@
 
 /// Wire types and canonical conversions, status mapping.
 pub mod transformers;
+
+/// Documents, next actions and rejections in this provider's vocabulary.
+pub mod verification;
 /// `X-Webhook-Signature` RSA (PKCS#1 v1.5, SHA-256) webhook signatures.
 pub mod webhook;
 
@@ -26,7 +29,8 @@ pub use settings::CarbnSettings;
 
 use std::sync::Arc;
 
-use super::provider::{Provider, WebhookSignature};
+use super::provider::{DocumentFacts, DocumentPolicy, LinkFacts, Provider, WebhookSignature};
+use crate::domain::verification::{NextAction, Rejection};
 use super::webhook::{Headers, Verified, WebhookEvent, WebhookVerifier};
 use crate::domain::FieldError;
 
@@ -466,5 +470,17 @@ impl Provider for Carbn {
 
     fn parse_webhook(header: &Headers<'_>, body: &[u8], verified: Verified) -> WebhookEvent {
         webhook::parse_event(header, body, verified)
+    }
+
+    fn next_actions(link: &LinkFacts<'_>) -> Vec<NextAction> {
+        verification::next_actions(link)
+    }
+
+    fn rejection(link: &LinkFacts<'_>) -> Option<Rejection> {
+        verification::rejection(link)
+    }
+
+    fn document_policy(document: &DocumentFacts) -> DocumentPolicy {
+        verification::document_policy(document)
     }
 }

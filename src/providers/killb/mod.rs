@@ -9,6 +9,9 @@
 pub mod auth;
 /// Wire types, canonical ↔ KillB conversions, status mapping, error envelope.
 pub mod transformers;
+
+/// Documents, next actions and rejections in this provider's vocabulary.
+pub mod verification;
 /// `x-signature-sha256` webhook signatures.
 pub mod webhook;
 
@@ -20,7 +23,8 @@ use std::sync::Arc;
 
 use crate::domain::user::CanonicalUser;
 use crate::domain::FieldError;
-use crate::providers::provider::{Provider, WebhookSignature};
+use crate::domain::verification::{NextAction, Rejection};
+use crate::providers::provider::{DocumentFacts, DocumentPolicy, LinkFacts, Provider, WebhookSignature};
 use crate::providers::webhook::{Headers, Verified, WebhookEvent, WebhookVerifier};
 
 use std::fmt;
@@ -404,6 +408,18 @@ impl Provider for Killb {
 
     fn parse_webhook(header: &Headers<'_>, body: &[u8], verified: Verified) -> WebhookEvent {
         webhook::parse_event(header, body, verified)
+    }
+
+    fn next_actions(link: &LinkFacts<'_>) -> Vec<NextAction> {
+        verification::next_actions(link)
+    }
+
+    fn rejection(link: &LinkFacts<'_>) -> Option<Rejection> {
+        verification::rejection(link)
+    }
+
+    fn document_policy(document: &DocumentFacts) -> DocumentPolicy {
+        verification::document_policy(document)
     }
 }
 

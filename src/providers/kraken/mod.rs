@@ -12,6 +12,9 @@ pub mod signing;
 /// Wire types for `/b2b/users…`, canonical ↔ Kraken conversions, the status mapping.
 pub mod transformers;
 
+/// Documents, next actions and rejections in this provider's vocabulary.
+pub mod verification;
+
 /// `X-Signature: t=…,v1=…` webhook signatures (HMAC-SHA256 over `"t.body"`).
 pub mod webhook;
 
@@ -21,7 +24,8 @@ pub use settings::KrakenSettings;
 
 use std::sync::Arc;
 
-use super::provider::{Provider, WebhookSignature};
+use super::provider::{DocumentFacts, DocumentPolicy, LinkFacts, Provider, WebhookSignature};
+use crate::domain::verification::{NextAction, Rejection};
 use super::webhook::{Headers, Verified, WebhookEvent, WebhookVerifier};
 use crate::domain::FieldError;
 
@@ -487,6 +491,18 @@ impl Provider for Kraken {
 
     fn parse_webhook(header: &Headers<'_>, body: &[u8], verified: Verified) -> WebhookEvent {
         webhook::parse_event(header, body, verified)
+    }
+
+    fn next_actions(link: &LinkFacts<'_>) -> Vec<NextAction> {
+        verification::next_actions(link)
+    }
+
+    fn rejection(link: &LinkFacts<'_>) -> Option<Rejection> {
+        verification::rejection(link)
+    }
+
+    fn document_policy(document: &DocumentFacts) -> DocumentPolicy {
+        verification::document_policy(document)
     }
 }
 
