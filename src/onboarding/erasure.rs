@@ -20,48 +20,10 @@ use super::{OnboardingError, Services};
 use crate::domain::provider::ProviderId;
 use crate::providers::connector::CallLog;
 use crate::providers::error::{ProviderError, ProviderErrorKind};
+use crate::store::jobs::JobKind;
+pub use crate::store::links::ProviderErasure;
 use crate::store::links::{self, LinkRow, LinkUpdate};
 use crate::store::{events, idempotency, users, webhooks};
-
-/// Job kind: ask one provider to delete an erased user's account.
-pub const ERASE_LINK: &str = "erase_link";
-
-/// Where erasure stands at one provider.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum ProviderErasure {
-    /// A job is asking the provider to delete the account.
-    Pending,
-    /// The provider deleted (deactivated) the account.
-    Deleted,
-    /// The provider cannot be asked through its API (or refused): listed under
-    /// `erasure_follow_up` in `GET /v1/reconciliation` for a person to follow up.
-    ManualFollowUp,
-    /// The user never reached this provider: nothing to delete there.
-    NotSubmitted,
-}
-
-impl ProviderErasure {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ProviderErasure::Pending => "pending",
-            ProviderErasure::Deleted => "deleted",
-            ProviderErasure::ManualFollowUp => "manual_follow_up",
-            ProviderErasure::NotSubmitted => "not_submitted",
-        }
-    }
-
-    fn parse(raw: &str) -> Option<Self> {
-        [
-            ProviderErasure::Pending,
-            ProviderErasure::Deleted,
-            ProviderErasure::ManualFollowUp,
-            ProviderErasure::NotSubmitted,
-        ]
-        .into_iter()
-        .find(|e| e.as_str() == raw)
-    }
-}
 
 /// One provider's part of an erasure.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -100,12 +62,8 @@ fn receipt(id: Uuid, erased_at: OffsetDateTime, links: Vec<LinkRow>) -> ErasureR
         links: links
             .into_iter()
             .map(|link| LinkErasure {
-                erasure: link
-                    .erasure
-                    .as_deref()
-                    .and_then(ProviderErasure::parse)
-                    .unwrap_or(ProviderErasure::ManualFollowUp),
-                provider: link.provider,
+                erasure: link.erasure.unwrap_or(ProviderErasure::ManualFollowUp),
+                provider: link.provider.as_str().to_owned(),
                 provider_user_id: link.provider_user_id,
             })
             .collect(),
@@ -130,15 +88,15 @@ pub async fn erase(services: &Services, id: Uuid) -> Result<ErasureReceipt, Onbo
     let mut job_ids = Vec::new();
     let mut outcomes = Vec::new();
     for link in links::for_users(&mut *tx, &[id]).await? {
-        let provider: Option<ProviderId> = link.provider.parse().ok();
-        let connector = provider.and_then(|p| services.providers.connector(p));
-        let erasure = match (&link.provider_user_id, connector, provider) {
-            (None, _, _) => ProviderErasure::NotSubmitted,
-            (Some(_), Some(connector), Some(provider)) if connector.supports_deletion() => {
+        let provider = link.provider;
+        let connector = services.providers.connector(provider);
+        let erasure = match (&link.provider_user_id, connector) {
+            (None, _) => ProviderErasure::NotSubmitted,
+            (Some(_), Some(connector)) if connector.supports_deletion() => {
                 job_ids.push(
                     enqueue_link_job(
                         &mut tx,
-                        ERASE_LINK,
+                        JobKind::EraseLink,
                         &LinkJob {
                             user_id: id,
                             provider,
@@ -150,7 +108,7 @@ pub async fn erase(services: &Services, id: Uuid) -> Result<ErasureReceipt, Onbo
                 );
                 ProviderErasure::Pending
             }
-            (Some(_), connector, _) => {
+            (Some(_), connector) => {
                 let why = match connector {
                     Some(_) => "the provider offers no deletion API; ask it to delete the account",
                     None => "the provider is not configured here; ask it to delete the account",
@@ -159,7 +117,7 @@ pub async fn erase(services: &Services, id: Uuid) -> Result<ErasureReceipt, Onbo
                 ProviderErasure::ManualFollowUp
             }
         };
-        links::set_erasure(&mut tx, id, &link.provider, erasure.as_str()).await?;
+        links::set_erasure(&mut tx, id, link.provider, erasure).await?;
         outcomes.push(json!({ "provider": link.provider, "erasure": erasure.as_str() }));
     }
     events::insert(
@@ -190,17 +148,16 @@ pub async fn account_created_after_erasure(
     services: &Services,
     link: &LinkRow,
 ) -> Result<(), OnboardingError> {
-    let provider: Option<ProviderId> = link.provider.parse().ok();
-    match provider.and_then(|p| services.providers.connector(p).map(|c| (p, c))) {
-        Some((provider, connector)) if connector.supports_deletion() => {
-            links::set_erasure(tx, link.user_id, &link.provider, "pending").await?;
+    match services.providers.connector(link.provider) {
+        Some(connector) if connector.supports_deletion() => {
+            links::set_erasure(tx, link.user_id, link.provider, ProviderErasure::Pending).await?;
             // Left to the workers (after the enqueue grace): the create's answer comes first.
             enqueue_link_job(
                 tx,
-                ERASE_LINK,
+                JobKind::EraseLink,
                 &LinkJob {
                     user_id: link.user_id,
-                    provider,
+                    provider: link.provider,
                     fields: Vec::new(),
                 },
                 services.workers.max_attempts,
@@ -237,7 +194,7 @@ async fn follow_up(
     links::apply_update(
         tx,
         link.user_id,
-        &link.provider,
+        link.provider,
         &LinkUpdate {
             last_error: Some(Some(json!({
                 "code": code,
@@ -248,7 +205,13 @@ async fn follow_up(
         },
     )
     .await?;
-    links::set_erasure(tx, link.user_id, &link.provider, "manual_follow_up").await?;
+    links::set_erasure(
+        tx,
+        link.user_id,
+        link.provider,
+        ProviderErasure::ManualFollowUp,
+    )
+    .await?;
     Ok(())
 }
 
@@ -261,8 +224,8 @@ pub async fn erase_at_provider(
     let link = links::for_users(&services.pool, &[user_id])
         .await?
         .into_iter()
-        .find(|l| l.provider == provider.as_str());
-    let Some(link) = link.filter(|l| l.erasure.as_deref() == Some("pending")) else {
+        .find(|l| l.provider == provider);
+    let Some(link) = link.filter(|l| l.erasure == Some(ProviderErasure::Pending)) else {
         return Ok(Attempt::Done); // settled already (a re-driven job)
     };
     let Some((connector, link_ref)) = link_ops::addressable(services, &link) else {
@@ -282,7 +245,7 @@ pub async fn erase_at_provider(
             kind: ProviderErrorKind::NotFound,
             ..
         }) => {
-            links::set_erasure(&mut tx, user_id, &link.provider, "deleted").await?;
+            links::set_erasure(&mut tx, user_id, link.provider, ProviderErasure::Deleted).await?;
             events::insert(
                 &mut tx,
                 user_id,
@@ -296,7 +259,7 @@ pub async fn erase_at_provider(
             links::apply_update(
                 &mut tx,
                 user_id,
-                &link.provider,
+                link.provider,
                 &LinkUpdate {
                     last_error: Some(Some(link_ops::error_json(&error))),
                     ..LinkUpdate::default()

@@ -57,10 +57,6 @@ pub(crate) fn error_json(error: &ProviderError) -> serde_json::Value {
     json!({ "code": error.code(), "message": error.message, "at": now_rfc3339() })
 }
 
-fn parse_status(raw: &str) -> LinkStatus {
-    raw.parse().unwrap_or(LinkStatus::PendingSubmission)
-}
-
 /// The `provider_call` events of the calls in `log`, in the order they were made.
 pub(crate) fn call_events(log: &CallLog) -> Vec<(&'static str, serde_json::Value)> {
     log.take()
@@ -99,7 +95,7 @@ pub(crate) async fn refresh_user_status(
     let statuses: Vec<LinkStatus> = links::for_users(&mut *tx, &[user_id])
         .await?
         .iter()
-        .map(|l| parse_status(&l.status))
+        .map(|l| l.status)
         .collect();
     users::set_status(tx, user_id, summarize(&statuses)).await?;
     Ok(())
@@ -135,7 +131,7 @@ impl LinkChange {
     async fn begin(
         services: &Services,
         user_id: Uuid,
-        provider: &str,
+        provider: ProviderId,
     ) -> Result<Option<Self>, OnboardingError> {
         let mut tx = services.pool.begin().await?;
         let mut all = links::lock_user_links(&mut tx, user_id).await?;
@@ -155,12 +151,12 @@ impl LinkChange {
     }
 
     /// The link as a create just wrote it, the user's only one: pending, never submitted.
-    fn assume_fresh(services: &Services, user_id: Uuid, provider: &str) -> Self {
+    fn assume_fresh(services: &Services, user_id: Uuid, provider: ProviderId) -> Self {
         let link = LinkRow {
             user_id,
-            provider: provider.to_owned(),
+            provider,
             provider_user_id: None,
-            status: LinkStatus::PendingSubmission.as_str().to_owned(),
+            status: LinkStatus::PendingSubmission,
             provider_status: None,
             requirements: sqlx::types::Json(serde_json::Value::Array(Vec::new())),
             last_error: None,
@@ -195,12 +191,12 @@ impl LinkChange {
         match self.tx.as_mut() {
             Some(tx) => {
                 self.link =
-                    links::apply_update(tx, self.link.user_id, &self.link.provider, update).await?;
+                    links::apply_update(tx, self.link.user_id, self.link.provider, update).await?;
             }
             None if self.deferred.is_some() => self.needs_lock = true,
             None => {
-                if let Some(status) = &update.status {
-                    self.link.status.clone_from(status);
+                if let Some(status) = update.status {
+                    self.link.status = status;
                 }
                 self.deferred = Some(update.clone());
             }
@@ -226,7 +222,7 @@ impl LinkChange {
             .others
             .iter()
             .chain(std::iter::once(&self.link))
-            .map(|l| parse_status(&l.status))
+            .map(|l| l.status)
             .collect();
         summarize(&statuses)
     }
@@ -241,10 +237,10 @@ impl LinkChange {
             let written = links::settle_fresh(
                 &self.pool,
                 self.link.user_id,
-                &self.link.provider,
+                self.link.provider,
                 &self.deferred.unwrap_or_default(),
                 &self.events,
-                summary.as_str(),
+                summary,
                 succeeded_job,
             )
             .await?;
@@ -254,7 +250,7 @@ impl LinkChange {
             &mut tx,
             self.link.user_id,
             &self.events,
-            summary.as_str(),
+            summary,
             succeeded_job,
         )
         .await?;
@@ -284,7 +280,7 @@ async fn apply_state(
     mark_submitted: bool,
 ) -> Result<(), OnboardingError> {
     let link = &change.link;
-    let current = parse_status(&link.status);
+    let current = link.status;
     if is_stale(link, state) {
         let data = json!({
             "provider": link.provider,
@@ -308,12 +304,12 @@ async fn apply_state(
         mark_synced: true,
         provider_observed_at: state.observed_at,
         // Reconciliation: what the provider's answer maps to, even when the transition is refused.
-        provider_mapped_status: Some(state.status.map(|s| s.as_str().to_owned())),
+        provider_mapped_status: Some(state.status),
         ..LinkUpdate::default()
     };
     let event = match state.status {
         Some(next) if transition_allowed(current, next) => {
-            update.status = Some(next.as_str().to_owned());
+            update.status = Some(next);
             update.needs_review = Some(false);
             Some((
                 "status_changed",
@@ -331,7 +327,7 @@ async fn apply_state(
             update.needs_review = Some(true);
             // A first submission with an unknown status still counts as submitted.
             if current == LinkStatus::PendingSubmission && mark_submitted {
-                update.status = Some(LinkStatus::UnderReview.as_str().to_owned());
+                update.status = Some(LinkStatus::UnderReview);
             }
             Some((
                 "provider_status_unrecognized",
@@ -412,11 +408,11 @@ pub async fn submit(
         match links::for_users(&services.pool, &[user_id])
             .await?
             .into_iter()
-            .find(|l| l.provider == provider.as_str())
+            .find(|l| l.provider == provider)
         {
             Some(link)
                 if link.provider_user_id.is_some()
-                    || link.status != LinkStatus::PendingSubmission.as_str() =>
+                    || link.status != LinkStatus::PendingSubmission =>
             {
                 return Ok(Attempt::Done)
             }
@@ -454,14 +450,14 @@ pub async fn submit(
     }
     let calls = call_events(&log);
     if how.fresh_link {
-        let mut change = LinkChange::assume_fresh(services, user_id, provider.as_str());
+        let mut change = LinkChange::assume_fresh(services, user_id, provider);
         change.events.extend(calls.iter().cloned());
         let attempt = record_submission(&mut change, services, provider, &result).await?;
         if let Some(attempt) = settle_submission(change, job_id, attempt).await? {
             return Ok(attempt);
         }
     }
-    let Some(mut change) = LinkChange::begin(services, user_id, provider.as_str()).await? else {
+    let Some(mut change) = LinkChange::begin(services, user_id, provider).await? else {
         return Ok(Attempt::Done);
     };
     change.events.extend(calls);
@@ -548,8 +544,8 @@ async fn record_submission(
             };
             let retry = error.retryable() || error.kind == ProviderErrorKind::Unauthorized;
             if !retry {
-                let current = parse_status(&change.link.status);
-                update.status = Some(LinkStatus::SubmissionFailed.as_str().to_owned());
+                let current = change.link.status;
+                update.status = Some(LinkStatus::SubmissionFailed);
                 change.event(
                     "status_changed",
                     json!({
@@ -577,8 +573,7 @@ pub(crate) fn addressable<'a>(
     services: &'a Services,
     link: &'a LinkRow,
 ) -> Option<(&'a Arc<dyn Connector>, LinkRef<'a>)> {
-    let provider: ProviderId = link.provider.parse().ok()?;
-    let connector = services.providers.connector(provider)?;
+    let connector = services.providers.connector(link.provider)?;
     let provider_user_id = link.provider_user_id.as_deref()?;
     Some((
         connector,
@@ -644,7 +639,7 @@ pub async fn sync_outcome(
     };
     let log = CallLog::new();
     let result = connector.get_user(link_ref, &log).await;
-    let Some(mut change) = LinkChange::begin(services, link.user_id, &link.provider).await? else {
+    let Some(mut change) = LinkChange::begin(services, link.user_id, link.provider).await? else {
         return Ok(SyncOutcome::Skipped);
     };
     change.calls(&log);
@@ -670,18 +665,15 @@ pub async fn sync_outcome(
             // `sync` always records under the locks, so there is a transaction to read in.
             let now = match change.tx.as_mut() {
                 Some(tx) => {
-                    crate::store::reconciliation::link_state(
-                        &mut **tx,
-                        link.user_id,
-                        &link.provider,
-                    )
-                    .await?
+                    crate::store::reconciliation::link_state(&mut **tx, link.user_id, link.provider)
+                        .await?
                 }
                 None => None,
             };
-            let (to, provider_says) = now.unwrap_or_else(|| (before.status.clone(), None));
+            let (to, provider_says) =
+                now.unwrap_or_else(|| (before.status.as_str().to_owned(), None));
             SyncOutcome::Applied {
-                from: before.status.clone(),
+                from: before.status.as_str().to_owned(),
                 to,
                 provider_says,
             }
@@ -748,7 +740,7 @@ pub async fn push_update(
     };
     let log = CallLog::new();
     let result = connector.update_user(link_ref, user, fields, &log).await;
-    let Some(mut change) = LinkChange::begin(services, link.user_id, &link.provider).await? else {
+    let Some(mut change) = LinkChange::begin(services, link.user_id, link.provider).await? else {
         return Ok(Attempt::Done);
     };
     change.calls(&log);

@@ -1,16 +1,83 @@
 //! The `provider_links` table: a user's account at each provider and its status.
 
+use serde::Serialize;
+use sqlx::postgres::PgRow;
 use sqlx::types::Json;
-use sqlx::{PgConnection, PgExecutor};
+use sqlx::{FromRow, PgConnection, PgExecutor};
 use time::OffsetDateTime;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::StoreError;
+use crate::domain::provider::ProviderId;
+use crate::domain::status::LinkStatus;
 
 pub const PRIMARY_KEY: &str = "provider_links_pkey";
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+// Stored as its wire value in `provider_links.erasure`.
+/// Where erasure stands at one provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ProviderErasure {
+    /// A job is asking the provider to delete the account.
+    Pending,
+    /// The provider deleted (deactivated) the account.
+    Deleted,
+    /// The provider cannot be asked through its API (or refused): listed under
+    /// `erasure_follow_up` in `GET /v1/reconciliation` for a person to follow up.
+    ManualFollowUp,
+    /// The user never reached this provider: nothing to delete there.
+    NotSubmitted,
+}
+
+impl ProviderErasure {
+    pub const ALL: [ProviderErasure; 4] = [
+        ProviderErasure::Pending,
+        ProviderErasure::Deleted,
+        ProviderErasure::ManualFollowUp,
+        ProviderErasure::NotSubmitted,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ProviderErasure::Pending => "pending",
+            ProviderErasure::Deleted => "deleted",
+            ProviderErasure::ManualFollowUp => "manual_follow_up",
+            ProviderErasure::NotSubmitted => "not_submitted",
+        }
+    }
+
+    /// Exact lookup of a stored value.
+    pub fn from_wire(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|e| e.as_str() == raw)
+    }
+}
+
+/// A link as stored, its status, provider and erasure state decoded (an unknown stored value is
+/// a [`StoreError::Corrupt`] naming the row).
+#[derive(Debug, Clone)]
 pub struct LinkRow {
+    pub user_id: Uuid,
+    pub provider: ProviderId,
+    pub provider_user_id: Option<String>,
+    pub status: LinkStatus,
+    pub provider_status: Option<String>,
+    pub requirements: Json<serde_json::Value>,
+    pub last_error: Option<Json<serde_json::Value>>,
+    pub provider_data: Json<serde_json::Map<String, serde_json::Value>>,
+    pub needs_review: bool,
+    pub submitted_at: Option<OffsetDateTime>,
+    pub last_synced_at: Option<OffsetDateTime>,
+    pub updated_at: OffsetDateTime,
+    /// The provider's time stamp of the newest state applied (orders status signals).
+    pub provider_observed_at: Option<OffsetDateTime>,
+    /// Erasure at the provider once the user was erased.
+    pub erasure: Option<ProviderErasure>,
+}
+
+/// The columns of a link as stored, before its values are decoded.
+#[derive(sqlx::FromRow)]
+pub(super) struct StoredLink {
     pub user_id: Uuid,
     pub provider: String,
     pub provider_user_id: Option<String>,
@@ -23,11 +90,54 @@ pub struct LinkRow {
     pub submitted_at: Option<OffsetDateTime>,
     pub last_synced_at: Option<OffsetDateTime>,
     pub updated_at: OffsetDateTime,
-    /// The provider's time stamp of the newest state applied (orders status signals).
     pub provider_observed_at: Option<OffsetDateTime>,
-    /// Erasure at the provider once the user was erased: `pending`, `deleted`,
-    /// `manual_follow_up` or `not_submitted`.
     pub erasure: Option<String>,
+}
+
+impl StoredLink {
+    /// The link with its values decoded; an unknown one is named with its row.
+    pub(super) fn decode(self) -> Result<LinkRow, super::CorruptRow> {
+        let unknown = |what: &str, value: &str| {
+            super::CorruptRow(format!(
+                "provider_links (user {}, provider {}): unknown {what} {value:?}",
+                self.user_id, self.provider
+            ))
+        };
+        let provider = ProviderId::from_wire(&self.provider)
+            .ok_or_else(|| unknown("provider", &self.provider))?;
+        let status =
+            LinkStatus::from_wire(&self.status).ok_or_else(|| unknown("status", &self.status))?;
+        let erasure = match self.erasure.as_deref() {
+            None => None,
+            Some(raw) => {
+                Some(ProviderErasure::from_wire(raw).ok_or_else(|| unknown("erasure state", raw))?)
+            }
+        };
+        Ok(LinkRow {
+            user_id: self.user_id,
+            provider,
+            provider_user_id: self.provider_user_id,
+            status,
+            provider_status: self.provider_status,
+            requirements: self.requirements,
+            last_error: self.last_error,
+            provider_data: self.provider_data,
+            needs_review: self.needs_review,
+            submitted_at: self.submitted_at,
+            last_synced_at: self.last_synced_at,
+            updated_at: self.updated_at,
+            provider_observed_at: self.provider_observed_at,
+            erasure,
+        })
+    }
+}
+
+impl<'r> FromRow<'r, PgRow> for LinkRow {
+    fn from_row(row: &'r PgRow) -> Result<Self, sqlx::Error> {
+        StoredLink::from_row(row)?
+            .decode()
+            .map_err(|corrupt| super::corrupt_row(corrupt.0))
+    }
 }
 
 macro_rules! link_columns {
@@ -61,7 +171,7 @@ pub async fn for_users<'e>(
 pub async fn insert_pending(
     conn: &mut PgConnection,
     user_id: Uuid,
-    provider: &str,
+    provider: ProviderId,
 ) -> Result<LinkRow, StoreError> {
     sqlx::query_as::<_, LinkRow>(concat!(
         "INSERT INTO provider_links (user_id, provider, status)
@@ -70,7 +180,7 @@ pub async fn insert_pending(
         link_columns!()
     ))
     .bind(user_id)
-    .bind(provider)
+    .bind(provider.as_str())
     .fetch_one(conn)
     .await
     .map_err(StoreError::from_sqlx)
@@ -113,7 +223,7 @@ pub async fn settle_change(
     conn: &mut PgConnection,
     user_id: Uuid,
     events: &[(&str, serde_json::Value)],
-    summary_status: &str,
+    summary_status: LinkStatus,
     succeeded_job: Option<Uuid>,
 ) -> Result<(), StoreError> {
     let (ids, types, data) = event_columns(events);
@@ -134,7 +244,7 @@ pub async fn settle_change(
     .bind(ids)
     .bind(types)
     .bind(data)
-    .bind(summary_status)
+    .bind(summary_status.as_str())
     .bind(succeeded_job)
     .execute(conn)
     .await
@@ -146,7 +256,7 @@ pub async fn settle_change(
 /// (`AA00 TEST EXAM PLE1` and `AA00TESTEXAMPLE1` are the same account).
 pub async fn find_by_provider_user_id(
     db: &sqlx::PgPool,
-    provider: &str,
+    provider: ProviderId,
     provider_user_id: &str,
 ) -> Result<Option<LinkRow>, StoreError> {
     let exact = sqlx::query_as::<_, LinkRow>(concat!(
@@ -154,7 +264,7 @@ pub async fn find_by_provider_user_id(
         link_columns!(),
         " FROM provider_links WHERE provider = $1 AND provider_user_id = $2"
     ))
-    .bind(provider)
+    .bind(provider.as_str())
     .bind(provider_user_id)
     .fetch_optional(db)
     .await
@@ -175,7 +285,7 @@ pub async fn find_by_provider_user_id(
         " FROM provider_links WHERE provider = $1 AND replace(provider_user_id, ' ', '') = $2
           LIMIT 1"
     ))
-    .bind(provider)
+    .bind(provider.as_str())
     .bind(compact)
     .fetch_optional(db)
     .await
@@ -186,7 +296,7 @@ pub async fn find_by_provider_user_id(
 #[derive(Debug, Default, Clone)]
 pub struct LinkUpdate {
     pub provider_user_id: Option<String>,
-    pub status: Option<String>,
+    pub status: Option<LinkStatus>,
     pub provider_status: Option<String>,
     pub requirements: Option<serde_json::Value>,
     pub provider_data: Option<serde_json::Map<String, serde_json::Value>>,
@@ -199,7 +309,7 @@ pub struct LinkUpdate {
     pub provider_observed_at: Option<OffsetDateTime>,
     /// For reconciliation: what the provider's answer maps to. `Some(None)` records an
     /// unmapped (unknown) status, `None` leaves the column as it is.
-    pub provider_mapped_status: Option<Option<String>>,
+    pub provider_mapped_status: Option<Option<LinkStatus>>,
 }
 
 /// The SET list of a [`LinkUpdate`] (parameters `$3`–`$15`, bound by [`bind_link_update`]).
@@ -223,7 +333,7 @@ macro_rules! link_update_set {
 pub async fn apply_update(
     conn: &mut PgConnection,
     user_id: Uuid,
-    provider: &str,
+    provider: ProviderId,
     update: &LinkUpdate,
 ) -> Result<LinkRow, StoreError> {
     bind_link_update(
@@ -248,7 +358,7 @@ type LinkQuery<'q> = sqlx::query::QueryAs<'q, sqlx::Postgres, LinkRow, sqlx::pos
 fn bind_link_update<'q>(
     query: LinkQuery<'q>,
     user_id: Uuid,
-    provider: &'q str,
+    provider: ProviderId,
     update: &'q LinkUpdate,
 ) -> LinkQuery<'q> {
     let (set_error, error) = match &update.last_error {
@@ -257,13 +367,13 @@ fn bind_link_update<'q>(
     };
     let (set_mapped, mapped) = match &update.provider_mapped_status {
         None => (false, None),
-        Some(m) => (true, m.as_deref()),
+        Some(m) => (true, m.map(|s| s.as_str())),
     };
     query
         .bind(user_id)
-        .bind(provider)
+        .bind(provider.as_str())
         .bind(update.provider_user_id.as_deref())
-        .bind(update.status.as_deref())
+        .bind(update.status.map(|s| s.as_str()))
         .bind(update.provider_status.as_deref())
         .bind(update.requirements.as_ref().map(Json))
         .bind(update.provider_data.as_ref().map(Json))
@@ -287,10 +397,10 @@ fn bind_link_update<'q>(
 pub async fn settle_fresh(
     db: impl PgExecutor<'_>,
     user_id: Uuid,
-    provider: &str,
+    provider: ProviderId,
     update: &LinkUpdate,
     events: &[(&str, serde_json::Value)],
-    summary_status: &str,
+    summary_status: LinkStatus,
     succeeded_job: Option<Uuid>,
 ) -> Result<Option<LinkRow>, StoreError> {
     let (ids, types, data) = event_columns(events);
@@ -329,7 +439,7 @@ pub async fn settle_fresh(
     .bind(ids)
     .bind(types)
     .bind(data)
-    .bind(summary_status)
+    .bind(summary_status.as_str())
     .bind(succeeded_job)
     .fetch_optional(db)
     .await
@@ -340,16 +450,16 @@ pub async fn settle_fresh(
 pub async fn set_erasure(
     conn: &mut PgConnection,
     user_id: Uuid,
-    provider: &str,
-    erasure: &str,
+    provider: ProviderId,
+    erasure: ProviderErasure,
 ) -> Result<(), StoreError> {
     sqlx::query(
         "UPDATE provider_links SET erasure = $3, updated_at = now()
           WHERE user_id = $1 AND provider = $2",
     )
     .bind(user_id)
-    .bind(provider)
-    .bind(erasure)
+    .bind(provider.as_str())
+    .bind(erasure.as_str())
     .execute(conn)
     .await
     .map_err(StoreError::from_sqlx)?;

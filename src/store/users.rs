@@ -6,6 +6,8 @@ use sqlx::{PgConnection, PgExecutor};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::jobs::JobKind;
+use super::links::{LinkRow, StoredLink};
 use super::StoreError;
 use crate::crypto::{row_aad, Keyring, Sealed};
 use crate::domain::status::LinkStatus;
@@ -17,7 +19,8 @@ pub const EXTERNAL_ID_CONSTRAINT: &str = "users_external_id_key";
 #[derive(Debug, Clone)]
 pub struct UserRow {
     pub id: Uuid,
-    pub status: String,
+    /// The summary of the links' statuses.
+    pub status: LinkStatus,
     pub profile: Option<CanonicalUser>,
     pub version: i64,
     pub created_at: OffsetDateTime,
@@ -84,6 +87,12 @@ fn open_profile(
 
 impl SealedUserRow {
     fn open(self, keyring: &Keyring) -> Result<UserRow, StoreError> {
+        let status = LinkStatus::from_wire(&self.status).ok_or_else(|| {
+            StoreError::Corrupt(format!(
+                "users {}: unknown status {:?}",
+                self.id, self.status
+            ))
+        })?;
         let profile = match (self.pii, self.pii_key_id, self.profile) {
             (Some(sealed), Some(key_id), _) => {
                 Some(open_profile(keyring, self.id, &key_id, &sealed)?)
@@ -93,7 +102,7 @@ impl SealedUserRow {
         };
         Ok(UserRow {
             id: self.id,
-            status: self.status,
+            status,
             profile,
             version: self.version,
             created_at: self.created_at,
@@ -109,9 +118,9 @@ fn open_all(rows: Vec<SealedUserRow>, keyring: &Keyring) -> Result<Vec<UserRow>,
 
 /// A job written with a new user, already claimed by the request that will run it inline.
 #[derive(Debug, Clone)]
-pub struct ClaimedJob<'a> {
+pub struct ClaimedJob {
     pub id: Uuid,
-    pub kind: &'a str,
+    pub kind: JobKind,
     pub queue_key: String,
     pub payload: serde_json::Value,
 }
@@ -120,7 +129,7 @@ pub struct ClaimedJob<'a> {
 #[derive(Debug)]
 pub struct NewUserGraph<'a> {
     pub providers: &'a [&'a str],
-    pub jobs: &'a [ClaimedJob<'a>],
+    pub jobs: &'a [ClaimedJob],
     pub max_attempts: u32,
     /// The claim: this instance holds the jobs for `lease`. Should it die before settling them,
     /// the lease runs out and a worker takes them with their outcome unknown (look first).
@@ -143,7 +152,7 @@ pub async fn insert_with_links(
 ) -> Result<OffsetDateTime, StoreError> {
     let sealed = seal_profile(keyring, id, user);
     let job_ids: Vec<Uuid> = graph.jobs.iter().map(|j| j.id).collect();
-    let job_kinds: Vec<&str> = graph.jobs.iter().map(|j| j.kind).collect();
+    let job_kinds: Vec<JobKind> = graph.jobs.iter().map(|j| j.kind).collect();
     let job_keys: Vec<&str> = graph.jobs.iter().map(|j| j.queue_key.as_str()).collect();
     let job_payloads =
         serde_json::Value::Array(graph.jobs.iter().map(|j| j.payload.clone()).collect());
@@ -228,8 +237,9 @@ struct SealedUserWithLink {
 }
 
 impl SealedUserWithLink {
-    fn link(&mut self) -> Option<super::links::LinkRow> {
-        Some(super::links::LinkRow {
+    /// The joined link's columns (`None`: the user has no link).
+    fn link(&mut self) -> Option<StoredLink> {
+        Some(StoredLink {
             user_id: self.user.id,
             provider: self.link_provider.take()?,
             provider_user_id: self.link_provider_user_id.take(),
@@ -255,7 +265,7 @@ pub async fn get_with_links<'e>(
     db: impl PgExecutor<'e>,
     keyring: &Keyring,
     id: Uuid,
-) -> Result<Option<(UserRow, Vec<super::links::LinkRow>)>, StoreError> {
+) -> Result<Option<(UserRow, Vec<LinkRow>)>, StoreError> {
     let rows = sqlx::query_as::<_, SealedUserWithLink>(concat!(
         "SELECT ",
         user_columns_of_u!(),
@@ -278,9 +288,16 @@ pub async fn get_with_links<'e>(
     let Some(mut first) = rows.next() else {
         return Ok(None);
     };
-    let mut links: Vec<_> = first.link().into_iter().collect();
+    let decode = |link: StoredLink| link.decode().map_err(|e| StoreError::Corrupt(e.0));
+    let mut links: Vec<LinkRow> = first
+        .link()
+        .map(decode)
+        .into_iter()
+        .collect::<Result<_, _>>()?;
     for mut row in rows {
-        links.extend(row.link());
+        if let Some(link) = row.link() {
+            links.push(decode(link)?);
+        }
     }
     Ok(Some((first.user.open(keyring)?, links)))
 }
