@@ -5,56 +5,18 @@
 use std::time::Duration;
 
 use rand::Rng;
-use serde::{Deserialize, Serialize};
 use tracing::Instrument;
 use uuid::Uuid;
 
-use super::links::{self as link_ops, Attempt, Submission};
+use super::attempt::Attempt;
+use super::links::{self as link_ops, Submission};
+use super::queue::LinkJob;
 use super::{OnboardingError, Services};
-use crate::domain::provider::ProviderId;
 use crate::domain::user::CanonicalUser;
 use crate::settings::WorkerSettings;
 use crate::store::jobs::{self, JobKind, JobRow};
 use crate::store::links::{self, LinkRow};
 use crate::store::users;
-
-/// Payload of `submit_link` and `update_link` jobs.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct LinkJob {
-    pub user_id: Uuid,
-    pub provider: ProviderId,
-    /// For updates: the changed canonical paths this provider takes. The values sent are the
-    /// user's current ones, so a re-driven older job can never roll a newer value back.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub fields: Vec<String>,
-}
-
-/// Jobs of one (user, provider) run in order.
-pub fn queue_key(user_id: Uuid, provider: ProviderId) -> String {
-    format!("link:{user_id}:{}", provider.as_str())
-}
-
-/// How long workers leave a freshly enqueued job to the request that will run it inline.
-const INLINE_GRACE: Duration = Duration::from_secs(5);
-
-/// Enqueues a job for one link inside the caller's transaction, for the caller to run inline.
-pub async fn enqueue_link_job(
-    tx: &mut sqlx::PgConnection,
-    kind: JobKind,
-    job: &LinkJob,
-    max_attempts: u32,
-) -> Result<Uuid, OnboardingError> {
-    let payload = serde_json::to_value(job).expect("a link job serialises");
-    Ok(jobs::enqueue(
-        tx,
-        kind,
-        &queue_key(job.user_id, job.provider),
-        payload,
-        max_attempts,
-        INLINE_GRACE,
-    )
-    .await?)
-}
 
 /// Exponential backoff with full jitter; a provider's `Retry-After` wins when it is longer.
 pub fn backoff(
@@ -86,7 +48,8 @@ async fn attempt(
                 Ok(payload) => payload,
                 Err(unreadable) => return Ok(unreadable),
             };
-            super::erasure::erase_at_provider(services, payload.user_id, payload.provider).await
+            super::provider_erasure::erase_at_provider(services, payload.user_id, payload.provider)
+                .await
         }
         JobKind::SubmitLink => {
             let payload = match link_payload(job) {

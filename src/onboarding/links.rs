@@ -9,13 +9,14 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::attempt::Attempt;
+use super::calls::{addressable, call_events, error_json, now_rfc3339};
 use super::{OnboardingError, Services};
 use crate::domain::provider::ProviderId;
 use crate::domain::status::{summarize, LinkStatus};
 use crate::domain::user::CanonicalUser;
-use std::sync::Arc;
 
-use crate::providers::connector::{CallLog, Connector, CreateRequest, LinkRef, ProviderUserState};
+use crate::providers::connector::{CallLog, CreateRequest, ProviderUserState};
 use crate::providers::error::{ProviderError, ProviderErrorKind};
 use crate::store::links::{self, LinkRow, LinkUpdate};
 use crate::store::{events, users};
@@ -45,46 +46,6 @@ pub fn transition_allowed(from: LinkStatus, to: LinkStatus) -> bool {
         return false;
     }
     !(to == LinkStatus::PendingSubmission && from != LinkStatus::SubmissionFailed)
-}
-
-pub(crate) fn now_rfc3339() -> String {
-    OffsetDateTime::now_utc()
-        .format(&Rfc3339)
-        .unwrap_or_default()
-}
-
-pub(crate) fn error_json(error: &ProviderError) -> serde_json::Value {
-    json!({ "code": error.code(), "message": error.message, "at": now_rfc3339() })
-}
-
-/// The `provider_call` events of the calls in `log`, in the order they were made.
-pub(crate) fn call_events(log: &CallLog) -> Vec<(&'static str, serde_json::Value)> {
-    log.take()
-        .into_iter()
-        .map(|call| {
-            (
-                "provider_call",
-                json!({
-                    "provider": call.provider.as_str(),
-                    "operation": call.operation,
-                    "http_status": call.http_status,
-                    "latency_ms": (call.latency_ms * 10.0).round() / 10.0,
-                    "outcome": call.outcome,
-                }),
-            )
-        })
-        .collect()
-}
-
-pub(crate) async fn record_calls(
-    tx: &mut sqlx::PgConnection,
-    user_id: Uuid,
-    log: &CallLog,
-) -> Result<(), OnboardingError> {
-    // One statement for all the calls (Carbn's create makes two).
-    let calls = call_events(log).into_iter().map(|(_, data)| data).collect();
-    events::insert_many(tx, user_id, "provider_call", calls).await?;
-    Ok(())
 }
 
 /// Recomputes and stores the user's summary status from all its links.
@@ -346,21 +307,6 @@ async fn apply_state(
     change.update(&update).await
 }
 
-/// What became of one attempt at a provider, for the job that made it.
-#[derive(Debug)]
-pub enum Attempt {
-    /// Finished: recorded on the link (including a refusal of the data, which is final).
-    Done,
-    /// Worth retrying later (outage, rate limit, credentials being fixed).
-    Retry(ProviderError),
-    /// A create may have happened without its answer being recorded and the provider offers
-    /// no lookup: the link is flagged for a person to check instead of risking a second account.
-    NeedsReview(String),
-    /// Done, and the job already marked succeeded in the same transaction as its effect; with
-    /// the link as written when that was the one-statement record of a create's first answer.
-    Settled(Option<Box<LinkRow>>),
-}
-
 /// What [`LinkChange::commit`] did.
 enum Commit {
     /// Written under the user's link locks.
@@ -505,7 +451,8 @@ async fn record_submission(
                 change.flush_events().await?;
                 let link = change.link.clone();
                 if let Some(tx) = change.tx.as_mut() {
-                    super::erasure::account_created_after_erasure(tx, services, &link).await?;
+                    super::provider_erasure::account_created_after_erasure(tx, services, &link)
+                        .await?;
                 }
             }
             Attempt::Done
@@ -566,22 +513,6 @@ async fn record_submission(
         }
     };
     Ok(attempt)
-}
-
-/// The connector and address of a submitted link whose provider is configured.
-pub(crate) fn addressable<'a>(
-    services: &'a Services,
-    link: &'a LinkRow,
-) -> Option<(&'a Arc<dyn Connector>, LinkRef<'a>)> {
-    let connector = services.providers.connector(link.provider)?;
-    let provider_user_id = link.provider_user_id.as_deref()?;
-    Some((
-        connector,
-        LinkRef {
-            provider_user_id,
-            link_data: &link.provider_data.0,
-        },
-    ))
 }
 
 /// Keeps a failed call's error on the link (its status is left as it is).

@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 use sha2::Sha256;
 use time::format_description::well_known::Rfc3339;
 
-use super::links::Attempt;
+use super::attempt::Attempt;
 use super::{OnboardingError, Services};
 use crate::auth::sha256_hex;
 use crate::providers::error::{parse_retry_after, ProviderError, ProviderErrorKind};

@@ -8,8 +8,8 @@ use uuid::Uuid;
 
 use std::time::Duration;
 
-use super::jobs::{enqueue_link_job, queue_key, LinkJob};
 use super::links::{self as link_ops, Source};
+use super::queue::{enqueue_link_job, queue_key, LinkJob};
 use super::{OnboardingError, Services};
 use crate::domain::merge_patch::{apply_merge_patch, changed_paths};
 use crate::domain::parse::parse_user;
