@@ -219,7 +219,7 @@ pub async fn lock_user_links(
 
 /// The rest of a link change in one statement: the events in the order given, the user's
 /// summary status, and the job whose effect this is marked done (when given).
-pub async fn settle_change(
+pub async fn record_change_outcome(
     conn: &mut PgConnection,
     user_id: Uuid,
     events: &[(&str, serde_json::Value)],
@@ -394,7 +394,7 @@ fn bind_link_update<'q>(
 /// together, with no transaction to open, no lock to take and no commit to send. `None` when the
 /// link is not as assumed: nothing was written, and the caller records the answer under the
 /// user's link locks instead.
-pub async fn settle_fresh(
+pub async fn record_first_answer(
     db: impl PgExecutor<'_>,
     user_id: Uuid,
     provider: ProviderId,

@@ -1,5 +1,5 @@
 //! The create's write path: a create's first provider answer is recorded in one statement that
-//! only writes when the link is as the create left it (`store::links::settle_fresh`); otherwise
+//! only writes when the link is as the create left it (`store::links::record_first_answer`); otherwise
 //! nothing is written and the answer is recorded under the user's link locks.
 
 use onboarding_gateway::domain::{LinkStatus, ProviderId};
@@ -103,7 +103,7 @@ async fn the_one_statement_record_writes_nothing_when_the_link_is_not_as_created
         json!({"provider": provider, "to": "rejected"}),
     )];
     let settle = || {
-        links::settle_fresh(
+        links::record_first_answer(
             &app.pool,
             id,
             provider,
