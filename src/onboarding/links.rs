@@ -112,10 +112,8 @@ impl LockedChange {
 
     /// Writes the collected events now (before a step that writes its own).
     async fn flush_events(&mut self) -> Result<(), OnboardingError> {
-        let user_id = self.link.user_id;
-        for (event_type, data) in std::mem::take(&mut self.events) {
-            events::insert(&mut self.tx, user_id, event_type, data).await?;
-        }
+        let collected = std::mem::take(&mut self.events);
+        events::append(&mut self.tx, self.link.user_id, &collected).await?;
         Ok(())
     }
 

@@ -123,6 +123,47 @@ macro_rules! job_columns {
     };
 }
 
+/// A job to write: queued (due after `delay`), or already claimed.
+#[derive(Debug)]
+pub struct NewJob<'a> {
+    pub id: Uuid,
+    pub kind: JobKind,
+    pub queue_key: &'a str,
+    pub payload: &'a serde_json::Value,
+    pub max_attempts: u32,
+    pub delay: Duration,
+    /// Written running, held by this worker for the lease (its first attempt under way).
+    pub claim: Option<(&'a str, Duration)>,
+}
+
+/// Jobs as the one JSON parameter of [`insert_jobs!`].
+pub(super) fn rows(jobs: &[NewJob<'_>]) -> Json<serde_json::Value> {
+    Json(serde_json::Value::Array(
+        jobs.iter()
+            .map(|job| {
+                let (state, attempts, locked_by, lease_secs) = match job.claim {
+                    None => ("queued", 0, None, None),
+                    Some((worker, lease)) => {
+                        ("running", 1, Some(worker), Some(lease.as_secs_f64()))
+                    }
+                };
+                serde_json::json!({
+                    "id": job.id,
+                    "kind": job.kind,
+                    "queue_key": job.queue_key,
+                    "payload": job.payload,
+                    "max_attempts": job.max_attempts,
+                    "delay_secs": job.delay.as_secs_f64(),
+                    "state": state,
+                    "attempts": attempts,
+                    "locked_by": locked_by,
+                    "lease_secs": lease_secs,
+                })
+            })
+            .collect(),
+    ))
+}
+
 /// Enqueues a job due after `delay`. The request path passes a short delay for jobs it runs
 /// inline right after committing, so workers do not race it for them; should the process die
 /// before its inline attempt, a worker takes the job once the delay has passed.
@@ -135,19 +176,19 @@ pub async fn enqueue(
     delay: Duration,
 ) -> Result<Uuid, StoreError> {
     let id = Uuid::now_v7();
-    sqlx::query(
-        "INSERT INTO jobs (id, kind, queue_key, payload, max_attempts, run_at)
-         VALUES ($1, $2, $3, $4, $5, now() + make_interval(secs => $6))",
-    )
-    .bind(id)
-    .bind(kind)
-    .bind(queue_key)
-    .bind(Json(payload))
-    .bind(max_attempts as i32)
-    .bind(delay.as_secs_f64())
-    .execute(conn)
-    .await
-    .map_err(StoreError::from_sqlx)?;
+    sqlx::query(insert_jobs!(jobs = "$1"))
+        .bind(rows(&[NewJob {
+            id,
+            kind,
+            queue_key,
+            payload: &payload,
+            max_attempts,
+            delay,
+            claim: None,
+        }]))
+        .execute(conn)
+        .await
+        .map_err(StoreError::from_sqlx)?;
     Ok(id)
 }
 
@@ -216,15 +257,11 @@ pub async fn claim_due(
 /// Marks a job done; inside the transaction that recorded its effect when given one, so the
 /// effect and the job's completion commit together (one commit fewer per job).
 pub async fn succeed<'e>(db: impl PgExecutor<'e>, id: Uuid) -> Result<(), StoreError> {
-    sqlx::query(
-        "UPDATE jobs SET state = 'succeeded', locked_by = NULL, locked_until = NULL,
-                last_error = NULL, updated_at = now()
-          WHERE id = $1",
-    )
-    .bind(id)
-    .execute(db)
-    .await
-    .map_err(StoreError::from_sqlx)?;
+    sqlx::query(complete_job!(id = "$1", when = "true"))
+        .bind(id)
+        .execute(db)
+        .await
+        .map_err(StoreError::from_sqlx)?;
     Ok(())
 }
 

@@ -186,19 +186,6 @@ pub async fn insert_pending(
     .map_err(StoreError::from_sqlx)
 }
 
-/// Events as the three arrays the settle statements unnest (ids, types, data), in order.
-fn event_columns<'a>(
-    events: &'a [(&str, serde_json::Value)],
-) -> (Vec<Uuid>, Vec<&'a str>, Json<serde_json::Value>) {
-    (
-        events.iter().map(|_| Uuid::now_v7()).collect(),
-        events.iter().map(|(t, _)| *t).collect(),
-        Json(serde_json::Value::Array(
-            events.iter().map(|(_, d)| d.clone()).collect(),
-        )),
-    )
-}
-
 /// Locks all of a user's links for the rest of the transaction, in provider order (the order
 /// every writer locks them in). Holding them all keeps the user's summary status, computed from
 /// them, from racing a concurrent change to another of its links.
@@ -226,24 +213,16 @@ pub async fn record_change_outcome(
     summary_status: LinkStatus,
     succeeded_job: Option<Uuid>,
 ) -> Result<(), StoreError> {
-    let (ids, types, data) = event_columns(events);
-    sqlx::query(
-        "WITH new_events AS (
-              INSERT INTO user_events (id, user_id, type, data)
-              SELECT e.id, $1, e.type, d.data
-                FROM unnest($2::uuid[], $3::text[]) WITH ORDINALITY AS e(id, type, n)
-                JOIN jsonb_array_elements($4) WITH ORDINALITY AS d(data, n) USING (n)
-               ORDER BY n),
-          done_job AS (
-              UPDATE jobs SET state = 'succeeded', locked_by = NULL, locked_until = NULL,
-                     last_error = NULL, updated_at = now()
-               WHERE id = $6)
-         UPDATE users SET status = $5, updated_at = now() WHERE id = $1 AND status <> $5",
-    )
+    sqlx::query(concat!(
+        "WITH new_events AS (",
+        append_events!(user = "$1", events = "$2", when = "true"),
+        "), done_job AS (",
+        complete_job!(id = "$4", when = "true"),
+        ") ",
+        set_summary_status!(user = "$1", status = "$3", when = "true")
+    ))
     .bind(user_id)
-    .bind(ids)
-    .bind(types)
-    .bind(data)
+    .bind(super::events::rows(events.iter().map(|(t, d)| (*t, d))))
     .bind(summary_status.as_str())
     .bind(succeeded_job)
     .execute(conn)
@@ -403,7 +382,6 @@ pub async fn record_first_answer(
     summary_status: LinkStatus,
     succeeded_job: Option<Uuid>,
 ) -> Result<Option<LinkRow>, StoreError> {
-    let (ids, types, data) = event_columns(events);
     bind_link_update(
         sqlx::query_as::<_, LinkRow>(concat!(
             "WITH updated AS (
@@ -416,29 +394,28 @@ pub async fn record_first_answer(
                   RETURNING ",
             link_columns!(),
             "),
-              new_events AS (
-                  INSERT INTO user_events (id, user_id, type, data)
-                  SELECT e.id, $1, e.type, d.data
-                    FROM unnest($16::uuid[], $17::text[]) WITH ORDINALITY AS e(id, type, n)
-                    JOIN jsonb_array_elements($18) WITH ORDINALITY AS d(data, n) USING (n)
-                   WHERE EXISTS (SELECT 1 FROM updated)
-                   ORDER BY n),
-              done_job AS (
-                  UPDATE jobs SET state = 'succeeded', locked_by = NULL, locked_until = NULL,
-                         last_error = NULL, updated_at = now()
-                   WHERE id = $20 AND EXISTS (SELECT 1 FROM updated)),
-              user_status AS (
-                  UPDATE users SET status = $19, updated_at = now()
-                   WHERE id = $1 AND status <> $19 AND EXISTS (SELECT 1 FROM updated))
+              new_events AS (",
+            append_events!(
+                user = "$1",
+                events = "$16",
+                when = "EXISTS (SELECT 1 FROM updated)"
+            ),
+            "), done_job AS (",
+            complete_job!(id = "$18", when = "EXISTS (SELECT 1 FROM updated)"),
+            "), user_status AS (",
+            set_summary_status!(
+                user = "$1",
+                status = "$17",
+                when = "EXISTS (SELECT 1 FROM updated)"
+            ),
+            ")
              SELECT * FROM updated"
         )),
         user_id,
         provider,
         update,
     )
-    .bind(ids)
-    .bind(types)
-    .bind(data)
+    .bind(super::events::rows(events.iter().map(|(t, d)| (*t, d))))
     .bind(summary_status.as_str())
     .bind(succeeded_job)
     .fetch_optional(db)

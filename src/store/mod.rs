@@ -41,6 +41,9 @@ macro_rules! text_column {
     };
 }
 
+#[macro_use]
+mod sql;
+
 pub mod events;
 pub mod idempotency;
 pub mod jobs;

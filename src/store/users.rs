@@ -1,12 +1,14 @@
 //! The `users` table: the canonical profile, sealed (AES-256-GCM, see `crate::crypto`), and
 //! the plain columns the API filters and joins on beside it. The e-mail filter uses a keyed hash.
 
+use std::time::Duration;
+
 use sqlx::types::Json;
 use sqlx::{PgConnection, PgExecutor};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::jobs::JobKind;
+use super::jobs::{JobKind, NewJob};
 use super::links::{LinkRow, StoredLink};
 use super::StoreError;
 use crate::crypto::{row_aad, Keyring, Sealed};
@@ -151,12 +153,21 @@ pub async fn insert_with_links(
     graph: &NewUserGraph<'_>,
 ) -> Result<OffsetDateTime, StoreError> {
     let sealed = seal_profile(keyring, id, user);
-    let job_ids: Vec<Uuid> = graph.jobs.iter().map(|j| j.id).collect();
-    let job_kinds: Vec<JobKind> = graph.jobs.iter().map(|j| j.kind).collect();
-    let job_keys: Vec<&str> = graph.jobs.iter().map(|j| j.queue_key.as_str()).collect();
-    let job_payloads =
-        serde_json::Value::Array(graph.jobs.iter().map(|j| j.payload.clone()).collect());
-    sqlx::query_scalar(
+    let claim = Some((graph.worker, graph.lease));
+    let jobs: Vec<NewJob<'_>> = graph
+        .jobs
+        .iter()
+        .map(|job| NewJob {
+            id: job.id,
+            kind: job.kind,
+            queue_key: &job.queue_key,
+            payload: &job.payload,
+            max_attempts: graph.max_attempts,
+            delay: Duration::ZERO,
+            claim,
+        })
+        .collect();
+    sqlx::query_scalar(concat!(
         "WITH new_user AS (
               INSERT INTO users (id, external_id, email_hash, status, pii, pii_key_id)
               VALUES ($1, $2, $3, $4, $5, $6)
@@ -164,18 +175,12 @@ pub async fn insert_with_links(
           new_links AS (
               INSERT INTO provider_links (user_id, provider, status)
               SELECT $1, p, 'pending_submission' FROM unnest($7::text[]) AS p),
-          new_jobs AS (
-              INSERT INTO jobs (id, kind, queue_key, payload, max_attempts, run_at, state,
-                                attempts, locked_by, locked_until)
-              SELECT j.id, j.kind, j.queue_key, p.payload, $11, now(), 'running', 1, $12,
-                     now() + make_interval(secs => $13)
-                FROM unnest($8::uuid[], $9::text[], $10::text[]) WITH ORDINALITY
-                         AS j(id, kind, queue_key, n)
-                JOIN jsonb_array_elements($14) WITH ORDINALITY AS p(payload, n) USING (n)),
-          first_event AS (
-              INSERT INTO user_events (id, user_id, type, data) VALUES ($15, $1, $16, $17))
-         SELECT created_at FROM new_user",
-    )
+          new_jobs AS (",
+        insert_jobs!(jobs = "$8"),
+        "), first_event AS (",
+        append_events!(user = "$1", events = "$9", when = "true"),
+        ") SELECT created_at FROM new_user"
+    ))
     .bind(id)
     .bind(user.external_id.as_str())
     .bind(email_hash(keyring, user.email.as_str()))
@@ -183,16 +188,8 @@ pub async fn insert_with_links(
     .bind(&sealed.bytes)
     .bind(&sealed.key_id)
     .bind(graph.providers)
-    .bind(job_ids)
-    .bind(job_kinds)
-    .bind(job_keys)
-    .bind(graph.max_attempts as i32)
-    .bind(graph.worker)
-    .bind(graph.lease.as_secs_f64())
-    .bind(Json(job_payloads))
-    .bind(Uuid::now_v7())
-    .bind(graph.event_type)
-    .bind(Json(&graph.event_data))
+    .bind(super::jobs::rows(&jobs))
+    .bind(super::events::rows([(graph.event_type, &graph.event_data)]))
     .fetch_one(db)
     .await
     .map_err(StoreError::from_sqlx)
@@ -447,12 +444,16 @@ pub async fn set_status(
     id: Uuid,
     status: LinkStatus,
 ) -> Result<(), StoreError> {
-    sqlx::query("UPDATE users SET status = $2, updated_at = now() WHERE id = $1 AND status <> $2")
-        .bind(id)
-        .bind(status.as_str())
-        .execute(conn)
-        .await
-        .map_err(StoreError::from_sqlx)?;
+    sqlx::query(set_summary_status!(
+        user = "$1",
+        status = "$2",
+        when = "true"
+    ))
+    .bind(id)
+    .bind(status.as_str())
+    .execute(conn)
+    .await
+    .map_err(StoreError::from_sqlx)?;
     Ok(())
 }
 
