@@ -1,9 +1,11 @@
 //! The `provider_links` table: a user's account at each provider and its status.
 
+use std::borrow::Cow;
+
 use serde::Serialize;
 use sqlx::postgres::PgRow;
 use sqlx::types::Json;
-use sqlx::{FromRow, PgConnection, PgExecutor};
+use sqlx::{FromRow, PgConnection, PgExecutor, Row};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -75,68 +77,54 @@ pub struct LinkRow {
     pub erasure: Option<ProviderErasure>,
 }
 
-/// The columns of a link as stored, before its values are decoded.
-#[derive(sqlx::FromRow)]
-pub(super) struct StoredLink {
-    pub user_id: Uuid,
-    pub provider: String,
-    pub provider_user_id: Option<String>,
-    pub status: String,
-    pub provider_status: Option<String>,
-    pub requirements: Json<serde_json::Value>,
-    pub last_error: Option<Json<serde_json::Value>>,
-    pub provider_data: Json<serde_json::Map<String, serde_json::Value>>,
-    pub needs_review: bool,
-    pub submitted_at: Option<OffsetDateTime>,
-    pub last_synced_at: Option<OffsetDateTime>,
-    pub updated_at: OffsetDateTime,
-    pub provider_observed_at: Option<OffsetDateTime>,
-    pub erasure: Option<String>,
-}
-
-impl StoredLink {
-    /// The link with its values decoded; an unknown one is named with its row.
-    pub(super) fn decode(self) -> Result<LinkRow, super::CorruptRow> {
-        let unknown = |what: &str, value: &str| {
-            super::CorruptRow(format!(
-                "provider_links (user {}, provider {}): unknown {what} {value:?}",
-                self.user_id, self.provider
-            ))
-        };
-        let provider = ProviderId::from_wire(&self.provider)
-            .ok_or_else(|| unknown("provider", &self.provider))?;
-        let status =
-            LinkStatus::from_wire(&self.status).ok_or_else(|| unknown("status", &self.status))?;
-        let erasure = match self.erasure.as_deref() {
-            None => None,
-            Some(raw) => {
-                Some(ProviderErasure::from_wire(raw).ok_or_else(|| unknown("erasure state", raw))?)
+impl LinkRow {
+    /// Decodes the link in the columns named `{prefix}{column}` of `row` (`prefix` is empty
+    /// but in joins); an unknown status, provider or erasure state is an error naming the row.
+    pub(super) fn from_columns(row: &PgRow, prefix: &str) -> Result<Self, sqlx::Error> {
+        let column = |name: &'static str| -> Cow<'static, str> {
+            if prefix.is_empty() {
+                Cow::Borrowed(name)
+            } else {
+                Cow::Owned(format!("{prefix}{name}"))
             }
         };
+        let user_id: Uuid = row.try_get(&*column("user_id"))?;
+        let provider: String = row.try_get(&*column("provider"))?;
+        let unknown = |what: &str, value: &str| {
+            super::corrupt_row(format!(
+                "provider_links (user {user_id}, provider {provider}): unknown {what} {value:?}"
+            ))
+        };
+        let status: String = row.try_get(&*column("status"))?;
+        let erasure: Option<String> = row.try_get(&*column("erasure"))?;
         Ok(LinkRow {
-            user_id: self.user_id,
-            provider,
-            provider_user_id: self.provider_user_id,
-            status,
-            provider_status: self.provider_status,
-            requirements: self.requirements,
-            last_error: self.last_error,
-            provider_data: self.provider_data,
-            needs_review: self.needs_review,
-            submitted_at: self.submitted_at,
-            last_synced_at: self.last_synced_at,
-            updated_at: self.updated_at,
-            provider_observed_at: self.provider_observed_at,
-            erasure,
+            user_id,
+            provider: ProviderId::from_wire(&provider)
+                .ok_or_else(|| unknown("provider", &provider))?,
+            status: LinkStatus::from_wire(&status).ok_or_else(|| unknown("status", &status))?,
+            erasure: match erasure.as_deref() {
+                None => None,
+                Some(raw) => Some(
+                    ProviderErasure::from_wire(raw).ok_or_else(|| unknown("erasure state", raw))?,
+                ),
+            },
+            provider_user_id: row.try_get(&*column("provider_user_id"))?,
+            provider_status: row.try_get(&*column("provider_status"))?,
+            requirements: row.try_get(&*column("requirements"))?,
+            last_error: row.try_get(&*column("last_error"))?,
+            provider_data: row.try_get(&*column("provider_data"))?,
+            needs_review: row.try_get(&*column("needs_review"))?,
+            submitted_at: row.try_get(&*column("submitted_at"))?,
+            last_synced_at: row.try_get(&*column("last_synced_at"))?,
+            updated_at: row.try_get(&*column("updated_at"))?,
+            provider_observed_at: row.try_get(&*column("provider_observed_at"))?,
         })
     }
 }
 
 impl<'r> FromRow<'r, PgRow> for LinkRow {
     fn from_row(row: &'r PgRow) -> Result<Self, sqlx::Error> {
-        StoredLink::from_row(row)?
-            .decode()
-            .map_err(|corrupt| super::corrupt_row(corrupt.0))
+        LinkRow::from_columns(row, "")
     }
 }
 

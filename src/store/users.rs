@@ -4,12 +4,12 @@
 use std::time::Duration;
 
 use sqlx::types::Json;
-use sqlx::{PgConnection, PgExecutor};
+use sqlx::{FromRow, PgConnection, PgExecutor, Row};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::jobs::{JobKind, NewJob};
-use super::links::{LinkRow, StoredLink};
+use super::links::LinkRow;
 use super::StoreError;
 use crate::crypto::{row_aad, Keyring, Sealed};
 use crate::domain::status::LinkStatus;
@@ -213,48 +213,6 @@ pub async fn get<'e>(
     .transpose()
 }
 
-/// A user row joined with one of its links (all `NULL` for a user without links).
-#[derive(sqlx::FromRow)]
-struct SealedUserWithLink {
-    #[sqlx(flatten)]
-    user: SealedUserRow,
-    link_provider: Option<String>,
-    link_provider_user_id: Option<String>,
-    link_status: Option<String>,
-    link_provider_status: Option<String>,
-    link_requirements: Option<Json<serde_json::Value>>,
-    link_last_error: Option<Json<serde_json::Value>>,
-    link_provider_data: Option<Json<serde_json::Map<String, serde_json::Value>>>,
-    link_needs_review: Option<bool>,
-    link_submitted_at: Option<OffsetDateTime>,
-    link_last_synced_at: Option<OffsetDateTime>,
-    link_updated_at: Option<OffsetDateTime>,
-    link_provider_observed_at: Option<OffsetDateTime>,
-    link_erasure: Option<String>,
-}
-
-impl SealedUserWithLink {
-    /// The joined link's columns (`None`: the user has no link).
-    fn link(&mut self) -> Option<StoredLink> {
-        Some(StoredLink {
-            user_id: self.user.id,
-            provider: self.link_provider.take()?,
-            provider_user_id: self.link_provider_user_id.take(),
-            status: self.link_status.take()?,
-            provider_status: self.link_provider_status.take(),
-            requirements: self.link_requirements.take()?,
-            last_error: self.link_last_error.take(),
-            provider_data: self.link_provider_data.take()?,
-            needs_review: self.link_needs_review?,
-            submitted_at: self.link_submitted_at,
-            last_synced_at: self.link_last_synced_at,
-            updated_at: self.link_updated_at?,
-            provider_observed_at: self.link_provider_observed_at,
-            erasure: self.link_erasure.take(),
-        })
-    }
-}
-
 /// A user and its links in one statement: one round trip, and one snapshot, so the user's
 /// summary status always matches the links shown (a statement sees a single snapshot). A join
 /// rather than a JSON aggregate: Postgres spends less per read and nothing is parsed twice.
@@ -263,10 +221,13 @@ pub async fn get_with_links<'e>(
     keyring: &Keyring,
     id: Uuid,
 ) -> Result<Option<(UserRow, Vec<LinkRow>)>, StoreError> {
-    let rows = sqlx::query_as::<_, SealedUserWithLink>(concat!(
+    // Each row: the user's columns, then one of its links' as `link_*` (all `NULL` for a user
+    // without links).
+    let rows = sqlx::query(concat!(
         "SELECT ",
         user_columns_of_u!(),
-        ",      l.provider AS link_provider, l.provider_user_id AS link_provider_user_id,
+        ",      l.user_id AS link_user_id, l.provider AS link_provider,
+                l.provider_user_id AS link_provider_user_id,
                 l.status AS link_status, l.provider_status AS link_provider_status,
                 l.requirements AS link_requirements, l.last_error AS link_last_error,
                 l.provider_data AS link_provider_data, l.needs_review AS link_needs_review,
@@ -281,22 +242,21 @@ pub async fn get_with_links<'e>(
     .fetch_all(db)
     .await
     .map_err(StoreError::from_sqlx)?;
-    let mut rows = rows.into_iter();
-    let Some(mut first) = rows.next() else {
+    let Some(first) = rows.first() else {
         return Ok(None);
     };
-    let decode = |link: StoredLink| link.decode().map_err(|e| StoreError::Corrupt(e.0));
-    let mut links: Vec<LinkRow> = first
-        .link()
-        .map(decode)
-        .into_iter()
-        .collect::<Result<_, _>>()?;
-    for mut row in rows {
-        if let Some(link) = row.link() {
-            links.push(decode(link)?);
+    let user = SealedUserRow::from_row(first).map_err(StoreError::from_sqlx)?;
+    let mut links = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let has_link = row
+            .try_get::<Option<&str>, _>("link_provider")
+            .map_err(StoreError::from_sqlx)?
+            .is_some();
+        if has_link {
+            links.push(LinkRow::from_columns(row, "link_").map_err(StoreError::from_sqlx)?);
         }
     }
-    Ok(Some((first.user.open(keyring)?, links)))
+    Ok(Some((user.open(keyring)?, links)))
 }
 
 /// Whether the user exists, without opening its profile.
