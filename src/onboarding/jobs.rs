@@ -1,6 +1,7 @@
-//! Running one background job: submissions and updates to providers. The request path runs a
-//! job inline for a fast answer; whatever does not finish there is retried by the workers with
-//! the same code, so there is one way a job is done.
+//! Running one background job: submissions, updates and erasures at providers, and
+//! notifications, dispatched by one `match` over [`JobKind`]. The request path runs a job inline
+//! for a fast answer; whatever does not finish there is retried by the workers with the same
+//! code, so there is one way a job is done.
 
 use std::time::Duration;
 

@@ -2,7 +2,8 @@
 //! (link state, `provider_call` and `status_changed` events, the user's summary status).
 //!
 //! Provider calls happen outside database transactions (they can take seconds); their results
-//! are then written in one short transaction under the link's row lock.
+//! are then written in one short transaction under the user's link locks (`LockedChange`), or,
+//! for a create's first answer, in one statement (`FreshChange`).
 
 use serde_json::json;
 use time::format_description::well_known::Rfc3339;
