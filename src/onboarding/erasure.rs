@@ -71,6 +71,10 @@ fn receipt(id: Uuid, erased_at: OffsetDateTime, links: Vec<LinkRow>) -> ErasureR
 pub async fn erase(services: &Services, id: Uuid) -> Result<ErasureReceipt, OnboardingError> {
     let pool = &services.pool;
     let mut tx = pool.begin().await?;
+    // The user's links first, then the user: the order a link change takes them in (its links,
+    // then the user's summary status), so an erasure cannot deadlock with a sync or submission
+    // recording an answer for the same user.
+    links::lock_user_links(&mut tx, id).await?;
     let Some(already) = users::lock_erasure_state(&mut tx, id).await? else {
         return Err(OnboardingError::NotFound);
     };
