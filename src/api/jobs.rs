@@ -12,14 +12,13 @@ use super::query::{self, decode_id_cursor, encode_id_cursor, invalid, parse_limi
 use super::{authorize, AppState};
 use crate::auth::Scope;
 use crate::onboarding::OnboardingError;
-use crate::store::jobs::{self, JobRow};
+use crate::store::jobs::{self, JobKind, JobRow};
 
-/// A background job: a provider submission or update (later also notifications).
+/// A background job: a provider submission, update or erasure, or a notification.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct JobResource {
     pub id: Uuid,
-    /// `submit_link` or `update_link`.
-    pub kind: String,
+    pub kind: JobKind,
     /// `queued`, `running`, `succeeded` or `failed`.
     pub state: String,
     /// What the job is about: `user_id`, `provider`, and for updates the `fields`.
@@ -72,7 +71,7 @@ const STATES: &[&str] = &["queued", "running", "succeeded", "failed"];
     get, path = "/v1/jobs", tag = "operations",
     params(
         ("state" = Option<String>, Query, pattern = "^(queued|running|succeeded|failed)$", description = "queued, running, succeeded or failed"),
-        ("kind" = Option<String>, Query, pattern = r"^[^\x00]{1,40}$", description = "submit_link, update_link or notify"),
+        ("kind" = Option<String>, Query, pattern = r"^[^\x00]{1,40}$", description = JobKind::list_text()),
         ("limit" = Option<usize>, Query, minimum = 1, maximum = 100, description = "Page size, 1–100 (default 20)"),
         ("cursor" = Option<String>, Query, pattern = "^[A-Za-z0-9_-]{21}[AQgw]$", description = "`next_cursor` of the previous page"),
     ),
@@ -118,10 +117,21 @@ pub async fn list_jobs(
     if !errors.is_empty() {
         return Err(Problem::validation(errors));
     }
+    let kind = match kind.as_deref().map(JobKind::from_wire) {
+        // A well-formed kind that no job has: an empty page, as any filter that matches nothing.
+        Some(None) => {
+            return Ok(HttpResponse::Ok().json(JobList {
+                data: Vec::new(),
+                next_cursor: None,
+            }))
+        }
+        Some(Some(kind)) => Some(kind),
+        None => None,
+    };
     let mut rows = jobs::list(
         &state.pool,
         job_state.as_deref(),
-        kind.as_deref(),
+        kind,
         before,
         limit as i64 + 1,
     )

@@ -143,7 +143,7 @@ pub async fn user_requirements(
     let user = &view.profile;
     let mut data = Vec::new();
     for provider in ProviderId::ALL {
-        let link = view.links.iter().find(|l| l.provider == provider.as_str());
+        let link = view.links.iter().find(|l| l.provider == *provider);
         if link.is_none() && !state.services.providers.is_available(*provider) {
             continue;
         }
@@ -154,7 +154,7 @@ pub async fn user_requirements(
         data.push(ProviderRequirements {
             provider: *provider,
             linked: link.is_some(),
-            status: link.and_then(|l| l.status.parse().ok()),
+            status: link.map(|l| l.status),
             missing_fields: missing_fields(*provider, user)
                 .into_iter()
                 .map(|e| e.field)

@@ -91,11 +91,6 @@ pub struct EventList {
     pub next_cursor: Option<String>,
 }
 
-fn parse_status(raw: &str) -> LinkStatus {
-    // Statuses are written by this code only; an unknown one means a newer version wrote it.
-    raw.parse().unwrap_or(LinkStatus::PendingSubmission)
-}
-
 impl From<LinkRow> for LinkResource {
     fn from(row: LinkRow) -> Self {
         let requirements = match row.requirements.0 {
@@ -104,9 +99,9 @@ impl From<LinkRow> for LinkResource {
             other => vec![other],
         };
         Self {
-            provider: row.provider,
+            provider: row.provider.as_str().to_owned(),
             provider_user_id: row.provider_user_id,
-            status: parse_status(&row.status),
+            status: row.status,
             provider_status: row.provider_status,
             requirements,
             last_error: row
@@ -124,7 +119,7 @@ impl From<UserView> for UserResource {
         let row = view.user;
         Self {
             id: row.id,
-            status: parse_status(&row.status),
+            status: row.status,
             user: view.profile,
             links: view.links.into_iter().map(LinkResource::from).collect(),
             created_at: row.created_at,

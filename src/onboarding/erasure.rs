@@ -14,54 +14,13 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::jobs::{enqueue_link_job, LinkJob};
-use super::links::{self as link_ops, Attempt};
+use super::provider_erasure::follow_up;
+use super::queue::{enqueue_link_job, LinkJob};
 use super::{OnboardingError, Services};
-use crate::domain::provider::ProviderId;
-use crate::providers::connector::CallLog;
-use crate::providers::error::{ProviderError, ProviderErrorKind};
-use crate::store::links::{self, LinkRow, LinkUpdate};
+use crate::store::jobs::JobKind;
+pub use crate::store::links::ProviderErasure;
+use crate::store::links::{self, LinkRow};
 use crate::store::{events, idempotency, users, webhooks};
-
-/// Job kind: ask one provider to delete an erased user's account.
-pub const ERASE_LINK: &str = "erase_link";
-
-/// Where erasure stands at one provider.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum ProviderErasure {
-    /// A job is asking the provider to delete the account.
-    Pending,
-    /// The provider deleted (deactivated) the account.
-    Deleted,
-    /// The provider cannot be asked through its API (or refused): listed under
-    /// `erasure_follow_up` in `GET /v1/reconciliation` for a person to follow up.
-    ManualFollowUp,
-    /// The user never reached this provider: nothing to delete there.
-    NotSubmitted,
-}
-
-impl ProviderErasure {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ProviderErasure::Pending => "pending",
-            ProviderErasure::Deleted => "deleted",
-            ProviderErasure::ManualFollowUp => "manual_follow_up",
-            ProviderErasure::NotSubmitted => "not_submitted",
-        }
-    }
-
-    fn parse(raw: &str) -> Option<Self> {
-        [
-            ProviderErasure::Pending,
-            ProviderErasure::Deleted,
-            ProviderErasure::ManualFollowUp,
-            ProviderErasure::NotSubmitted,
-        ]
-        .into_iter()
-        .find(|e| e.as_str() == raw)
-    }
-}
 
 /// One provider's part of an erasure.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -100,12 +59,8 @@ fn receipt(id: Uuid, erased_at: OffsetDateTime, links: Vec<LinkRow>) -> ErasureR
         links: links
             .into_iter()
             .map(|link| LinkErasure {
-                erasure: link
-                    .erasure
-                    .as_deref()
-                    .and_then(ProviderErasure::parse)
-                    .unwrap_or(ProviderErasure::ManualFollowUp),
-                provider: link.provider,
+                erasure: link.erasure.unwrap_or(ProviderErasure::ManualFollowUp),
+                provider: link.provider.as_str().to_owned(),
                 provider_user_id: link.provider_user_id,
             })
             .collect(),
@@ -116,6 +71,10 @@ fn receipt(id: Uuid, erased_at: OffsetDateTime, links: Vec<LinkRow>) -> ErasureR
 pub async fn erase(services: &Services, id: Uuid) -> Result<ErasureReceipt, OnboardingError> {
     let pool = &services.pool;
     let mut tx = pool.begin().await?;
+    // The user's links first, then the user: the order a link change takes them in (its links,
+    // then the user's summary status), so an erasure cannot deadlock with a sync or submission
+    // recording an answer for the same user.
+    links::lock_user_links(&mut tx, id).await?;
     let Some(already) = users::lock_erasure_state(&mut tx, id).await? else {
         return Err(OnboardingError::NotFound);
     };
@@ -130,15 +89,15 @@ pub async fn erase(services: &Services, id: Uuid) -> Result<ErasureReceipt, Onbo
     let mut job_ids = Vec::new();
     let mut outcomes = Vec::new();
     for link in links::for_users(&mut *tx, &[id]).await? {
-        let provider: Option<ProviderId> = link.provider.parse().ok();
-        let connector = provider.and_then(|p| services.providers.connector(p));
-        let erasure = match (&link.provider_user_id, connector, provider) {
-            (None, _, _) => ProviderErasure::NotSubmitted,
-            (Some(_), Some(connector), Some(provider)) if connector.supports_deletion() => {
+        let provider = link.provider;
+        let connector = services.providers.connector(provider);
+        let erasure = match (&link.provider_user_id, connector) {
+            (None, _) => ProviderErasure::NotSubmitted,
+            (Some(_), Some(connector)) if connector.supports_deletion() => {
                 job_ids.push(
                     enqueue_link_job(
                         &mut tx,
-                        ERASE_LINK,
+                        JobKind::EraseLink,
                         &LinkJob {
                             user_id: id,
                             provider,
@@ -150,7 +109,7 @@ pub async fn erase(services: &Services, id: Uuid) -> Result<ErasureReceipt, Onbo
                 );
                 ProviderErasure::Pending
             }
-            (Some(_), connector, _) => {
+            (Some(_), connector) => {
                 let why = match connector {
                     Some(_) => "the provider offers no deletion API; ask it to delete the account",
                     None => "the provider is not configured here; ask it to delete the account",
@@ -159,7 +118,7 @@ pub async fn erase(services: &Services, id: Uuid) -> Result<ErasureReceipt, Onbo
                 ProviderErasure::ManualFollowUp
             }
         };
-        links::set_erasure(&mut tx, id, &link.provider, erasure.as_str()).await?;
+        links::set_erasure(&mut tx, id, link.provider, erasure).await?;
         outcomes.push(json!({ "provider": link.provider, "erasure": erasure.as_str() }));
     }
     events::insert(
@@ -180,149 +139,4 @@ pub async fn erase(services: &Services, id: Uuid) -> Result<ErasureReceipt, Onbo
         .await;
     let links = links::for_users(pool, &[id]).await?;
     Ok(receipt(id, erased_at, links))
-}
-
-/// A create that was in flight when the user was erased has just recorded an account: ask the
-/// provider to delete it too (or list it for manual follow-up). Runs in the create's
-/// transaction, under the link's row lock, so it cannot interleave with the erasure.
-pub async fn account_created_after_erasure(
-    tx: &mut sqlx::PgConnection,
-    services: &Services,
-    link: &LinkRow,
-) -> Result<(), OnboardingError> {
-    let provider: Option<ProviderId> = link.provider.parse().ok();
-    match provider.and_then(|p| services.providers.connector(p).map(|c| (p, c))) {
-        Some((provider, connector)) if connector.supports_deletion() => {
-            links::set_erasure(tx, link.user_id, &link.provider, "pending").await?;
-            // Left to the workers (after the enqueue grace): the create's answer comes first.
-            enqueue_link_job(
-                tx,
-                ERASE_LINK,
-                &LinkJob {
-                    user_id: link.user_id,
-                    provider,
-                    fields: Vec::new(),
-                },
-                services.workers.max_attempts,
-            )
-            .await?;
-        }
-        _ => {
-            follow_up(
-                tx,
-                link,
-                "erasure_not_supported",
-                "created while the user was being erased; ask the provider to delete it",
-            )
-            .await?
-        }
-    }
-    events::insert(
-        tx,
-        link.user_id,
-        "provider_account_after_erasure",
-        json!({ "provider": link.provider }),
-    )
-    .await?;
-    Ok(())
-}
-
-/// Lists the link under `erasure_follow_up` with the reason in `last_error`.
-async fn follow_up(
-    tx: &mut sqlx::PgConnection,
-    link: &LinkRow,
-    code: &str,
-    message: &str,
-) -> Result<(), OnboardingError> {
-    links::apply_update(
-        tx,
-        link.user_id,
-        &link.provider,
-        &LinkUpdate {
-            last_error: Some(Some(json!({
-                "code": code,
-                "message": message,
-                "at": link_ops::now_rfc3339(),
-            }))),
-            ..LinkUpdate::default()
-        },
-    )
-    .await?;
-    links::set_erasure(tx, link.user_id, &link.provider, "manual_follow_up").await?;
-    Ok(())
-}
-
-/// The `erase_link` job: asks the provider to delete the account and records the answer.
-pub async fn erase_at_provider(
-    services: &Services,
-    user_id: Uuid,
-    provider: ProviderId,
-) -> Result<Attempt, OnboardingError> {
-    let link = links::for_users(&services.pool, &[user_id])
-        .await?
-        .into_iter()
-        .find(|l| l.provider == provider.as_str());
-    let Some(link) = link.filter(|l| l.erasure.as_deref() == Some("pending")) else {
-        return Ok(Attempt::Done); // settled already (a re-driven job)
-    };
-    let Some((connector, link_ref)) = link_ops::addressable(services, &link) else {
-        return Ok(Attempt::Retry(ProviderError::new(
-            ProviderErrorKind::Unavailable,
-            format!("{} is not configured; erasure waits for it", link.provider),
-        )));
-    };
-    let log = CallLog::new();
-    let result = connector.delete_user(link_ref, &log).await;
-    let mut tx = services.pool.begin().await?;
-    link_ops::record_calls(&mut tx, user_id, &log).await?;
-    let attempt = match result {
-        // Gone already counts as deleted: erasure is idempotent at the provider too.
-        Ok(())
-        | Err(ProviderError {
-            kind: ProviderErrorKind::NotFound,
-            ..
-        }) => {
-            links::set_erasure(&mut tx, user_id, &link.provider, "deleted").await?;
-            events::insert(
-                &mut tx,
-                user_id,
-                "provider_erased",
-                json!({ "provider": link.provider, "erasure": "deleted" }),
-            )
-            .await?;
-            Attempt::Done
-        }
-        Err(error) if error.retryable() => {
-            links::apply_update(
-                &mut tx,
-                user_id,
-                &link.provider,
-                &LinkUpdate {
-                    last_error: Some(Some(link_ops::error_json(&error))),
-                    ..LinkUpdate::default()
-                },
-            )
-            .await?;
-            Attempt::Retry(error)
-        }
-        Err(error) => {
-            // Refused (KillB: a user with pending ramps cannot be deleted): a person follows up.
-            follow_up(&mut tx, &link, error.code(), &error.message).await?;
-            events::insert(
-                &mut tx,
-                user_id,
-                "provider_erased",
-                json!({
-                    "provider": link.provider,
-                    "erasure": "manual_follow_up",
-                    "error_code": error.code(),
-                    "http_status": error.http_status,
-                }),
-            )
-            .await?;
-            Attempt::Done
-        }
-    };
-    tx.commit().await?;
-    Ok(attempt)
 }

@@ -1,63 +1,23 @@
-//! Running one background job: submissions and updates to providers. The request path runs a
-//! job inline for a fast answer; whatever does not finish there is retried by the workers with
-//! the same code, so there is one way a job is done.
+//! Running one background job: submissions, updates and erasures at providers, and
+//! notifications, dispatched by one `match` over [`JobKind`]. The request path runs a job inline
+//! for a fast answer; whatever does not finish there is retried by the workers with the same
+//! code, so there is one way a job is done.
 
 use std::time::Duration;
 
 use rand::Rng;
-use serde::{Deserialize, Serialize};
 use tracing::Instrument;
 use uuid::Uuid;
 
-use super::links::{self as link_ops, Attempt, Submission};
+use super::attempt::Attempt;
+use super::links::{self as link_ops, Submission};
+use super::queue::LinkJob;
 use super::{OnboardingError, Services};
-use crate::domain::provider::ProviderId;
 use crate::domain::user::CanonicalUser;
 use crate::settings::WorkerSettings;
-use crate::store::jobs::{self, JobRow};
+use crate::store::jobs::{self, JobKind, JobRow};
 use crate::store::links::{self, LinkRow};
 use crate::store::users;
-
-pub const SUBMIT_LINK: &str = "submit_link";
-pub const UPDATE_LINK: &str = "update_link";
-
-/// Payload of `submit_link` and `update_link` jobs.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct LinkJob {
-    pub user_id: Uuid,
-    pub provider: ProviderId,
-    /// For updates: the changed canonical paths this provider takes. The values sent are the
-    /// user's current ones, so a re-driven older job can never roll a newer value back.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub fields: Vec<String>,
-}
-
-/// Jobs of one (user, provider) run in order.
-pub fn queue_key(user_id: Uuid, provider: ProviderId) -> String {
-    format!("link:{user_id}:{}", provider.as_str())
-}
-
-/// How long workers leave a freshly enqueued job to the request that will run it inline.
-const INLINE_GRACE: Duration = Duration::from_secs(5);
-
-/// Enqueues a job for one link inside the caller's transaction, for the caller to run inline.
-pub async fn enqueue_link_job(
-    tx: &mut sqlx::PgConnection,
-    kind: &str,
-    job: &LinkJob,
-    max_attempts: u32,
-) -> Result<Uuid, OnboardingError> {
-    let payload = serde_json::to_value(job).expect("a link job serialises");
-    Ok(jobs::enqueue(
-        tx,
-        kind,
-        &queue_key(job.user_id, job.provider),
-        payload,
-        max_attempts,
-        INLINE_GRACE,
-    )
-    .await?)
-}
 
 /// Exponential backoff with full jitter; a provider's `Retry-After` wins when it is longer.
 pub fn backoff(
@@ -76,35 +36,35 @@ pub fn backoff(
     }
 }
 
+/// The one dispatch: what each kind of job does.
 async fn attempt(
     services: &Services,
     job: &JobRow,
     fresh_profile: Option<&CanonicalUser>,
 ) -> Result<Attempt, OnboardingError> {
-    if job.kind == super::notify::NOTIFY {
-        return super::notify::deliver(services, &job.payload.0).await;
-    }
-    let payload: LinkJob = match serde_json::from_value(job.payload.0.clone()) {
-        Ok(p) => p,
-        Err(e) => return Ok(Attempt::NeedsReview(format!("unreadable job payload: {e}"))),
-    };
-    if job.kind == super::erasure::ERASE_LINK {
-        return super::erasure::erase_at_provider(services, payload.user_id, payload.provider)
-            .await;
-    }
-    let profile = match fresh_profile {
-        // The create that just stored this user runs its submissions inline: no re-read.
-        Some(profile) if job.kind == SUBMIT_LINK => profile.clone(),
-        _ => match users::get(&services.pool, &services.keyring, payload.user_id)
-            .await?
-            .and_then(|user| user.profile)
-        {
-            Some(profile) => profile,
-            None => return Ok(Attempt::Done), // the user is gone, or erased: nothing to send
-        },
-    };
-    match job.kind.as_str() {
-        SUBMIT_LINK => {
+    match job.kind {
+        JobKind::Notify => super::notify::deliver(services, &job.payload.0).await,
+        JobKind::EraseLink => {
+            let payload = match link_payload(job) {
+                Ok(payload) => payload,
+                Err(unreadable) => return Ok(unreadable),
+            };
+            super::provider_erasure::erase_at_provider(services, payload.user_id, payload.provider)
+                .await
+        }
+        JobKind::SubmitLink => {
+            let payload = match link_payload(job) {
+                Ok(payload) => payload,
+                Err(unreadable) => return Ok(unreadable),
+            };
+            let profile = match fresh_profile {
+                // The create that just stored this user runs its submissions inline: no re-read.
+                Some(profile) => profile.clone(),
+                None => match current_profile(services, payload.user_id).await? {
+                    Some(profile) => profile,
+                    None => return Ok(Attempt::Done), // the user is gone, or erased
+                },
+            };
             link_ops::submit(
                 services,
                 job.id,
@@ -119,11 +79,18 @@ async fn attempt(
             )
             .await
         }
-        UPDATE_LINK => {
+        JobKind::UpdateLink => {
+            let payload = match link_payload(job) {
+                Ok(payload) => payload,
+                Err(unreadable) => return Ok(unreadable),
+            };
+            let Some(profile) = current_profile(services, payload.user_id).await? else {
+                return Ok(Attempt::Done); // the user is gone, or erased: nothing to send
+            };
             let link = links::for_users(&services.pool, &[payload.user_id])
                 .await?
                 .into_iter()
-                .find(|l| l.provider == payload.provider.as_str());
+                .find(|l| l.provider == payload.provider);
             match link {
                 Some(link) if link.provider_user_id.is_some() => {
                     link_ops::push_update(services, &link, &profile, &payload.fields).await
@@ -132,8 +99,23 @@ async fn attempt(
                 _ => Ok(Attempt::Done),
             }
         }
-        other => Ok(Attempt::NeedsReview(format!("unknown job kind `{other}`"))),
     }
+}
+
+/// The payload of a link job; an unreadable one is for a person to look at.
+fn link_payload(job: &JobRow) -> Result<LinkJob, Attempt> {
+    serde_json::from_value(job.payload.0.clone())
+        .map_err(|e| Attempt::NeedsReview(format!("unreadable job payload: {e}")))
+}
+
+/// The user's profile as stored now; `None` when the user is gone or erased.
+async fn current_profile(
+    services: &Services,
+    user_id: Uuid,
+) -> Result<Option<CanonicalUser>, OnboardingError> {
+    Ok(users::get(&services.pool, &services.keyring, user_id)
+        .await?
+        .and_then(|user| user.profile))
 }
 
 /// Runs a claimed job and settles it: done, retried later, or failed for ops to re-drive.
@@ -174,12 +156,12 @@ async fn settle(
             Ok(())
         }
         Ok(Attempt::NeedsReview(reason)) => {
-            crate::telemetry::record_job_failure(&job.kind, "needs_review");
+            crate::telemetry::record_job_failure(job.kind.as_str(), "needs_review");
             jobs::fail(pool, job.id, &reason).await
         }
         Ok(Attempt::Retry(error)) if job.attempts >= job.max_attempts => {
             tracing::warn!(kind = ?error.kind, "job out of attempts");
-            crate::telemetry::record_job_failure(&job.kind, "exhausted");
+            crate::telemetry::record_job_failure(job.kind.as_str(), "exhausted");
             jobs::fail(
                 pool,
                 job.id,
@@ -238,7 +220,7 @@ pub async fn run_inline(
 /// finished).
 pub async fn run_claimed(
     services: &Services,
-    claimed: &[users::ClaimedJob<'_>],
+    claimed: &[users::ClaimedJob],
     max_attempts: u32,
     profile: &CanonicalUser,
 ) -> Vec<Option<Box<LinkRow>>> {
@@ -247,7 +229,7 @@ pub async fn run_claimed(
     let runs = claimed.iter().map(|job| {
         let row = JobRow {
             id: job.id,
-            kind: job.kind.to_owned(),
+            kind: job.kind,
             queue_key: Some(job.queue_key.clone()),
             payload: sqlx::types::Json(job.payload.clone()),
             state: "running".to_owned(),

@@ -2,20 +2,22 @@
 //! (link state, `provider_call` and `status_changed` events, the user's summary status).
 //!
 //! Provider calls happen outside database transactions (they can take seconds); their results
-//! are then written in one short transaction under the link's row lock.
+//! are then written in one short transaction under the user's link locks (`LockedChange`), or,
+//! for a create's first answer, in one statement (`FreshChange`).
 
 use serde_json::json;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::attempt::Attempt;
+use super::calls::{addressable, call_events, error_json, now_rfc3339};
 use super::{OnboardingError, Services};
 use crate::domain::provider::ProviderId;
 use crate::domain::status::{summarize, LinkStatus};
 use crate::domain::user::CanonicalUser;
-use std::sync::Arc;
 
-use crate::providers::connector::{CallLog, Connector, CreateRequest, LinkRef, ProviderUserState};
+use crate::providers::connector::{CallLog, CreateRequest, ProviderUserState};
 use crate::providers::error::{ProviderError, ProviderErrorKind};
 use crate::store::links::{self, LinkRow, LinkUpdate};
 use crate::store::{events, users};
@@ -47,50 +49,6 @@ pub fn transition_allowed(from: LinkStatus, to: LinkStatus) -> bool {
     !(to == LinkStatus::PendingSubmission && from != LinkStatus::SubmissionFailed)
 }
 
-pub(crate) fn now_rfc3339() -> String {
-    OffsetDateTime::now_utc()
-        .format(&Rfc3339)
-        .unwrap_or_default()
-}
-
-pub(crate) fn error_json(error: &ProviderError) -> serde_json::Value {
-    json!({ "code": error.code(), "message": error.message, "at": now_rfc3339() })
-}
-
-fn parse_status(raw: &str) -> LinkStatus {
-    raw.parse().unwrap_or(LinkStatus::PendingSubmission)
-}
-
-/// The `provider_call` events of the calls in `log`, in the order they were made.
-pub(crate) fn call_events(log: &CallLog) -> Vec<(&'static str, serde_json::Value)> {
-    log.take()
-        .into_iter()
-        .map(|call| {
-            (
-                "provider_call",
-                json!({
-                    "provider": call.provider.as_str(),
-                    "operation": call.operation,
-                    "http_status": call.http_status,
-                    "latency_ms": (call.latency_ms * 10.0).round() / 10.0,
-                    "outcome": call.outcome,
-                }),
-            )
-        })
-        .collect()
-}
-
-pub(crate) async fn record_calls(
-    tx: &mut sqlx::PgConnection,
-    user_id: Uuid,
-    log: &CallLog,
-) -> Result<(), OnboardingError> {
-    // One statement for all the calls (Carbn's create makes two).
-    let calls = call_events(log).into_iter().map(|(_, data)| data).collect();
-    events::insert_many(tx, user_id, "provider_call", calls).await?;
-    Ok(())
-}
-
 /// Recomputes and stores the user's summary status from all its links.
 pub(crate) async fn refresh_user_status(
     tx: &mut sqlx::PgConnection,
@@ -99,43 +57,41 @@ pub(crate) async fn refresh_user_status(
     let statuses: Vec<LinkStatus> = links::for_users(&mut *tx, &[user_id])
         .await?
         .iter()
-        .map(|l| parse_status(&l.status))
+        .map(|l| l.status)
         .collect();
     users::set_status(tx, user_id, summarize(&statuses)).await?;
     Ok(())
 }
 
-/// One provider answer recorded on one link: a short transaction holding all the user's links
-/// (so the summary status cannot race another link's change), with the events collected and
-/// written, with the summary status and the job's completion, in one statement at the end.
-/// Four round trips in all: BEGIN, the lock, the link's update, that last statement (+ COMMIT).
-///
-/// A create's first answer is recorded optimistically instead ([`LinkChange::assume_fresh`]):
-/// the link is taken to be as the create wrote it, and the update, events, summary status and
-/// job completion go in one statement that only writes if that holds. When it does not (an
-/// erasure or a second link came in between), nothing was written and the answer is recorded
-/// again, under the locks.
-struct LinkChange {
-    /// `None` while recording optimistically.
-    tx: Option<sqlx::Transaction<'static, sqlx::Postgres>>,
-    pool: sqlx::PgPool,
-    /// The link as last written in this transaction (optimistically: as it will be written).
+/// What recording a provider's answer on a link needs, whichever way it is written: the link
+/// as it stands, events to add, and updates to the link.
+trait Recording {
+    /// The link as last written (or, for a [`FreshChange`], as it will be written).
+    fn link(&self) -> &LinkRow;
+    fn event(&mut self, event_type: &'static str, data: serde_json::Value);
+    async fn update(&mut self, update: &LinkUpdate) -> Result<(), OnboardingError>;
+}
+
+/// One provider answer recorded on one link under locks: a short transaction holding all the
+/// user's links (so the summary status cannot race another link's change), with the events
+/// collected and written, with the summary status and the job's completion, in one statement
+/// at the end. Four round trips in all: BEGIN, the lock, the link's update, that last statement
+/// (+ COMMIT).
+struct LockedChange {
+    tx: sqlx::Transaction<'static, sqlx::Postgres>,
+    /// The link as last written in this transaction.
     link: LinkRow,
     /// The user's other links (their statuses feed the summary).
     others: Vec<LinkRow>,
     events: Vec<(&'static str, serde_json::Value)>,
-    /// Optimistically: the one update to write with the rest.
-    deferred: Option<LinkUpdate>,
-    /// Optimistically: the answer needs more than one statement can do; record it under locks.
-    needs_lock: bool,
 }
 
-impl LinkChange {
+impl LockedChange {
     /// Locks the user's links; `None` when the link is gone (its user erased and removed).
     async fn begin(
         services: &Services,
         user_id: Uuid,
-        provider: &str,
+        provider: ProviderId,
     ) -> Result<Option<Self>, OnboardingError> {
         let mut tx = services.pool.begin().await?;
         let mut all = links::lock_user_links(&mut tx, user_id).await?;
@@ -144,23 +100,92 @@ impl LinkChange {
         };
         let link = all.remove(position);
         Ok(Some(Self {
-            tx: Some(tx),
-            pool: services.pool.clone(),
+            tx,
             link,
             others: all,
             events: Vec::new(),
-            deferred: None,
-            needs_lock: false,
         }))
     }
 
+    fn calls(&mut self, log: &CallLog) {
+        self.events.extend(call_events(log));
+    }
+
+    /// Writes the collected events now (before a step that writes its own).
+    async fn flush_events(&mut self) -> Result<(), OnboardingError> {
+        let collected = std::mem::take(&mut self.events);
+        events::append(&mut self.tx, self.link.user_id, &collected).await?;
+        Ok(())
+    }
+
+    fn summary(&self) -> LinkStatus {
+        let statuses: Vec<LinkStatus> = self
+            .others
+            .iter()
+            .chain(std::iter::once(&self.link))
+            .map(|l| l.status)
+            .collect();
+        summarize(&statuses)
+    }
+
+    /// Writes the events and the summary status, marks `succeeded_job` done, and commits.
+    async fn commit(mut self, succeeded_job: Option<Uuid>) -> Result<(), OnboardingError> {
+        let summary = self.summary();
+        links::record_change_outcome(
+            &mut self.tx,
+            self.link.user_id,
+            &self.events,
+            summary,
+            succeeded_job,
+        )
+        .await?;
+        self.tx.commit().await?;
+        Ok(())
+    }
+}
+
+impl Recording for LockedChange {
+    fn link(&self) -> &LinkRow {
+        &self.link
+    }
+
+    fn event(&mut self, event_type: &'static str, data: serde_json::Value) {
+        self.events.push((event_type, data));
+    }
+
+    async fn update(&mut self, update: &LinkUpdate) -> Result<(), OnboardingError> {
+        self.link =
+            links::apply_update(&mut self.tx, self.link.user_id, self.link.provider, update)
+                .await?;
+        Ok(())
+    }
+}
+
+/// A create's first answer, recorded optimistically: the link is taken to be as the create
+/// wrote it (pending, never submitted, the user's only one), and the update, events, summary
+/// status and job completion go in one statement that only writes if that holds
+/// (`store::links::record_first_answer`): no transaction, lock or commit. When it does not
+/// hold (an erasure or a second link came in between), or the answer needs more than one
+/// update, nothing is written and the answer is recorded again as a [`LockedChange`].
+struct FreshChange {
+    pool: sqlx::PgPool,
+    /// The link as it will be written.
+    link: LinkRow,
+    events: Vec<(&'static str, serde_json::Value)>,
+    /// The one update to write with the rest.
+    deferred: Option<LinkUpdate>,
+    /// The answer needs more than the one statement can do: record it under locks.
+    needs_lock: bool,
+}
+
+impl FreshChange {
     /// The link as a create just wrote it, the user's only one: pending, never submitted.
-    fn assume_fresh(services: &Services, user_id: Uuid, provider: &str) -> Self {
+    fn assume(services: &Services, user_id: Uuid, provider: ProviderId) -> Self {
         let link = LinkRow {
             user_id,
-            provider: provider.to_owned(),
+            provider,
             provider_user_id: None,
-            status: LinkStatus::PendingSubmission.as_str().to_owned(),
+            status: LinkStatus::PendingSubmission,
             provider_status: None,
             requirements: sqlx::types::Json(serde_json::Value::Array(Vec::new())),
             last_error: None,
@@ -173,93 +198,54 @@ impl LinkChange {
             erasure: None,
         };
         Self {
-            tx: None,
             pool: services.pool.clone(),
             link,
-            others: Vec::new(),
             events: Vec::new(),
             deferred: None,
             needs_lock: false,
         }
     }
 
+    /// Writes everything in one statement, marking `succeeded_job` done. The link as written,
+    /// or `None` when the link was not as assumed: nothing was written.
+    async fn record(self, succeeded_job: Option<Uuid>) -> Result<Option<LinkRow>, OnboardingError> {
+        if self.needs_lock {
+            return Ok(None);
+        }
+        // The user's only link: the summary is its status.
+        let summary = summarize(&[self.link.status]);
+        Ok(links::record_first_answer(
+            &self.pool,
+            self.link.user_id,
+            self.link.provider,
+            &self.deferred.unwrap_or_default(),
+            &self.events,
+            summary,
+            succeeded_job,
+        )
+        .await?)
+    }
+}
+
+impl Recording for FreshChange {
+    fn link(&self) -> &LinkRow {
+        &self.link
+    }
+
     fn event(&mut self, event_type: &'static str, data: serde_json::Value) {
         self.events.push((event_type, data));
     }
 
-    fn calls(&mut self, log: &CallLog) {
-        self.events.extend(call_events(log));
-    }
-
     async fn update(&mut self, update: &LinkUpdate) -> Result<(), OnboardingError> {
-        match self.tx.as_mut() {
-            Some(tx) => {
-                self.link =
-                    links::apply_update(tx, self.link.user_id, &self.link.provider, update).await?;
-            }
-            None if self.deferred.is_some() => self.needs_lock = true,
-            None => {
-                if let Some(status) = &update.status {
-                    self.link.status.clone_from(status);
-                }
-                self.deferred = Some(update.clone());
-            }
-        }
-        Ok(())
-    }
-
-    /// Writes the collected events now (before a step that writes its own).
-    async fn flush_events(&mut self) -> Result<(), OnboardingError> {
-        let Some(tx) = self.tx.as_mut() else {
+        if self.deferred.is_some() {
             self.needs_lock = true;
-            return Ok(());
-        };
-        let user_id = self.link.user_id;
-        for (event_type, data) in std::mem::take(&mut self.events) {
-            events::insert(tx, user_id, event_type, data).await?;
+        } else {
+            if let Some(status) = update.status {
+                self.link.status = status;
+            }
+            self.deferred = Some(update.clone());
         }
         Ok(())
-    }
-
-    fn summary(&self) -> LinkStatus {
-        let statuses: Vec<LinkStatus> = self
-            .others
-            .iter()
-            .chain(std::iter::once(&self.link))
-            .map(|l| parse_status(&l.status))
-            .collect();
-        summarize(&statuses)
-    }
-
-    /// Writes the events and the summary status, marks `succeeded_job` done, and commits.
-    async fn commit(self, succeeded_job: Option<Uuid>) -> Result<Commit, OnboardingError> {
-        let summary = self.summary();
-        let Some(mut tx) = self.tx else {
-            if self.needs_lock {
-                return Ok(Commit::NotAsAssumed);
-            }
-            let written = links::settle_fresh(
-                &self.pool,
-                self.link.user_id,
-                &self.link.provider,
-                &self.deferred.unwrap_or_default(),
-                &self.events,
-                summary.as_str(),
-                succeeded_job,
-            )
-            .await?;
-            return Ok(written.map_or(Commit::NotAsAssumed, |row| Commit::Fresh(Box::new(row))));
-        };
-        links::settle_change(
-            &mut tx,
-            self.link.user_id,
-            &self.events,
-            summary.as_str(),
-            succeeded_job,
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(Commit::Locked)
     }
 }
 
@@ -278,13 +264,13 @@ fn is_stale(link: &LinkRow, state: &ProviderUserState) -> bool {
 /// applied (by the provider's own time stamp) is not applied at all: a
 /// `status_signal_ignored` event with reason `stale` records it.
 async fn apply_state(
-    change: &mut LinkChange,
+    change: &mut impl Recording,
     state: &ProviderUserState,
     source: Source,
     mark_submitted: bool,
 ) -> Result<(), OnboardingError> {
-    let link = &change.link;
-    let current = parse_status(&link.status);
+    let link = change.link();
+    let current = link.status;
     if is_stale(link, state) {
         let data = json!({
             "provider": link.provider,
@@ -308,12 +294,12 @@ async fn apply_state(
         mark_synced: true,
         provider_observed_at: state.observed_at,
         // Reconciliation: what the provider's answer maps to, even when the transition is refused.
-        provider_mapped_status: Some(state.status.map(|s| s.as_str().to_owned())),
+        provider_mapped_status: Some(state.status),
         ..LinkUpdate::default()
     };
     let event = match state.status {
         Some(next) if transition_allowed(current, next) => {
-            update.status = Some(next.as_str().to_owned());
+            update.status = Some(next);
             update.needs_review = Some(false);
             Some((
                 "status_changed",
@@ -331,7 +317,7 @@ async fn apply_state(
             update.needs_review = Some(true);
             // A first submission with an unknown status still counts as submitted.
             if current == LinkStatus::PendingSubmission && mark_submitted {
-                update.status = Some(LinkStatus::UnderReview.as_str().to_owned());
+                update.status = Some(LinkStatus::UnderReview);
             }
             Some((
                 "provider_status_unrecognized",
@@ -350,31 +336,6 @@ async fn apply_state(
     change.update(&update).await
 }
 
-/// What became of one attempt at a provider, for the job that made it.
-#[derive(Debug)]
-pub enum Attempt {
-    /// Finished: recorded on the link (including a refusal of the data, which is final).
-    Done,
-    /// Worth retrying later (outage, rate limit, credentials being fixed).
-    Retry(ProviderError),
-    /// A create may have happened without its answer being recorded and the provider offers
-    /// no lookup: the link is flagged for a person to check instead of risking a second account.
-    NeedsReview(String),
-    /// Done, and the job already marked succeeded in the same transaction as its effect; with
-    /// the link as written when that was the one-statement record of a create's first answer.
-    Settled(Option<Box<LinkRow>>),
-}
-
-/// What [`LinkChange::commit`] did.
-enum Commit {
-    /// Written under the user's link locks.
-    Locked,
-    /// Written in one statement: the link as written.
-    Fresh(Box<LinkRow>),
-    /// An optimistic change found the link not as the create left it: nothing was written.
-    NotAsAssumed,
-}
-
 /// How a submission attempt starts.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Submission {
@@ -384,7 +345,7 @@ pub struct Submission {
     /// The link was written pending by this request a moment ago (a create's inline run): no
     /// need to read it back before calling, and the answer is recorded in one statement that
     /// checks the link is still so (an erasure or a second link in between sends it to the
-    /// locked path, see [`LinkChange`]).
+    /// locked path, see [`FreshChange`]).
     pub fresh_link: bool,
 }
 
@@ -412,11 +373,11 @@ pub async fn submit(
         match links::for_users(&services.pool, &[user_id])
             .await?
             .into_iter()
-            .find(|l| l.provider == provider.as_str())
+            .find(|l| l.provider == provider)
         {
             Some(link)
                 if link.provider_user_id.is_some()
-                    || link.status != LinkStatus::PendingSubmission.as_str() =>
+                    || link.status != LinkStatus::PendingSubmission =>
             {
                 return Ok(Attempt::Done)
             }
@@ -454,44 +415,42 @@ pub async fn submit(
     }
     let calls = call_events(&log);
     if how.fresh_link {
-        let mut change = LinkChange::assume_fresh(services, user_id, provider.as_str());
+        let mut change = FreshChange::assume(services, user_id, provider);
         change.events.extend(calls.iter().cloned());
-        let attempt = record_submission(&mut change, services, provider, &result).await?;
-        if let Some(attempt) = settle_submission(change, job_id, attempt).await? {
-            return Ok(attempt);
+        let attempt = record_submission(&mut change, provider, &result).await?;
+        // A finished job is marked done with its effect, in the same statement.
+        let done = matches!(attempt, Attempt::Done);
+        if let Some(row) = change.record(done.then_some(job_id)).await? {
+            return Ok(match attempt {
+                Attempt::Done => Attempt::Settled(Some(Box::new(row))),
+                other => other,
+            });
         }
     }
-    let Some(mut change) = LinkChange::begin(services, user_id, provider.as_str()).await? else {
+    let Some(mut change) = LockedChange::begin(services, user_id, provider).await? else {
         return Ok(Attempt::Done);
     };
     change.events.extend(calls);
-    let attempt = record_submission(&mut change, services, provider, &result).await?;
-    Ok(settle_submission(change, job_id, attempt)
-        .await?
-        .unwrap_or(Attempt::Done))
-}
-
-/// Commits a recorded submission; a finished job is marked done with its effect, in the same
-/// commit. `None` when an optimistic change wrote nothing (see [`LinkChange`]).
-async fn settle_submission(
-    change: LinkChange,
-    job_id: Uuid,
-    attempt: Attempt,
-) -> Result<Option<Attempt>, OnboardingError> {
+    let attempt = record_submission(&mut change, provider, &result).await?;
+    if result.is_ok() && change.link.erasure.is_some() {
+        // The user was erased while this create was in flight: the new account must go too.
+        change.flush_events().await?;
+        let link = change.link.clone();
+        super::provider_erasure::account_created_after_erasure(&mut change.tx, services, &link)
+            .await?;
+    }
+    // A finished job is marked done with its effect, in the same commit.
     let done = matches!(attempt, Attempt::Done);
-    let committed = change.commit(done.then_some(job_id)).await?;
-    Ok(match (committed, attempt) {
-        (Commit::NotAsAssumed, _) => None,
-        (Commit::Fresh(row), Attempt::Done) => Some(Attempt::Settled(Some(row))),
-        (Commit::Locked, Attempt::Done) => Some(Attempt::Settled(None)),
-        (_, other) => Some(other),
+    change.commit(done.then_some(job_id)).await?;
+    Ok(match attempt {
+        Attempt::Done => Attempt::Settled(None),
+        other => other,
     })
 }
 
 /// What a submission's answer does to its link (collected on `change`, written when it commits).
 async fn record_submission(
-    change: &mut LinkChange,
-    services: &Services,
+    change: &mut impl Recording,
     provider: ProviderId,
     result: &Result<(ProviderUserState, bool), ProviderError>,
 ) -> Result<Attempt, OnboardingError> {
@@ -504,14 +463,6 @@ async fn record_submission(
                 );
             }
             apply_state(change, state, Source::Api, true).await?;
-            if change.link.erasure.is_some() {
-                // The user was erased while this create was in flight: the new account must go too.
-                change.flush_events().await?;
-                let link = change.link.clone();
-                if let Some(tx) = change.tx.as_mut() {
-                    super::erasure::account_created_after_erasure(tx, services, &link).await?;
-                }
-            }
             Attempt::Done
         }
         Err(error)
@@ -548,8 +499,8 @@ async fn record_submission(
             };
             let retry = error.retryable() || error.kind == ProviderErrorKind::Unauthorized;
             if !retry {
-                let current = parse_status(&change.link.status);
-                update.status = Some(LinkStatus::SubmissionFailed.as_str().to_owned());
+                let current = change.link().status;
+                update.status = Some(LinkStatus::SubmissionFailed);
                 change.event(
                     "status_changed",
                     json!({
@@ -572,26 +523,9 @@ async fn record_submission(
     Ok(attempt)
 }
 
-/// The connector and address of a submitted link whose provider is configured.
-pub(crate) fn addressable<'a>(
-    services: &'a Services,
-    link: &'a LinkRow,
-) -> Option<(&'a Arc<dyn Connector>, LinkRef<'a>)> {
-    let provider: ProviderId = link.provider.parse().ok()?;
-    let connector = services.providers.connector(provider)?;
-    let provider_user_id = link.provider_user_id.as_deref()?;
-    Some((
-        connector,
-        LinkRef {
-            provider_user_id,
-            link_data: &link.provider_data.0,
-        },
-    ))
-}
-
 /// Keeps a failed call's error on the link (its status is left as it is).
 async fn record_error(
-    change: &mut LinkChange,
+    change: &mut LockedChange,
     error: &ProviderError,
 ) -> Result<(), OnboardingError> {
     change
@@ -644,7 +578,7 @@ pub async fn sync_outcome(
     };
     let log = CallLog::new();
     let result = connector.get_user(link_ref, &log).await;
-    let Some(mut change) = LinkChange::begin(services, link.user_id, &link.provider).await? else {
+    let Some(mut change) = LockedChange::begin(services, link.user_id, link.provider).await? else {
         return Ok(SyncOutcome::Skipped);
     };
     change.calls(&log);
@@ -667,21 +601,16 @@ pub async fn sync_outcome(
                     })
                     .await?;
             }
-            // `sync` always records under the locks, so there is a transaction to read in.
-            let now = match change.tx.as_mut() {
-                Some(tx) => {
-                    crate::store::reconciliation::link_state(
-                        &mut **tx,
-                        link.user_id,
-                        &link.provider,
-                    )
-                    .await?
-                }
-                None => None,
-            };
-            let (to, provider_says) = now.unwrap_or_else(|| (before.status.clone(), None));
+            let now = crate::store::reconciliation::link_state(
+                &mut *change.tx,
+                link.user_id,
+                link.provider,
+            )
+            .await?;
+            let (to, provider_says) =
+                now.unwrap_or_else(|| (before.status.as_str().to_owned(), None));
             SyncOutcome::Applied {
-                from: before.status.clone(),
+                from: before.status.as_str().to_owned(),
                 to,
                 provider_says,
             }
@@ -702,7 +631,7 @@ pub async fn sync_outcome(
 /// A submitted link whose account the provider does not know: flagged for review (its status is
 /// left as it is), with one `link_missing_at_provider` event when first noticed.
 async fn mark_missing(
-    change: &mut LinkChange,
+    change: &mut LockedChange,
     error: &ProviderError,
     source: Source,
     already_marked: bool,
@@ -748,7 +677,7 @@ pub async fn push_update(
     };
     let log = CallLog::new();
     let result = connector.update_user(link_ref, user, fields, &log).await;
-    let Some(mut change) = LinkChange::begin(services, link.user_id, &link.provider).await? else {
+    let Some(mut change) = LockedChange::begin(services, link.user_id, link.provider).await? else {
         return Ok(Attempt::Done);
     };
     change.calls(&log);

@@ -1,10 +1,19 @@
 //! The use-cases: the only place that combines the store with providers, and where
 //! transactions begin and end.
 
+//! Modules import one way, from the use-cases down to the leaves:
+//! `users`, `erasure` → `jobs` (runs jobs inline) → `links`, `notify`, `provider_erasure` (what
+//! each kind of job does) → `attempt`, `calls`, `queue` (leaves); `reconcile` and `webhooks`
+//! use `links`. None of them imports a module above it.
+
+pub mod attempt;
+pub mod calls;
 pub mod erasure;
 pub mod jobs;
 pub mod links;
 pub mod notify;
+pub mod provider_erasure;
+pub mod queue;
 pub mod reconcile;
 pub mod users;
 pub mod webhooks;

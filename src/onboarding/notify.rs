@@ -16,15 +16,14 @@ use serde_json::{json, Value};
 use sha2::Sha256;
 use time::format_description::well_known::Rfc3339;
 
-use super::links::Attempt;
+use super::attempt::Attempt;
 use super::{OnboardingError, Services};
 use crate::auth::sha256_hex;
 use crate::providers::error::{parse_retry_after, ProviderError, ProviderErrorKind};
 use crate::settings::SubscriberSettings;
-use crate::store::jobs;
+use crate::store::jobs::{self, JobKind};
 use crate::store::notifications::{self, TrailEvent};
 
-pub const NOTIFY: &str = "notify";
 pub const SIGNATURE_HEADER: &str = "Gateway-Signature";
 
 /// The public event types and the audit-trail events they come from.
@@ -116,7 +115,7 @@ pub async fn dispatch(services: &Services) -> Result<usize, OnboardingError> {
                 }
                 jobs::enqueue(
                     &mut tx,
-                    NOTIFY,
+                    JobKind::Notify,
                     &format!("notify:{key}:{}", event.user_id),
                     json!({ "subscriber": key, "notification": notification }),
                     services.workers.max_attempts,

@@ -212,7 +212,7 @@ async fn check(services: &Services, link: LinkRow) -> Checked {
                 Checked::Changed {
                     change: StatusChange {
                         user_id: link.user_id,
-                        provider: link.provider,
+                        provider: link.provider.as_str().to_owned(),
                         from,
                         to,
                     },
@@ -260,12 +260,12 @@ async fn locked_pass(
         let batch = store::due_links(
             &services.pool,
             stale_before,
-            after.clone(),
+            after,
             i64::from(settings.batch_size),
         )
         .await?;
         let Some(last) = batch.last() else { break };
-        after = Some((last.user_id, last.provider.clone()));
+        after = Some((last.user_id, last.provider));
         let full = batch.len() as u32 == settings.batch_size;
         let mut results = futures_util::stream::iter(batch)
             .take_while(|_| std::future::ready(!stopped()))

@@ -8,8 +8,8 @@ use uuid::Uuid;
 
 use std::time::Duration;
 
-use super::jobs::{enqueue_link_job, queue_key, LinkJob, SUBMIT_LINK, UPDATE_LINK};
 use super::links::{self as link_ops, Source};
+use super::queue::{enqueue_link_job, queue_key, LinkJob};
 use super::{OnboardingError, Services};
 use crate::domain::merge_patch::{apply_merge_patch, changed_paths};
 use crate::domain::parse::parse_user;
@@ -21,6 +21,7 @@ use crate::providers::connector::FieldPolicy;
 use crate::providers::requirements::missing_fields;
 use crate::providers::routing::route;
 use crate::store::events::{self, EventRow};
+use crate::store::jobs::JobKind;
 use crate::store::links::{self, LinkRow};
 use crate::store::users::{
     self, ClaimedJob, NewUserGraph, UserFilter, UserRow, EXTERNAL_ID_CONSTRAINT,
@@ -81,7 +82,7 @@ pub async fn create(
     let pool = &services.pool;
     let id = Uuid::now_v7();
     let names: Vec<&str> = providers.iter().map(|p| p.as_str()).collect();
-    let jobs: Vec<ClaimedJob<'_>> = providers
+    let jobs: Vec<ClaimedJob> = providers
         .iter()
         .map(|provider| {
             let job = LinkJob {
@@ -91,7 +92,7 @@ pub async fn create(
             };
             ClaimedJob {
                 id: Uuid::now_v7(),
-                kind: SUBMIT_LINK,
+                kind: JobKind::SubmitLink,
                 queue_key: queue_key(id, *provider),
                 payload: serde_json::to_value(&job).expect("a link job serialises"),
             }
@@ -136,7 +137,7 @@ fn as_written(
     created_at: time::OffsetDateTime,
     link: &LinkRow,
 ) -> UserView {
-    let status = summarize(&[link.status.parse().unwrap_or(LinkStatus::PendingSubmission)]);
+    let status = summarize(&[link.status]);
     let updated_at = if status == LinkStatus::PendingSubmission {
         created_at
     } else {
@@ -145,7 +146,7 @@ fn as_written(
     UserView {
         user: UserRow {
             id,
-            status: status.as_str().to_owned(),
+            status,
             profile: None,
             version: 1,
             created_at,
@@ -165,7 +166,7 @@ async fn submission_job(
 ) -> Result<Uuid, OnboardingError> {
     enqueue_link_job(
         tx,
-        SUBMIT_LINK,
+        JobKind::SubmitLink,
         &LinkJob {
             user_id,
             provider,
@@ -189,11 +190,7 @@ pub async fn link_provider(
 ) -> Result<UserView, OnboardingError> {
     let pool = &services.pool;
     let current = get(services, id).await?;
-    if current
-        .links
-        .iter()
-        .any(|l| l.provider == provider.as_str())
-    {
+    if current.links.iter().any(|l| l.provider == provider) {
         return Err(OnboardingError::AlreadyLinked);
     }
     if let Some(reason) = services.providers.unavailable_reason(provider) {
@@ -209,7 +206,7 @@ pub async fn link_provider(
         return Err(OnboardingError::ProviderRequirementsUnmet(unmet));
     }
     let mut tx = pool.begin().await?;
-    match links::insert_pending(&mut tx, id, provider.as_str()).await {
+    match links::insert_pending(&mut tx, id, provider).await {
         Ok(_) => {}
         Err(e) if e.is_unique(links::PRIMARY_KEY) => return Err(OnboardingError::AlreadyLinked),
         Err(e) => return Err(e.into()),
@@ -311,12 +308,7 @@ pub async fn patch(
         .iter()
         .filter(|l| l.provider_user_id.is_some())
     {
-        let Some(connector) = link
-            .provider
-            .parse::<ProviderId>()
-            .ok()
-            .and_then(|p| services.providers.connector(p))
-        else {
+        let Some(connector) = services.providers.connector(link.provider) else {
             continue;
         };
         let mut send = Vec::new();
@@ -363,11 +355,11 @@ pub async fn patch(
     // link run in order, so a later patch never reaches a provider before an earlier one.
     let mut job_ids = Vec::with_capacity(outgoing.len());
     for (link, fields) in outgoing {
-        let provider: ProviderId = link.provider.parse().expect("links hold known providers");
+        let provider = link.provider;
         job_ids.push(
             enqueue_link_job(
                 &mut tx,
-                UPDATE_LINK,
+                JobKind::UpdateLink,
                 &LinkJob {
                     user_id: id,
                     provider,

@@ -96,8 +96,7 @@ async fn process(
         webhooks::mark(pool, id, WebhookOutcome::Ignored.as_str(), true, None, None).await?;
         return Ok(WebhookOutcome::Ignored);
     };
-    let Some(link) =
-        link_store::find_by_provider_user_id(pool, provider.as_str(), provider_user_id).await?
+    let Some(link) = link_store::find_by_provider_user_id(pool, provider, provider_user_id).await?
     else {
         // Often a race with our own create (the provider notifies before we stored its id);
         // the create's answer carries the same state. Kept unprocessed for reconciliation.

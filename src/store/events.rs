@@ -19,21 +19,45 @@ pub struct EventRow {
     pub data: Json<serde_json::Value>,
 }
 
+/// Events as the one JSON parameter of [`append_events!`]: `[{id, type, data}, …]`, in order.
+pub(super) fn rows<'a>(
+    events: impl IntoIterator<Item = (&'a str, &'a serde_json::Value)>,
+) -> Json<serde_json::Value> {
+    Json(serde_json::Value::Array(
+        events
+            .into_iter()
+            .map(|(event_type, data)| {
+                serde_json::json!({ "id": Uuid::now_v7(), "type": event_type, "data": data })
+            })
+            .collect(),
+    ))
+}
+
+/// Appends events to the user's trail in one statement, in the order given.
+pub async fn append(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    events: &[(&str, serde_json::Value)],
+) -> Result<(), StoreError> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(append_events!(user = "$1", events = "$2", when = "true"))
+        .bind(user_id)
+        .bind(rows(events.iter().map(|(t, d)| (*t, d))))
+        .execute(conn)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+    Ok(())
+}
+
 pub async fn insert(
     conn: &mut PgConnection,
     user_id: Uuid,
     event_type: &str,
     data: serde_json::Value,
 ) -> Result<(), StoreError> {
-    sqlx::query("INSERT INTO user_events (id, user_id, type, data) VALUES ($1, $2, $3, $4)")
-        .bind(Uuid::now_v7())
-        .bind(user_id)
-        .bind(event_type)
-        .bind(Json(data))
-        .execute(conn)
-        .await
-        .map_err(StoreError::from_sqlx)?;
-    Ok(())
+    append(conn, user_id, &[(event_type, data)]).await
 }
 
 /// Several events of one type in one statement, in the order given.
@@ -43,30 +67,9 @@ pub async fn insert_many(
     event_type: &str,
     data: Vec<serde_json::Value>,
 ) -> Result<(), StoreError> {
-    match data.len() {
-        0 => return Ok(()),
-        1 => {
-            let one = data.into_iter().next().expect("one element");
-            return insert(conn, user_id, event_type, one).await;
-        }
-        _ => {}
-    }
-    let ids: Vec<Uuid> = data.iter().map(|_| Uuid::now_v7()).collect();
-    sqlx::query(
-        "INSERT INTO user_events (id, user_id, type, data)
-         SELECT i.id, $2, $3, d.data
-           FROM unnest($1::uuid[]) WITH ORDINALITY AS i(id, n)
-           JOIN jsonb_array_elements($4) WITH ORDINALITY AS d(data, n) USING (n)
-          ORDER BY n",
-    )
-    .bind(ids)
-    .bind(user_id)
-    .bind(event_type)
-    .bind(Json(serde_json::Value::Array(data)))
-    .execute(conn)
-    .await
-    .map_err(StoreError::from_sqlx)?;
-    Ok(())
+    let events: Vec<(&str, serde_json::Value)> =
+        data.into_iter().map(|d| (event_type, d)).collect();
+    append(conn, user_id, &events).await
 }
 
 /// A user's events, oldest first, after the event with sequence `after_seq` when given.

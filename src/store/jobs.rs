@@ -4,17 +4,80 @@
 
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
+use sqlx::postgres::PgRow;
 use sqlx::types::Json;
-use sqlx::{PgConnection, PgExecutor, PgPool};
+use sqlx::{PgConnection, PgExecutor, PgPool, Row};
 use time::OffsetDateTime;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::StoreError;
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+// Stored as its wire value in `jobs.kind` (TEXT). Every kind there is: a `match` over it is the
+// one dispatch (`onboarding::jobs`), and `JobKind::ALL` the one list (metrics, API docs).
+/// What a background job does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum JobKind {
+    /// Submit a pending link to its provider.
+    SubmitLink,
+    /// Send a user's changed fields to a submitted link's provider.
+    UpdateLink,
+    /// Deliver one notification to a subscriber.
+    Notify,
+    /// Ask a provider to delete an erased user's account.
+    EraseLink,
+}
+
+impl JobKind {
+    /// Every kind, in declaration order.
+    pub const ALL: [JobKind; 4] = [
+        JobKind::SubmitLink,
+        JobKind::UpdateLink,
+        JobKind::Notify,
+        JobKind::EraseLink,
+    ];
+
+    /// The stored (and wire) value.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            JobKind::SubmitLink => "submit_link",
+            JobKind::UpdateLink => "update_link",
+            JobKind::Notify => "notify",
+            JobKind::EraseLink => "erase_link",
+        }
+    }
+
+    /// Exact lookup of a stored value.
+    pub fn from_wire(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.as_str() == raw)
+    }
+
+    /// The kinds as documentation text: `` `submit_link`, `update_link`, … or `erase_link` ``.
+    pub fn list_text() -> String {
+        let quoted: Vec<String> = Self::ALL.iter().map(|k| format!("`{k}`")).collect();
+        match quoted.split_last() {
+            Some((last, [])) => last.clone(),
+            Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+            None => String::new(),
+        }
+    }
+}
+
+impl std::fmt::Display for JobKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+text_column!(JobKind, "job kind");
+
+/// A job as stored.
+#[derive(Debug, Clone)]
 pub struct JobRow {
     pub id: Uuid,
-    pub kind: String,
+    pub kind: JobKind,
     pub queue_key: Option<String>,
     pub payload: Json<serde_json::Value>,
     pub state: String,
@@ -28,6 +91,31 @@ pub struct JobRow {
     pub updated_at: OffsetDateTime,
 }
 
+/// Decoded column by column so that an unknown kind is an error naming the job.
+impl<'r> sqlx::FromRow<'r, PgRow> for JobRow {
+    fn from_row(row: &'r PgRow) -> Result<Self, sqlx::Error> {
+        let id: Uuid = row.try_get("id")?;
+        let kind: String = row.try_get("kind")?;
+        let kind = JobKind::from_wire(&kind)
+            .ok_or_else(|| super::corrupt_row(format!("jobs {id}: unknown kind {kind:?}")))?;
+        Ok(Self {
+            id,
+            kind,
+            queue_key: row.try_get("queue_key")?,
+            payload: row.try_get("payload")?,
+            state: row.try_get("state")?,
+            attempts: row.try_get("attempts")?,
+            max_attempts: row.try_get("max_attempts")?,
+            run_at: row.try_get("run_at")?,
+            locked_until: row.try_get("locked_until")?,
+            last_error: row.try_get("last_error")?,
+            outcome_unknown: row.try_get("outcome_unknown")?,
+            created_at: row.try_get("created_at")?,
+            updated_at: row.try_get("updated_at")?,
+        })
+    }
+}
+
 macro_rules! job_columns {
     () => {
         "id, kind, queue_key, payload, state, attempts, max_attempts, run_at, locked_until,
@@ -35,31 +123,72 @@ macro_rules! job_columns {
     };
 }
 
+/// A job to write: queued (due after `delay`), or already claimed.
+#[derive(Debug)]
+pub struct NewJob<'a> {
+    pub id: Uuid,
+    pub kind: JobKind,
+    pub queue_key: &'a str,
+    pub payload: &'a serde_json::Value,
+    pub max_attempts: u32,
+    pub delay: Duration,
+    /// Written running, held by this worker for the lease (its first attempt under way).
+    pub claim: Option<(&'a str, Duration)>,
+}
+
+/// Jobs as the one JSON parameter of [`insert_jobs!`].
+pub(super) fn rows(jobs: &[NewJob<'_>]) -> Json<serde_json::Value> {
+    Json(serde_json::Value::Array(
+        jobs.iter()
+            .map(|job| {
+                let (state, attempts, locked_by, lease_secs) = match job.claim {
+                    None => ("queued", 0, None, None),
+                    Some((worker, lease)) => {
+                        ("running", 1, Some(worker), Some(lease.as_secs_f64()))
+                    }
+                };
+                serde_json::json!({
+                    "id": job.id,
+                    "kind": job.kind,
+                    "queue_key": job.queue_key,
+                    "payload": job.payload,
+                    "max_attempts": job.max_attempts,
+                    "delay_secs": job.delay.as_secs_f64(),
+                    "state": state,
+                    "attempts": attempts,
+                    "locked_by": locked_by,
+                    "lease_secs": lease_secs,
+                })
+            })
+            .collect(),
+    ))
+}
+
 /// Enqueues a job due after `delay`. The request path passes a short delay for jobs it runs
 /// inline right after committing, so workers do not race it for them; should the process die
 /// before its inline attempt, a worker takes the job once the delay has passed.
 pub async fn enqueue(
     conn: &mut PgConnection,
-    kind: &str,
+    kind: JobKind,
     queue_key: &str,
     payload: serde_json::Value,
     max_attempts: u32,
     delay: Duration,
 ) -> Result<Uuid, StoreError> {
     let id = Uuid::now_v7();
-    sqlx::query(
-        "INSERT INTO jobs (id, kind, queue_key, payload, max_attempts, run_at)
-         VALUES ($1, $2, $3, $4, $5, now() + make_interval(secs => $6))",
-    )
-    .bind(id)
-    .bind(kind)
-    .bind(queue_key)
-    .bind(Json(payload))
-    .bind(max_attempts as i32)
-    .bind(delay.as_secs_f64())
-    .execute(conn)
-    .await
-    .map_err(StoreError::from_sqlx)?;
+    sqlx::query(insert_jobs!(jobs = "$1"))
+        .bind(rows(&[NewJob {
+            id,
+            kind,
+            queue_key,
+            payload: &payload,
+            max_attempts,
+            delay,
+            claim: None,
+        }]))
+        .execute(conn)
+        .await
+        .map_err(StoreError::from_sqlx)?;
     Ok(id)
 }
 
@@ -128,15 +257,11 @@ pub async fn claim_due(
 /// Marks a job done; inside the transaction that recorded its effect when given one, so the
 /// effect and the job's completion commit together (one commit fewer per job).
 pub async fn succeed<'e>(db: impl PgExecutor<'e>, id: Uuid) -> Result<(), StoreError> {
-    sqlx::query(
-        "UPDATE jobs SET state = 'succeeded', locked_by = NULL, locked_until = NULL,
-                last_error = NULL, updated_at = now()
-          WHERE id = $1",
-    )
-    .bind(id)
-    .execute(db)
-    .await
-    .map_err(StoreError::from_sqlx)?;
+    sqlx::query(complete_job!(id = "$1", when = "true"))
+        .bind(id)
+        .execute(db)
+        .await
+        .map_err(StoreError::from_sqlx)?;
     Ok(())
 }
 
@@ -212,7 +337,7 @@ pub async fn get<'e>(db: impl PgExecutor<'e>, id: Uuid) -> Result<Option<JobRow>
 pub async fn list<'e>(
     db: impl PgExecutor<'e>,
     state: Option<&str>,
-    kind: Option<&str>,
+    kind: Option<JobKind>,
     before: Option<Uuid>,
     limit: i64,
 ) -> Result<Vec<JobRow>, StoreError> {
@@ -233,15 +358,37 @@ pub async fn list<'e>(
     .map_err(StoreError::from_sqlx)
 }
 
-/// Unfinished jobs (queued or running, due or backing off) and the age of the oldest one since
-/// it was enqueued, by kind (for metrics).
-pub async fn depth_by_kind(pool: &PgPool) -> Result<Vec<(String, i64, f64)>, StoreError> {
-    sqlx::query_as::<_, (String, i64, f64)>(
+/// The queue of one kind: unfinished jobs (queued or running, due or backing off) and the age
+/// of the oldest one since it was enqueued (for metrics).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct QueueDepth {
+    pub kind: JobKind,
+    pub depth: i64,
+    pub oldest_age_secs: f64,
+}
+
+/// The queue of every kind in [`JobKind::ALL`] order; a drained queue reads 0.
+pub async fn depth_by_kind(pool: &PgPool) -> Result<Vec<QueueDepth>, StoreError> {
+    let rows = sqlx::query_as::<_, (JobKind, i64, f64)>(
         "SELECT kind, count(*),
                 GREATEST(COALESCE(EXTRACT(EPOCH FROM now() - min(created_at))::float8, 0), 0)
            FROM jobs WHERE state IN ('queued', 'running') GROUP BY kind",
     )
     .fetch_all(pool)
     .await
-    .map_err(StoreError::from_sqlx)
+    .map_err(StoreError::from_sqlx)?;
+    Ok(JobKind::ALL
+        .into_iter()
+        .map(|kind| {
+            let (depth, oldest_age_secs) = rows
+                .iter()
+                .find(|(k, _, _)| *k == kind)
+                .map_or((0, 0.0), |(_, depth, age)| (*depth, *age));
+            QueueDepth {
+                kind,
+                depth,
+                oldest_age_secs,
+            }
+        })
+        .collect())
 }

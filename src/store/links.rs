@@ -1,20 +1,68 @@
 //! The `provider_links` table: a user's account at each provider and its status.
 
+use std::borrow::Cow;
+
+use serde::Serialize;
+use sqlx::postgres::PgRow;
 use sqlx::types::Json;
-use sqlx::{PgConnection, PgExecutor};
+use sqlx::{FromRow, PgConnection, PgExecutor, Row};
 use time::OffsetDateTime;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::StoreError;
+use crate::domain::provider::ProviderId;
+use crate::domain::status::LinkStatus;
 
 pub const PRIMARY_KEY: &str = "provider_links_pkey";
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+// Stored as its wire value in `provider_links.erasure`.
+/// Where erasure stands at one provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ProviderErasure {
+    /// A job is asking the provider to delete the account.
+    Pending,
+    /// The provider deleted (deactivated) the account.
+    Deleted,
+    /// The provider cannot be asked through its API (or refused): listed under
+    /// `erasure_follow_up` in `GET /v1/reconciliation` for a person to follow up.
+    ManualFollowUp,
+    /// The user never reached this provider: nothing to delete there.
+    NotSubmitted,
+}
+
+impl ProviderErasure {
+    pub const ALL: [ProviderErasure; 4] = [
+        ProviderErasure::Pending,
+        ProviderErasure::Deleted,
+        ProviderErasure::ManualFollowUp,
+        ProviderErasure::NotSubmitted,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ProviderErasure::Pending => "pending",
+            ProviderErasure::Deleted => "deleted",
+            ProviderErasure::ManualFollowUp => "manual_follow_up",
+            ProviderErasure::NotSubmitted => "not_submitted",
+        }
+    }
+
+    /// Exact lookup of a stored value.
+    pub fn from_wire(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|e| e.as_str() == raw)
+    }
+}
+
+/// A link as stored, its status, provider and erasure state decoded (an unknown stored value is
+/// a [`StoreError::Corrupt`] naming the row).
+#[derive(Debug, Clone)]
 pub struct LinkRow {
     pub user_id: Uuid,
-    pub provider: String,
+    pub provider: ProviderId,
     pub provider_user_id: Option<String>,
-    pub status: String,
+    pub status: LinkStatus,
     pub provider_status: Option<String>,
     pub requirements: Json<serde_json::Value>,
     pub last_error: Option<Json<serde_json::Value>>,
@@ -25,9 +73,59 @@ pub struct LinkRow {
     pub updated_at: OffsetDateTime,
     /// The provider's time stamp of the newest state applied (orders status signals).
     pub provider_observed_at: Option<OffsetDateTime>,
-    /// Erasure at the provider once the user was erased: `pending`, `deleted`,
-    /// `manual_follow_up` or `not_submitted`.
-    pub erasure: Option<String>,
+    /// Erasure at the provider once the user was erased.
+    pub erasure: Option<ProviderErasure>,
+}
+
+impl LinkRow {
+    /// Decodes the link in the columns named `{prefix}{column}` of `row` (`prefix` is empty
+    /// but in joins); an unknown status, provider or erasure state is an error naming the row.
+    pub(super) fn from_columns(row: &PgRow, prefix: &str) -> Result<Self, sqlx::Error> {
+        let column = |name: &'static str| -> Cow<'static, str> {
+            if prefix.is_empty() {
+                Cow::Borrowed(name)
+            } else {
+                Cow::Owned(format!("{prefix}{name}"))
+            }
+        };
+        let user_id: Uuid = row.try_get(&*column("user_id"))?;
+        let provider: String = row.try_get(&*column("provider"))?;
+        let unknown = |what: &str, value: &str| {
+            super::corrupt_row(format!(
+                "provider_links (user {user_id}, provider {provider}): unknown {what} {value:?}"
+            ))
+        };
+        let status: String = row.try_get(&*column("status"))?;
+        let erasure: Option<String> = row.try_get(&*column("erasure"))?;
+        Ok(LinkRow {
+            user_id,
+            provider: ProviderId::from_wire(&provider)
+                .ok_or_else(|| unknown("provider", &provider))?,
+            status: LinkStatus::from_wire(&status).ok_or_else(|| unknown("status", &status))?,
+            erasure: match erasure.as_deref() {
+                None => None,
+                Some(raw) => Some(
+                    ProviderErasure::from_wire(raw).ok_or_else(|| unknown("erasure state", raw))?,
+                ),
+            },
+            provider_user_id: row.try_get(&*column("provider_user_id"))?,
+            provider_status: row.try_get(&*column("provider_status"))?,
+            requirements: row.try_get(&*column("requirements"))?,
+            last_error: row.try_get(&*column("last_error"))?,
+            provider_data: row.try_get(&*column("provider_data"))?,
+            needs_review: row.try_get(&*column("needs_review"))?,
+            submitted_at: row.try_get(&*column("submitted_at"))?,
+            last_synced_at: row.try_get(&*column("last_synced_at"))?,
+            updated_at: row.try_get(&*column("updated_at"))?,
+            provider_observed_at: row.try_get(&*column("provider_observed_at"))?,
+        })
+    }
+}
+
+impl<'r> FromRow<'r, PgRow> for LinkRow {
+    fn from_row(row: &'r PgRow) -> Result<Self, sqlx::Error> {
+        LinkRow::from_columns(row, "")
+    }
 }
 
 macro_rules! link_columns {
@@ -61,7 +159,7 @@ pub async fn for_users<'e>(
 pub async fn insert_pending(
     conn: &mut PgConnection,
     user_id: Uuid,
-    provider: &str,
+    provider: ProviderId,
 ) -> Result<LinkRow, StoreError> {
     sqlx::query_as::<_, LinkRow>(concat!(
         "INSERT INTO provider_links (user_id, provider, status)
@@ -70,23 +168,10 @@ pub async fn insert_pending(
         link_columns!()
     ))
     .bind(user_id)
-    .bind(provider)
+    .bind(provider.as_str())
     .fetch_one(conn)
     .await
     .map_err(StoreError::from_sqlx)
-}
-
-/// Events as the three arrays the settle statements unnest (ids, types, data), in order.
-fn event_columns<'a>(
-    events: &'a [(&str, serde_json::Value)],
-) -> (Vec<Uuid>, Vec<&'a str>, Json<serde_json::Value>) {
-    (
-        events.iter().map(|_| Uuid::now_v7()).collect(),
-        events.iter().map(|(t, _)| *t).collect(),
-        Json(serde_json::Value::Array(
-            events.iter().map(|(_, d)| d.clone()).collect(),
-        )),
-    )
 }
 
 /// Locks all of a user's links for the rest of the transaction, in provider order (the order
@@ -109,32 +194,24 @@ pub async fn lock_user_links(
 
 /// The rest of a link change in one statement: the events in the order given, the user's
 /// summary status, and the job whose effect this is marked done (when given).
-pub async fn settle_change(
+pub async fn record_change_outcome(
     conn: &mut PgConnection,
     user_id: Uuid,
     events: &[(&str, serde_json::Value)],
-    summary_status: &str,
+    summary_status: LinkStatus,
     succeeded_job: Option<Uuid>,
 ) -> Result<(), StoreError> {
-    let (ids, types, data) = event_columns(events);
-    sqlx::query(
-        "WITH new_events AS (
-              INSERT INTO user_events (id, user_id, type, data)
-              SELECT e.id, $1, e.type, d.data
-                FROM unnest($2::uuid[], $3::text[]) WITH ORDINALITY AS e(id, type, n)
-                JOIN jsonb_array_elements($4) WITH ORDINALITY AS d(data, n) USING (n)
-               ORDER BY n),
-          done_job AS (
-              UPDATE jobs SET state = 'succeeded', locked_by = NULL, locked_until = NULL,
-                     last_error = NULL, updated_at = now()
-               WHERE id = $6)
-         UPDATE users SET status = $5, updated_at = now() WHERE id = $1 AND status <> $5",
-    )
+    sqlx::query(concat!(
+        "WITH new_events AS (",
+        append_events!(user = "$1", events = "$2", when = "true"),
+        "), done_job AS (",
+        complete_job!(id = "$4", when = "true"),
+        ") ",
+        set_summary_status!(user = "$1", status = "$3", when = "true")
+    ))
     .bind(user_id)
-    .bind(ids)
-    .bind(types)
-    .bind(data)
-    .bind(summary_status)
+    .bind(super::events::rows(events.iter().map(|(t, d)| (*t, d))))
+    .bind(summary_status.as_str())
     .bind(succeeded_job)
     .execute(conn)
     .await
@@ -146,7 +223,7 @@ pub async fn settle_change(
 /// (`AA00 TEST EXAM PLE1` and `AA00TESTEXAMPLE1` are the same account).
 pub async fn find_by_provider_user_id(
     db: &sqlx::PgPool,
-    provider: &str,
+    provider: ProviderId,
     provider_user_id: &str,
 ) -> Result<Option<LinkRow>, StoreError> {
     let exact = sqlx::query_as::<_, LinkRow>(concat!(
@@ -154,7 +231,7 @@ pub async fn find_by_provider_user_id(
         link_columns!(),
         " FROM provider_links WHERE provider = $1 AND provider_user_id = $2"
     ))
-    .bind(provider)
+    .bind(provider.as_str())
     .bind(provider_user_id)
     .fetch_optional(db)
     .await
@@ -175,7 +252,7 @@ pub async fn find_by_provider_user_id(
         " FROM provider_links WHERE provider = $1 AND replace(provider_user_id, ' ', '') = $2
           LIMIT 1"
     ))
-    .bind(provider)
+    .bind(provider.as_str())
     .bind(compact)
     .fetch_optional(db)
     .await
@@ -186,7 +263,7 @@ pub async fn find_by_provider_user_id(
 #[derive(Debug, Default, Clone)]
 pub struct LinkUpdate {
     pub provider_user_id: Option<String>,
-    pub status: Option<String>,
+    pub status: Option<LinkStatus>,
     pub provider_status: Option<String>,
     pub requirements: Option<serde_json::Value>,
     pub provider_data: Option<serde_json::Map<String, serde_json::Value>>,
@@ -199,7 +276,7 @@ pub struct LinkUpdate {
     pub provider_observed_at: Option<OffsetDateTime>,
     /// For reconciliation: what the provider's answer maps to. `Some(None)` records an
     /// unmapped (unknown) status, `None` leaves the column as it is.
-    pub provider_mapped_status: Option<Option<String>>,
+    pub provider_mapped_status: Option<Option<LinkStatus>>,
 }
 
 /// The SET list of a [`LinkUpdate`] (parameters `$3`–`$15`, bound by [`bind_link_update`]).
@@ -223,7 +300,7 @@ macro_rules! link_update_set {
 pub async fn apply_update(
     conn: &mut PgConnection,
     user_id: Uuid,
-    provider: &str,
+    provider: ProviderId,
     update: &LinkUpdate,
 ) -> Result<LinkRow, StoreError> {
     bind_link_update(
@@ -248,7 +325,7 @@ type LinkQuery<'q> = sqlx::query::QueryAs<'q, sqlx::Postgres, LinkRow, sqlx::pos
 fn bind_link_update<'q>(
     query: LinkQuery<'q>,
     user_id: Uuid,
-    provider: &'q str,
+    provider: ProviderId,
     update: &'q LinkUpdate,
 ) -> LinkQuery<'q> {
     let (set_error, error) = match &update.last_error {
@@ -257,13 +334,13 @@ fn bind_link_update<'q>(
     };
     let (set_mapped, mapped) = match &update.provider_mapped_status {
         None => (false, None),
-        Some(m) => (true, m.as_deref()),
+        Some(m) => (true, m.map(|s| s.as_str())),
     };
     query
         .bind(user_id)
-        .bind(provider)
+        .bind(provider.as_str())
         .bind(update.provider_user_id.as_deref())
-        .bind(update.status.as_deref())
+        .bind(update.status.map(|s| s.as_str()))
         .bind(update.provider_status.as_deref())
         .bind(update.requirements.as_ref().map(Json))
         .bind(update.provider_data.as_ref().map(Json))
@@ -284,16 +361,15 @@ fn bind_link_update<'q>(
 /// together, with no transaction to open, no lock to take and no commit to send. `None` when the
 /// link is not as assumed: nothing was written, and the caller records the answer under the
 /// user's link locks instead.
-pub async fn settle_fresh(
+pub async fn record_first_answer(
     db: impl PgExecutor<'_>,
     user_id: Uuid,
-    provider: &str,
+    provider: ProviderId,
     update: &LinkUpdate,
     events: &[(&str, serde_json::Value)],
-    summary_status: &str,
+    summary_status: LinkStatus,
     succeeded_job: Option<Uuid>,
 ) -> Result<Option<LinkRow>, StoreError> {
-    let (ids, types, data) = event_columns(events);
     bind_link_update(
         sqlx::query_as::<_, LinkRow>(concat!(
             "WITH updated AS (
@@ -306,30 +382,29 @@ pub async fn settle_fresh(
                   RETURNING ",
             link_columns!(),
             "),
-              new_events AS (
-                  INSERT INTO user_events (id, user_id, type, data)
-                  SELECT e.id, $1, e.type, d.data
-                    FROM unnest($16::uuid[], $17::text[]) WITH ORDINALITY AS e(id, type, n)
-                    JOIN jsonb_array_elements($18) WITH ORDINALITY AS d(data, n) USING (n)
-                   WHERE EXISTS (SELECT 1 FROM updated)
-                   ORDER BY n),
-              done_job AS (
-                  UPDATE jobs SET state = 'succeeded', locked_by = NULL, locked_until = NULL,
-                         last_error = NULL, updated_at = now()
-                   WHERE id = $20 AND EXISTS (SELECT 1 FROM updated)),
-              user_status AS (
-                  UPDATE users SET status = $19, updated_at = now()
-                   WHERE id = $1 AND status <> $19 AND EXISTS (SELECT 1 FROM updated))
+              new_events AS (",
+            append_events!(
+                user = "$1",
+                events = "$16",
+                when = "EXISTS (SELECT 1 FROM updated)"
+            ),
+            "), done_job AS (",
+            complete_job!(id = "$18", when = "EXISTS (SELECT 1 FROM updated)"),
+            "), user_status AS (",
+            set_summary_status!(
+                user = "$1",
+                status = "$17",
+                when = "EXISTS (SELECT 1 FROM updated)"
+            ),
+            ")
              SELECT * FROM updated"
         )),
         user_id,
         provider,
         update,
     )
-    .bind(ids)
-    .bind(types)
-    .bind(data)
-    .bind(summary_status)
+    .bind(super::events::rows(events.iter().map(|(t, d)| (*t, d))))
+    .bind(summary_status.as_str())
     .bind(succeeded_job)
     .fetch_optional(db)
     .await
@@ -340,16 +415,16 @@ pub async fn settle_fresh(
 pub async fn set_erasure(
     conn: &mut PgConnection,
     user_id: Uuid,
-    provider: &str,
-    erasure: &str,
+    provider: ProviderId,
+    erasure: ProviderErasure,
 ) -> Result<(), StoreError> {
     sqlx::query(
         "UPDATE provider_links SET erasure = $3, updated_at = now()
           WHERE user_id = $1 AND provider = $2",
     )
     .bind(user_id)
-    .bind(provider)
-    .bind(erasure)
+    .bind(provider.as_str())
+    .bind(erasure.as_str())
     .execute(conn)
     .await
     .map_err(StoreError::from_sqlx)?;

@@ -1,5 +1,49 @@
 //! Postgres persistence (sqlx). All SQL lives here and in `migrations/`; one file per aggregate.
 
+/// Stores a closed set of values (with `as_str` and `from_wire`) as their wire strings in a
+/// TEXT column: bound as text, decoded strictly (an unknown value is a decode error).
+macro_rules! text_column {
+    ($type:ty, $what:literal) => {
+        impl sqlx::Type<sqlx::Postgres> for $type {
+            fn type_info() -> sqlx::postgres::PgTypeInfo {
+                <&str as sqlx::Type<sqlx::Postgres>>::type_info()
+            }
+
+            fn compatible(ty: &sqlx::postgres::PgTypeInfo) -> bool {
+                <&str as sqlx::Type<sqlx::Postgres>>::compatible(ty)
+            }
+        }
+
+        impl sqlx::postgres::PgHasArrayType for $type {
+            fn array_type_info() -> sqlx::postgres::PgTypeInfo {
+                <&str as sqlx::postgres::PgHasArrayType>::array_type_info()
+            }
+        }
+
+        impl sqlx::Encode<'_, sqlx::Postgres> for $type {
+            fn encode_by_ref(
+                &self,
+                buf: &mut sqlx::postgres::PgArgumentBuffer,
+            ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+                <&str as sqlx::Encode<sqlx::Postgres>>::encode(self.as_str(), buf)
+            }
+        }
+
+        impl<'r> sqlx::Decode<'r, sqlx::Postgres> for $type {
+            fn decode(
+                value: sqlx::postgres::PgValueRef<'r>,
+            ) -> Result<Self, sqlx::error::BoxDynError> {
+                let raw = <&str as sqlx::Decode<sqlx::Postgres>>::decode(value)?;
+                <$type>::from_wire(raw)
+                    .ok_or_else(|| format!(concat!("unknown ", $what, " {:?}"), raw).into())
+            }
+        }
+    };
+}
+
+#[macro_use]
+mod sql;
+
 pub mod events;
 pub mod idempotency;
 pub mod jobs;
@@ -31,13 +75,29 @@ pub enum StoreError {
     /// A sealed value did not open (unknown key id, tampering): a deployment or data problem.
     #[error(transparent)]
     Crypto(#[from] crate::crypto::CryptoError),
-    /// A stored value does not decode.
+    /// A stored value does not decode (the message names the row and the value).
     #[error("stored value corrupt: {0}")]
     Corrupt(String),
 }
 
+/// A row that does not decode into its domain types, e.g. `provider_links (user …, provider
+/// kraken): unknown status "foo"`. Raised inside `FromRow` (as a decode error) and turned into
+/// [`StoreError::Corrupt`] by [`StoreError::from_sqlx`].
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct CorruptRow(pub String);
+
+pub(crate) fn corrupt_row(message: String) -> sqlx::Error {
+    sqlx::Error::Decode(Box::new(CorruptRow(message)))
+}
+
 impl StoreError {
     pub fn from_sqlx(error: sqlx::Error) -> Self {
+        if let sqlx::Error::Decode(source) = &error {
+            if let Some(CorruptRow(message)) = source.downcast_ref::<CorruptRow>() {
+                return StoreError::Corrupt(message.clone());
+            }
+        }
         if let sqlx::Error::Database(db) = &error {
             if db.is_unique_violation() {
                 if let Some(constraint) = db.constraint() {

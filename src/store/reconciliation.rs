@@ -38,11 +38,11 @@ pub async fn unlock(conn: &mut PgConnection) -> Result<(), StoreError> {
 pub async fn due_links<'e>(
     db: impl PgExecutor<'e>,
     stale_before: OffsetDateTime,
-    after: Option<(Uuid, String)>,
+    after: Option<(Uuid, crate::domain::provider::ProviderId)>,
     limit: i64,
 ) -> Result<Vec<LinkRow>, StoreError> {
     let (after_user, after_provider) = match after {
-        Some((u, p)) => (Some(u), Some(p)),
+        Some((u, p)) => (Some(u), Some(p.as_str())),
         None => (None, None),
     };
     sqlx::query_as::<_, LinkRow>(
@@ -71,14 +71,14 @@ pub async fn due_links<'e>(
 pub async fn link_state<'e>(
     db: impl PgExecutor<'e>,
     user_id: Uuid,
-    provider: &str,
+    provider: crate::domain::provider::ProviderId,
 ) -> Result<Option<(String, Option<String>)>, StoreError> {
     sqlx::query_as(
         "SELECT status, provider_mapped_status FROM provider_links
           WHERE user_id = $1 AND provider = $2",
     )
     .bind(user_id)
-    .bind(provider)
+    .bind(provider.as_str())
     .fetch_optional(db)
     .await
     .map_err(StoreError::from_sqlx)

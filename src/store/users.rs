@@ -1,11 +1,15 @@
 //! The `users` table: the canonical profile, sealed (AES-256-GCM, see `crate::crypto`), and
 //! the plain columns the API filters and joins on beside it. The e-mail filter uses a keyed hash.
 
+use std::time::Duration;
+
 use sqlx::types::Json;
-use sqlx::{PgConnection, PgExecutor};
+use sqlx::{FromRow, PgConnection, PgExecutor, Row};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::jobs::{JobKind, NewJob};
+use super::links::LinkRow;
 use super::StoreError;
 use crate::crypto::{row_aad, Keyring, Sealed};
 use crate::domain::status::LinkStatus;
@@ -17,7 +21,8 @@ pub const EXTERNAL_ID_CONSTRAINT: &str = "users_external_id_key";
 #[derive(Debug, Clone)]
 pub struct UserRow {
     pub id: Uuid,
-    pub status: String,
+    /// The summary of the links' statuses.
+    pub status: LinkStatus,
     pub profile: Option<CanonicalUser>,
     pub version: i64,
     pub created_at: OffsetDateTime,
@@ -84,6 +89,12 @@ fn open_profile(
 
 impl SealedUserRow {
     fn open(self, keyring: &Keyring) -> Result<UserRow, StoreError> {
+        let status = LinkStatus::from_wire(&self.status).ok_or_else(|| {
+            StoreError::Corrupt(format!(
+                "users {}: unknown status {:?}",
+                self.id, self.status
+            ))
+        })?;
         let profile = match (self.pii, self.pii_key_id, self.profile) {
             (Some(sealed), Some(key_id), _) => {
                 Some(open_profile(keyring, self.id, &key_id, &sealed)?)
@@ -93,7 +104,7 @@ impl SealedUserRow {
         };
         Ok(UserRow {
             id: self.id,
-            status: self.status,
+            status,
             profile,
             version: self.version,
             created_at: self.created_at,
@@ -109,9 +120,9 @@ fn open_all(rows: Vec<SealedUserRow>, keyring: &Keyring) -> Result<Vec<UserRow>,
 
 /// A job written with a new user, already claimed by the request that will run it inline.
 #[derive(Debug, Clone)]
-pub struct ClaimedJob<'a> {
+pub struct ClaimedJob {
     pub id: Uuid,
-    pub kind: &'a str,
+    pub kind: JobKind,
     pub queue_key: String,
     pub payload: serde_json::Value,
 }
@@ -120,7 +131,7 @@ pub struct ClaimedJob<'a> {
 #[derive(Debug)]
 pub struct NewUserGraph<'a> {
     pub providers: &'a [&'a str],
-    pub jobs: &'a [ClaimedJob<'a>],
+    pub jobs: &'a [ClaimedJob],
     pub max_attempts: u32,
     /// The claim: this instance holds the jobs for `lease`. Should it die before settling them,
     /// the lease runs out and a worker takes them with their outcome unknown (look first).
@@ -142,12 +153,21 @@ pub async fn insert_with_links(
     graph: &NewUserGraph<'_>,
 ) -> Result<OffsetDateTime, StoreError> {
     let sealed = seal_profile(keyring, id, user);
-    let job_ids: Vec<Uuid> = graph.jobs.iter().map(|j| j.id).collect();
-    let job_kinds: Vec<&str> = graph.jobs.iter().map(|j| j.kind).collect();
-    let job_keys: Vec<&str> = graph.jobs.iter().map(|j| j.queue_key.as_str()).collect();
-    let job_payloads =
-        serde_json::Value::Array(graph.jobs.iter().map(|j| j.payload.clone()).collect());
-    sqlx::query_scalar(
+    let claim = Some((graph.worker, graph.lease));
+    let jobs: Vec<NewJob<'_>> = graph
+        .jobs
+        .iter()
+        .map(|job| NewJob {
+            id: job.id,
+            kind: job.kind,
+            queue_key: &job.queue_key,
+            payload: &job.payload,
+            max_attempts: graph.max_attempts,
+            delay: Duration::ZERO,
+            claim,
+        })
+        .collect();
+    sqlx::query_scalar(concat!(
         "WITH new_user AS (
               INSERT INTO users (id, external_id, email_hash, status, pii, pii_key_id)
               VALUES ($1, $2, $3, $4, $5, $6)
@@ -155,18 +175,12 @@ pub async fn insert_with_links(
           new_links AS (
               INSERT INTO provider_links (user_id, provider, status)
               SELECT $1, p, 'pending_submission' FROM unnest($7::text[]) AS p),
-          new_jobs AS (
-              INSERT INTO jobs (id, kind, queue_key, payload, max_attempts, run_at, state,
-                                attempts, locked_by, locked_until)
-              SELECT j.id, j.kind, j.queue_key, p.payload, $11, now(), 'running', 1, $12,
-                     now() + make_interval(secs => $13)
-                FROM unnest($8::uuid[], $9::text[], $10::text[]) WITH ORDINALITY
-                         AS j(id, kind, queue_key, n)
-                JOIN jsonb_array_elements($14) WITH ORDINALITY AS p(payload, n) USING (n)),
-          first_event AS (
-              INSERT INTO user_events (id, user_id, type, data) VALUES ($15, $1, $16, $17))
-         SELECT created_at FROM new_user",
-    )
+          new_jobs AS (",
+        insert_jobs!(jobs = "$8"),
+        "), first_event AS (",
+        append_events!(user = "$1", events = "$9", when = "true"),
+        ") SELECT created_at FROM new_user"
+    ))
     .bind(id)
     .bind(user.external_id.as_str())
     .bind(email_hash(keyring, user.email.as_str()))
@@ -174,16 +188,8 @@ pub async fn insert_with_links(
     .bind(&sealed.bytes)
     .bind(&sealed.key_id)
     .bind(graph.providers)
-    .bind(job_ids)
-    .bind(job_kinds)
-    .bind(job_keys)
-    .bind(graph.max_attempts as i32)
-    .bind(graph.worker)
-    .bind(graph.lease.as_secs_f64())
-    .bind(Json(job_payloads))
-    .bind(Uuid::now_v7())
-    .bind(graph.event_type)
-    .bind(Json(&graph.event_data))
+    .bind(super::jobs::rows(&jobs))
+    .bind(super::events::rows([(graph.event_type, &graph.event_data)]))
     .fetch_one(db)
     .await
     .map_err(StoreError::from_sqlx)
@@ -207,47 +213,6 @@ pub async fn get<'e>(
     .transpose()
 }
 
-/// A user row joined with one of its links (all `NULL` for a user without links).
-#[derive(sqlx::FromRow)]
-struct SealedUserWithLink {
-    #[sqlx(flatten)]
-    user: SealedUserRow,
-    link_provider: Option<String>,
-    link_provider_user_id: Option<String>,
-    link_status: Option<String>,
-    link_provider_status: Option<String>,
-    link_requirements: Option<Json<serde_json::Value>>,
-    link_last_error: Option<Json<serde_json::Value>>,
-    link_provider_data: Option<Json<serde_json::Map<String, serde_json::Value>>>,
-    link_needs_review: Option<bool>,
-    link_submitted_at: Option<OffsetDateTime>,
-    link_last_synced_at: Option<OffsetDateTime>,
-    link_updated_at: Option<OffsetDateTime>,
-    link_provider_observed_at: Option<OffsetDateTime>,
-    link_erasure: Option<String>,
-}
-
-impl SealedUserWithLink {
-    fn link(&mut self) -> Option<super::links::LinkRow> {
-        Some(super::links::LinkRow {
-            user_id: self.user.id,
-            provider: self.link_provider.take()?,
-            provider_user_id: self.link_provider_user_id.take(),
-            status: self.link_status.take()?,
-            provider_status: self.link_provider_status.take(),
-            requirements: self.link_requirements.take()?,
-            last_error: self.link_last_error.take(),
-            provider_data: self.link_provider_data.take()?,
-            needs_review: self.link_needs_review?,
-            submitted_at: self.link_submitted_at,
-            last_synced_at: self.link_last_synced_at,
-            updated_at: self.link_updated_at?,
-            provider_observed_at: self.link_provider_observed_at,
-            erasure: self.link_erasure.take(),
-        })
-    }
-}
-
 /// A user and its links in one statement: one round trip, and one snapshot, so the user's
 /// summary status always matches the links shown (a statement sees a single snapshot). A join
 /// rather than a JSON aggregate: Postgres spends less per read and nothing is parsed twice.
@@ -255,11 +220,14 @@ pub async fn get_with_links<'e>(
     db: impl PgExecutor<'e>,
     keyring: &Keyring,
     id: Uuid,
-) -> Result<Option<(UserRow, Vec<super::links::LinkRow>)>, StoreError> {
-    let rows = sqlx::query_as::<_, SealedUserWithLink>(concat!(
+) -> Result<Option<(UserRow, Vec<LinkRow>)>, StoreError> {
+    // Each row: the user's columns, then one of its links' as `link_*` (all `NULL` for a user
+    // without links).
+    let rows = sqlx::query(concat!(
         "SELECT ",
         user_columns_of_u!(),
-        ",      l.provider AS link_provider, l.provider_user_id AS link_provider_user_id,
+        ",      l.user_id AS link_user_id, l.provider AS link_provider,
+                l.provider_user_id AS link_provider_user_id,
                 l.status AS link_status, l.provider_status AS link_provider_status,
                 l.requirements AS link_requirements, l.last_error AS link_last_error,
                 l.provider_data AS link_provider_data, l.needs_review AS link_needs_review,
@@ -274,15 +242,21 @@ pub async fn get_with_links<'e>(
     .fetch_all(db)
     .await
     .map_err(StoreError::from_sqlx)?;
-    let mut rows = rows.into_iter();
-    let Some(mut first) = rows.next() else {
+    let Some(first) = rows.first() else {
         return Ok(None);
     };
-    let mut links: Vec<_> = first.link().into_iter().collect();
-    for mut row in rows {
-        links.extend(row.link());
+    let user = SealedUserRow::from_row(first).map_err(StoreError::from_sqlx)?;
+    let mut links = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let has_link = row
+            .try_get::<Option<&str>, _>("link_provider")
+            .map_err(StoreError::from_sqlx)?
+            .is_some();
+        if has_link {
+            links.push(LinkRow::from_columns(row, "link_").map_err(StoreError::from_sqlx)?);
+        }
     }
-    Ok(Some((first.user.open(keyring)?, links)))
+    Ok(Some((user.open(keyring)?, links)))
 }
 
 /// Whether the user exists, without opening its profile.
@@ -430,12 +404,16 @@ pub async fn set_status(
     id: Uuid,
     status: LinkStatus,
 ) -> Result<(), StoreError> {
-    sqlx::query("UPDATE users SET status = $2, updated_at = now() WHERE id = $1 AND status <> $2")
-        .bind(id)
-        .bind(status.as_str())
-        .execute(conn)
-        .await
-        .map_err(StoreError::from_sqlx)?;
+    sqlx::query(set_summary_status!(
+        user = "$1",
+        status = "$2",
+        when = "true"
+    ))
+    .bind(id)
+    .bind(status.as_str())
+    .execute(conn)
+    .await
+    .map_err(StoreError::from_sqlx)?;
     Ok(())
 }
 

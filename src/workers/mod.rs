@@ -15,13 +15,6 @@ use crate::onboarding::{jobs as job_runner, Services};
 use crate::settings::WorkerSettings;
 use crate::store::jobs;
 
-/// Every job kind, so each has a queue-depth series even while its queue is empty.
-const KINDS: [&str; 3] = [
-    crate::onboarding::jobs::SUBMIT_LINK,
-    crate::onboarding::jobs::UPDATE_LINK,
-    crate::onboarding::notify::NOTIFY,
-];
-
 /// The running workers of this instance.
 pub struct Workers {
     stop: watch::Sender<bool>,
@@ -56,6 +49,14 @@ impl Workers {
         if tokio::time::timeout(grace, self.task).await.is_err() {
             tracing::warn!("workers did not finish in time; their jobs will be retried");
         }
+    }
+}
+
+/// Sets the queue-depth gauges: one series per kind in [`jobs::JobKind::ALL`], so each exists
+/// while its queue is empty and a drained queue reads 0, not its last non-zero depth.
+pub fn record_queue_depths(depths: &[jobs::QueueDepth]) {
+    for queue in depths {
+        crate::telemetry::record_job_depth(queue.kind.as_str(), queue.depth, queue.oldest_age_secs);
     }
 }
 
@@ -98,15 +99,7 @@ async fn run_loop(
         if last_metrics.elapsed() >= Duration::from_secs(5) {
             last_metrics = tokio::time::Instant::now();
             if let Ok(depths) = jobs::depth_by_kind(&services.pool).await {
-                // A kind whose queue drained reads 0, not its last non-zero depth.
-                for kind in KINDS {
-                    if !depths.iter().any(|(k, _, _)| k == kind) {
-                        crate::telemetry::record_job_depth(kind, 0, 0.0);
-                    }
-                }
-                for (kind, depth, age) in depths {
-                    crate::telemetry::record_job_depth(&kind, depth, age);
-                }
+                record_queue_depths(&depths);
             }
         }
         // Busy: look again at once. Idle: wait for the poll interval, a finished job or stop.

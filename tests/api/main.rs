@@ -15,6 +15,7 @@ mod providers_e2e;
 mod reconciliation;
 mod reliability;
 mod security;
+mod stored_values;
 mod users_create;
 mod users_list;
 mod users_patch;

@@ -135,7 +135,7 @@ async fn metrics_cover_requests_provider_calls_jobs_replays_and_the_pool() {
         Some(10.0),
         "the configured pool size, to read saturation against"
     );
-    for kind in ["submit_link", "update_link", "notify"] {
+    for kind in ["submit_link", "update_link", "notify", "erase_link"] {
         assert!(
             sample(&text, "gateway_job_queue_depth", &[("kind", kind)]).is_some(),
             "queue depth of {kind}, present even while empty:\n{text}"
@@ -216,4 +216,74 @@ async fn server_timing_splits_the_gateways_time_from_the_providers() {
     let missing = app.get("/v1/users/not-a-uuid").await;
     assert!(missing.status().is_client_error());
     assert_eq!(server_timing(&missing).1, 0.0);
+}
+
+/// Every kind's queue-depth gauge, `erase_link` included, reads the jobs waiting and drops to 0
+/// once its queue drains (it never keeps its last non-zero depth).
+#[tokio::test]
+async fn every_kinds_queue_depth_drops_to_zero_when_its_queue_drains() {
+    use onboarding_gateway::store::jobs::{self, JobKind};
+
+    let app = spawn_app().await;
+    // One waiting job of each kind, due far in the future so no worker takes it.
+    for kind in JobKind::ALL {
+        sqlx::query(
+            "INSERT INTO jobs (id, kind, queue_key, payload, run_at)
+             VALUES ($1, $2, $3, '{}', now() + interval '1 day')",
+        )
+        .bind(uuid::Uuid::now_v7())
+        .bind(kind.as_str())
+        .bind(format!("depth-test:{kind}"))
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    }
+    let gauges = |depths: &[jobs::QueueDepth]| {
+        // A recorder of this test's own, so other tests' workers cannot move the gauges.
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        metrics::with_local_recorder(&recorder, || {
+            onboarding_gateway::workers::record_queue_depths(depths)
+        });
+        handle.render()
+    };
+
+    let waiting = gauges(&jobs::depth_by_kind(&app.pool).await.unwrap());
+    for kind in JobKind::ALL {
+        assert_eq!(
+            sample(
+                &waiting,
+                "gateway_job_queue_depth",
+                &[("kind", kind.as_str())]
+            ),
+            Some(1.0),
+            "one {kind} job waiting:\n{waiting}"
+        );
+    }
+
+    sqlx::query("UPDATE jobs SET state = 'succeeded'")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let drained = gauges(&jobs::depth_by_kind(&app.pool).await.unwrap());
+    for kind in JobKind::ALL {
+        assert_eq!(
+            sample(
+                &drained,
+                "gateway_job_queue_depth",
+                &[("kind", kind.as_str())]
+            ),
+            Some(0.0),
+            "the {kind} queue drained:\n{drained}"
+        );
+        assert_eq!(
+            sample(
+                &drained,
+                "gateway_job_oldest_age_seconds",
+                &[("kind", kind.as_str())]
+            ),
+            Some(0.0),
+            "no {kind} job waiting, no age"
+        );
+    }
 }

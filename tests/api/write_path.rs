@@ -1,7 +1,8 @@
 //! The create's write path: a create's first provider answer is recorded in one statement that
-//! only writes when the link is as the create left it (`store::links::settle_fresh`); otherwise
+//! only writes when the link is as the create left it (`store::links::record_first_answer`); otherwise
 //! nothing is written and the answer is recorded under the user's link locks.
 
+use onboarding_gateway::domain::{LinkStatus, ProviderId};
 use onboarding_gateway::store::links::{self, LinkUpdate};
 use serde_json::json;
 use uuid::Uuid;
@@ -76,7 +77,11 @@ async fn the_one_statement_record_writes_nothing_when_the_link_is_not_as_created
     body["providers"] = json!(["killb"]);
     let user = app.create_user(&body).await;
     let id: Uuid = user["id"].as_str().unwrap().parse().unwrap();
-    let provider = user["links"][0]["provider"].as_str().unwrap().to_owned();
+    let provider: ProviderId = user["links"][0]["provider"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     let job_id = Uuid::now_v7();
     sqlx::query(
         "INSERT INTO jobs (id, kind, queue_key, payload, state, attempts)
@@ -90,7 +95,7 @@ async fn the_one_statement_record_writes_nothing_when_the_link_is_not_as_created
     // The link was submitted already: a second "first answer" must not land.
     let update = LinkUpdate {
         provider_user_id: Some("someone-else".into()),
-        status: Some("rejected".into()),
+        status: Some(LinkStatus::Rejected),
         ..LinkUpdate::default()
     };
     let events = [(
@@ -98,13 +103,13 @@ async fn the_one_statement_record_writes_nothing_when_the_link_is_not_as_created
         json!({"provider": provider, "to": "rejected"}),
     )];
     let settle = || {
-        links::settle_fresh(
+        links::record_first_answer(
             &app.pool,
             id,
-            &provider,
+            provider,
             &update,
             &events,
-            "rejected",
+            LinkStatus::Rejected,
             Some(job_id),
         )
     };
@@ -132,7 +137,7 @@ async fn the_one_statement_record_writes_nothing_when_the_link_is_not_as_created
     .await
     .unwrap();
     let written = settle().await.unwrap().expect("written");
-    assert_eq!(written.status, "rejected");
+    assert_eq!(written.status, LinkStatus::Rejected);
     let (events_after, user_status, link) = counts(&app, id).await;
     assert_eq!(events_after, before.0 + 1);
     assert_eq!(user_status, "rejected");
