@@ -126,13 +126,18 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_with(db, |_| {}).await
 }
 
+/// The routing `config/default.toml` configures (the test settings route nowhere).
+pub fn configured_routing() -> onboarding_gateway::settings::RoutingSettings {
+    let config_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+    Settings::load_from_dir(&config_dir, "test")
+        .expect("settings")
+        .routing
+}
+
 /// An app that routes as `config/default.toml` says (the provider tests).
 pub async fn spawn_app_routed() -> TestApp {
     let db = TestDatabase::create().await;
-    let config_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
-    let routing = Settings::load_from_dir(&config_dir, "test")
-        .expect("settings")
-        .routing;
+    let routing = configured_routing();
     spawn_app_with(db, move |s| s.routing = routing).await
 }
 

@@ -248,7 +248,24 @@ async fn patches_send_only_changed_fields_and_refuse_what_a_provider_cannot_chan
 
 #[tokio::test]
 async fn sync_reads_a_status_changed_behind_the_gateways_back() {
-    let app = spawn_app_routed().await;
+    // The sync must be the only reader of the provider's status: no poller, and no webhooks
+    // (KillB notifies every create, and that delivery's re-read may come after the change
+    // below and record it as `source: "webhook"` first).
+    let db = TestDatabase::create().await;
+    let routing = configured_routing();
+    let app = spawn_app_with(db, move |s| {
+        s.routing = routing;
+        s.workers.reconcile_interval_secs = 0;
+    })
+    .await;
+    let off = app
+        .client
+        .put(app.sim("/_sim/webhook-targets"))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert!(off.status().is_success());
     let created = app
         .create_user(&complete_user("CO", "sync@example.com"))
         .await;
@@ -279,10 +296,13 @@ async fn sync_reads_a_status_changed_behind_the_gateways_back() {
     assert_eq!(link(&synced, "killb")["status"], "approved");
     assert_eq!(synced["status"], "approved");
     let trail = events(&app, id).await;
-    assert!(trail.iter().any(|e| e["type"] == "status_changed"
-        && e["from"] == "under_review"
-        && e["to"] == "approved"
-        && e["source"] == "api"));
+    assert!(
+        trail.iter().any(|e| e["type"] == "status_changed"
+            && e["from"] == "under_review"
+            && e["to"] == "approved"
+            && e["source"] == "api"),
+        "{trail:#?}"
+    );
 }
 
 #[tokio::test]

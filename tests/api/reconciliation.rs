@@ -14,13 +14,6 @@ use uuid::Uuid;
 
 use crate::helpers::*;
 
-fn configured_routing() -> onboarding_gateway::settings::RoutingSettings {
-    let config_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
-    Settings::load_from_dir(&config_dir, "test")
-        .expect("settings")
-        .routing
-}
-
 /// A routed gateway whose poller is off (passes run through the API only).
 async fn spawn_reconciling_app(interval_secs: u64) -> TestApp {
     let db = TestDatabase::create().await;
