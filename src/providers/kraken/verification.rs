@@ -2,7 +2,7 @@
 //! ask of the user, and why it rejected one.
 
 use crate::domain::status::LinkStatus;
-use crate::domain::verification::{DocumentSide, DocumentType, NextAction, Rejection};
+use crate::domain::verification::{NextAction, Rejection};
 use crate::providers::provider::{DocumentFacts, DocumentPolicy, LinkFacts};
 
 /// Every stored requirement, not yet mapped: kept as `contact_support`, flagged.
@@ -35,6 +35,7 @@ pub const MAX_DOCUMENT_BYTES: u64 = 150 * 1024 * 1024;
 /// - without the caller's `verification` attestation there is nothing Kraken accepts;
 /// - over [`MAX_DOCUMENT_BYTES`] the file is refused.
 pub fn document_policy(document: &DocumentFacts) -> DocumentPolicy {
+    use crate::domain::verification::{DocumentSide, DocumentType};
     if document.document_type == DocumentType::Passport && document.side == Some(DocumentSide::Back)
     {
         return DocumentPolicy::NotSupported(
@@ -64,7 +65,7 @@ pub fn document_policy(document: &DocumentFacts) -> DocumentPolicy {
 #[cfg(test)]
 mod document_policy_tests {
     use super::*;
-    use crate::domain::verification::DocumentContentType;
+    use crate::domain::verification::{DocumentContentType, DocumentSide, DocumentType};
 
     fn facts(document_type: DocumentType, side: Option<DocumentSide>) -> DocumentFacts {
         DocumentFacts {
