@@ -37,11 +37,10 @@ use std::fmt;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
+use bytes::Bytes;
 use reqwest::header::{HeaderValue, ACCEPT, CONTENT_TYPE};
 use reqwest::Method;
 use secrecy::{ExposeSecret, SecretString};
-
-use bytes::Bytes;
 
 use self::signing::NonceSource;
 use self::transformers::{
@@ -645,9 +644,17 @@ mod tests {
             "a%2Fb%3Fc%23d%25e%2B%C3%A9~._-"
         );
         assert_eq!(user_path("../x").unwrap(), "/b2b/users/..%2Fx");
+        assert_eq!(
+            verification_path("AA12 N84G ABCD EFGH").unwrap(),
+            "/b2b/verifications/AA12%20N84G%20ABCD%20EFGH"
+        );
         for bad in ["", ".", ".."] {
             assert_eq!(
                 user_path(bad).unwrap_err().kind,
+                ProviderErrorKind::Rejected
+            );
+            assert_eq!(
+                verification_path(bad).unwrap_err().kind,
                 ProviderErrorKind::Rejected
             );
         }
