@@ -10,6 +10,8 @@ pub mod connector;
 pub mod error;
 /// Outbound HTTP: timeouts, call recording, transport error classification.
 pub mod http;
+/// Complete `multipart/form-data` bodies, built once so that their exact bytes can be signed.
+pub mod multipart;
 /// What every provider must say: the `Provider` trait and its object-safe `ProviderModule`.
 pub mod provider;
 /// The configured providers and their connectors (simulated in local runs).

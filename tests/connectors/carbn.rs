@@ -1041,3 +1041,52 @@ async fn lookup_errors_use_the_envelope() {
     assert_eq!(err.kind, ProviderErrorKind::Unauthorized);
     assert_eq!(err.provider_code.as_deref(), Some("4300"));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Documents: Carbn documents no upload API, so nothing is sent.
+
+#[tokio::test]
+async fn documents_are_not_supported_and_nothing_is_sent() {
+    use onboarding_gateway::domain::verification::{DocumentContentType, DocumentType};
+    use onboarding_gateway::providers::connector::{DocumentFile, DocumentUpload};
+    let server = MockServer::start().await;
+    Mock::given(wiremock::matchers::any())
+        .respond_with(ResponseTemplate::new(500))
+        .expect(0)
+        .mount(&server)
+        .await;
+    let carbn = connector(&server);
+    let u = user();
+    let data = no_link_data();
+    let front = DocumentFile {
+        bytes: b"\xFF\xD8\xFF\xE0 front",
+        content_type: DocumentContentType::Jpeg,
+        file_name: "front.jpg",
+    };
+    for document_type in DocumentType::ALL {
+        let log = CallLog::new();
+        let error = carbn
+            .submit_document(
+                LinkRef {
+                    provider_user_id: USER_ID,
+                    link_data: &data,
+                },
+                DocumentUpload {
+                    user: &u,
+                    document_type: *document_type,
+                    front,
+                    back: None,
+                    verification: None,
+                },
+                &log,
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(
+            error.kind,
+            ProviderErrorKind::NotSupported,
+            "{document_type}"
+        );
+        assert!(log.take().is_empty());
+    }
+}

@@ -2,7 +2,8 @@
 //! envelopes against wiremock over real HTTP
 //! (https://docs.killb.com/api-reference/auth/generate-an-access-token,
 //! https://docs.killb.com/api-reference/user/create-a-user,
-//! https://docs.killb.com/resources/error-handling).
+//! https://docs.killb.com/resources/error-handling), and document uploads as multipart
+//! (https://docs.killb.com/api-reference/user/add-person-user-document).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,19 +11,23 @@ use std::time::Duration;
 use onboarding_gateway::domain::provider::ProviderId;
 use onboarding_gateway::domain::status::LinkStatus;
 use onboarding_gateway::domain::user::CanonicalUser;
+use onboarding_gateway::domain::verification::{DocumentContentType, DocumentSide, DocumentType};
 use onboarding_gateway::providers::connector::{
-    CallLog, Connector, CreateRequest, FieldPolicy, LinkRef,
+    CallLog, Connector, CreateRequest, DocumentFile, DocumentUpload, FieldPolicy, LinkRef,
+    SubmittedDocument,
 };
-use onboarding_gateway::providers::error::ProviderErrorKind;
+use onboarding_gateway::providers::error::{ProviderError, ProviderErrorKind};
 use onboarding_gateway::providers::http::{HttpTimeouts, ProviderHttp};
 use onboarding_gateway::providers::killb::KillbConnector;
 use onboarding_gateway::providers::killb::KillbSettings;
+use onboarding_gateway::providers::provider::{DocumentFacts, DocumentPolicy};
 use secrecy::SecretString;
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 use wiremock::matchers::{body_json, header, method, path, query_param};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
+use crate::multipart_wire;
 use crate::schema;
 
 const EMAIL: &str = "ops@gateway.example";
@@ -952,4 +957,477 @@ async fn delete_user_soft_deletes() {
         .await
         .unwrap_err();
     assert_eq!(e.kind, ProviderErrorKind::NotFound);
+}
+
+// ---------------------------------------------------------------------------------------------
+// (7) document uploads: `POST /api/v2/users/person/document`
+// (https://docs.killb.com/api-reference/user/add-person-user-document)
+
+const DOCUMENT: &str = "/api/v2/users/person/document";
+
+/// A file as the store hands it over, with the caller's own file name (never sent).
+fn file(bytes: &[u8]) -> DocumentFile<'_> {
+    DocumentFile {
+        bytes,
+        content_type: DocumentContentType::sniff(bytes).expect("a recognised file"),
+        file_name: "IMG_juan_perez_cedula.raw",
+    }
+}
+
+fn upload<'a>(
+    user: &'a CanonicalUser,
+    document_type: DocumentType,
+    front: DocumentFile<'a>,
+    back: Option<DocumentFile<'a>>,
+) -> DocumentUpload<'a> {
+    DocumentUpload {
+        user,
+        document_type,
+        front,
+        back,
+        verification: None,
+    }
+}
+
+/// A JPEG of `size` bytes: the magic bytes, then filler, then the end-of-image marker.
+fn jpeg_of(size: usize) -> Vec<u8> {
+    let mut bytes = multipart_wire::JPEG[..multipart_wire::JPEG.len() - 2].to_vec();
+    bytes.extend((0..size - bytes.len() - 2).map(|i| (i % 251) as u8));
+    bytes.extend_from_slice(b"\xFF\xD9");
+    assert_eq!(bytes.len(), size);
+    bytes
+}
+
+fn user_with(document: Value, address_country: &str) -> CanonicalUser {
+    let mut body = user_json();
+    body["identity_document"] = document;
+    body["address"]["country"] = json!(address_country);
+    serde_json::from_value(body).unwrap()
+}
+
+fn document_facts(document_type: DocumentType, side: DocumentSide, bytes: &[u8]) -> DocumentFacts {
+    DocumentFacts {
+        document_type,
+        side: Some(side),
+        content_type: DocumentContentType::sniff(bytes).unwrap(),
+        size: bytes.len() as u64,
+        has_verification: false,
+    }
+}
+
+/// A server that must not be called, not even to log in.
+async fn untouchable_server() -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(wiremock::matchers::any())
+        .respond_with(ResponseTemplate::new(500))
+        .expect(0)
+        .mount(&server)
+        .await;
+    server
+}
+
+#[tokio::test]
+async fn a_two_sided_card_goes_in_one_bearer_multipart_request() {
+    let server = MockServer::start().await;
+    login_mock("tok-1", 3_600_000)
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(DOCUMENT))
+        .and(header("authorization", bearer("tok-1").as_str()))
+        .respond_with(ResponseTemplate::new(201))
+        .expect(1)
+        .mount(&server)
+        .await;
+    // Above KillB's 100 KB minimum, as the policy wants them.
+    let front = jpeg_of(150 * 1024);
+    let back = {
+        let mut png = multipart_wire::PNG.to_vec();
+        png.resize(120 * 1024, 0x42);
+        png
+    };
+    let module = onboarding_gateway::providers::module(ProviderId::Killb);
+    for (side, bytes) in [(DocumentSide::Front, &front), (DocumentSide::Back, &back)] {
+        assert_eq!(
+            module.document_policy(&document_facts(DocumentType::NationalId, side, bytes)),
+            DocumentPolicy::Accept { pairs_sides: true }
+        );
+    }
+    let killb = connector(&server);
+    let u = user();
+    let log = CallLog::new();
+    let submitted = killb
+        .submit_document(
+            link(),
+            upload(
+                &u,
+                DocumentType::NationalId,
+                file(&front),
+                Some(file(&back)),
+            ),
+            &log,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        submitted,
+        SubmittedDocument {
+            provider_document_id: None
+        }
+    );
+
+    let sent = requests_to(&server, "POST", DOCUMENT).await;
+    assert_eq!(sent.len(), 1, "both sides in one request");
+    let request = &sent[0];
+    let parts = multipart_wire::parts(request);
+    assert_eq!(
+        multipart_wire::names(&parts),
+        ["userId", "documentType", "frontDocument", "backDocument"]
+    );
+    multipart_wire::assert_text(&parts[0], "userId", USER_ID);
+    multipart_wire::assert_text(&parts[1], "documentType", "NUIP");
+    multipart_wire::assert_file(
+        &parts[2],
+        "frontDocument",
+        "front.jpg",
+        "image/jpeg",
+        &front,
+    );
+    multipart_wire::assert_file(&parts[3], "backDocument", "back.png", "image/png", &back);
+    assert!(!String::from_utf8_lossy(&request.body).contains("IMG_juan"));
+
+    // The parts against the reconstructed spec of the route.
+    let spec = schema::load_spec("killb-users-subset.reconstructed.json");
+    let form_schema =
+        &spec["paths"][DOCUMENT]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"];
+    let as_json: Map<String, Value> = parts
+        .iter()
+        .map(|p| (p.name(), json!(String::from_utf8_lossy(&p.body))))
+        .collect();
+    schema::assert_valid(&spec, form_schema, &Value::Object(as_json));
+
+    let ops: Vec<_> = log
+        .take()
+        .into_iter()
+        .map(|c| (c.operation, c.http_status, c.outcome))
+        .collect();
+    assert_eq!(
+        ops,
+        [
+            ("login", Some(201), "ok"),
+            ("submit_document", Some(201), "ok")
+        ]
+    );
+}
+
+#[tokio::test]
+async fn document_types_follow_the_document_and_its_country() {
+    let spec = schema::load_spec("killb-users-subset.reconstructed.json");
+    let upload_types = schema::pointer(&spec, "#/components/schemas/PersonUploadDocumentType");
+    let server = MockServer::start().await;
+    login_mock("tok-1", 3_600_000).mount(&server).await;
+    // KillB documents an empty 201; a JSON body, or a 200, is taken as success too.
+    Mock::given(method("POST"))
+        .and(path(DOCUMENT))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"message": "uploaded"})))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(DOCUMENT))
+        .respond_with(ResponseTemplate::new(200))
+        .up_to_n_times(1)
+        .with_priority(2)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(DOCUMENT))
+        .respond_with(ResponseTemplate::new(201))
+        .with_priority(3)
+        .mount(&server)
+        .await;
+    let killb = connector(&server);
+    let national = |country: &str| {
+        user_with(
+            json!({"type": "national_id", "number": "1020304050", "issuing_country": country,
+                   "issued_on": null, "expires_on": null}),
+            "CO",
+        )
+    };
+    let passport_ve = json!({"type": "passport", "number": "PA1234567", "issuing_country": "VE",
+                             "issued_on": null, "expires_on": null});
+    let cases = [
+        (national("CO"), DocumentType::NationalId, "NUIP"),
+        (national("MX"), DocumentType::NationalId, "INE"),
+        (national("SV"), DocumentType::NationalId, "DUI"),
+        (national("BO"), DocumentType::NationalId, "BOLIVIAN_ID"),
+        (national("CN"), DocumentType::NationalId, "CHINESE_ID"),
+        (national("AR"), DocumentType::NationalId, "DNI"),
+        (national("BR"), DocumentType::NationalId, "DNI"),
+        (national("MX"), DocumentType::Passport, "PASSPORT"),
+        (
+            national("MX"),
+            DocumentType::DriversLicense,
+            "DRIVER_LICENSE",
+        ),
+        (
+            user_with(
+                json!({"type": "residence_permit", "number": "E123456", "issuing_country": "CO",
+                       "issued_on": null, "expires_on": null}),
+                "CO",
+            ),
+            DocumentType::ResidencePermit,
+            "CE",
+        ),
+        // A Venezuelan passport holder living in Colombia: the permit is Colombia's.
+        (
+            user_with(passport_ve.clone(), "CO"),
+            DocumentType::ResidencePermit,
+            "CE",
+        ),
+        (
+            national("CO"),
+            DocumentType::ProofOfAddress,
+            "PROVE_OF_ADDRESS_UTILITY_BILL",
+        ),
+    ];
+    let front = jpeg_of(110 * 1024);
+    let log = CallLog::new();
+    for (i, (u, document_type, want)) in cases.iter().enumerate() {
+        let bytes: &[u8] = if *document_type == DocumentType::ProofOfAddress {
+            multipart_wire::PDF
+        } else {
+            &front
+        };
+        killb
+            .submit_document(link(), upload(u, *document_type, file(bytes), None), &log)
+            .await
+            .unwrap_or_else(|e| panic!("{document_type} {want}: {e}"));
+        let sent = requests_to(&server, "POST", DOCUMENT).await;
+        assert_eq!(sent.len(), i + 1);
+        let parts = multipart_wire::parts(sent.last().unwrap());
+        assert_eq!(
+            multipart_wire::names(&parts),
+            ["userId", "documentType", "frontDocument"],
+            "no back part without a back"
+        );
+        multipart_wire::assert_text(&parts[1], "documentType", want);
+        schema::assert_valid(&spec, upload_types, &json!(want));
+        let (file_name, content_type) = if *document_type == DocumentType::ProofOfAddress {
+            ("front.pdf", "application/pdf")
+        } else {
+            ("front.jpg", "image/jpeg")
+        };
+        multipart_wire::assert_file(&parts[2], "frontDocument", file_name, content_type, bytes);
+    }
+}
+
+#[tokio::test]
+async fn documents_killb_cannot_take_are_not_supported_and_nothing_is_sent() {
+    let server = untouchable_server().await;
+    let killb = connector(&server);
+    let mut no_document = user_json();
+    no_document["identity_document"] = Value::Null;
+    let no_document: CanonicalUser = serde_json::from_value(no_document).unwrap();
+    let peruvian_permit = user_with(
+        json!({"type": "residence_permit", "number": "E123456", "issuing_country": "PE",
+               "issued_on": null, "expires_on": null}),
+        "CO",
+    );
+    let living_in_mexico = user_with(
+        json!({"type": "passport", "number": "PA1234567", "issuing_country": "CO",
+               "issued_on": null, "expires_on": null}),
+        "MX",
+    );
+    let u = user();
+    let front = jpeg_of(110 * 1024);
+    let cases = [
+        (&u, DocumentType::Selfie, "no selfie upload"),
+        (
+            &peruvian_permit,
+            DocumentType::ResidencePermit,
+            "issued by CO only, not PE",
+        ),
+        (
+            &living_in_mexico,
+            DocumentType::ResidencePermit,
+            "issued by CO only, not MX",
+        ),
+        (
+            &no_document,
+            DocumentType::NationalId,
+            "no identity_document",
+        ),
+    ];
+    for (u, document_type, message) in cases {
+        let log = CallLog::new();
+        let e = killb
+            .submit_document(link(), upload(u, document_type, file(&front), None), &log)
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind, ProviderErrorKind::NotSupported, "{document_type}");
+        assert!(
+            e.message.contains(message),
+            "{document_type}: {}",
+            e.message
+        );
+        assert!(log.take().is_empty(), "{document_type}: no call, no login");
+    }
+}
+
+#[tokio::test]
+async fn a_401_on_upload_relogs_in_and_resends_the_same_form() {
+    let server = MockServer::start().await;
+    login_mock("tok-1", 3_600_000)
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    login_mock("tok-2", 3_600_000)
+        .with_priority(2)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(DOCUMENT))
+        .and(header("authorization", bearer("tok-1").as_str()))
+        .respond_with(ResponseTemplate::new(401).set_body_json(json!({
+            "errorCode": "AUTH.0002", "arguments": [], "message": ["Token expired"],
+            "statusCode": "401"
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(DOCUMENT))
+        .and(header("authorization", bearer("tok-2").as_str()))
+        .respond_with(ResponseTemplate::new(201))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let front = jpeg_of(110 * 1024);
+    let back = jpeg_of(105 * 1024);
+    let u = user();
+    let log = CallLog::new();
+    connector(&server)
+        .submit_document(
+            link(),
+            upload(
+                &u,
+                DocumentType::DriversLicense,
+                file(&front),
+                Some(file(&back)),
+            ),
+            &log,
+        )
+        .await
+        .unwrap();
+    let sent = requests_to(&server, "POST", DOCUMENT).await;
+    assert_eq!(sent.len(), 2);
+    assert_eq!(
+        sent[0].body, sent[1].body,
+        "the same form, boundary included"
+    );
+    let ops: Vec<_> = log.take().iter().map(|c| c.operation).collect();
+    assert_eq!(
+        ops,
+        ["login", "submit_document", "login", "submit_document"]
+    );
+}
+
+async fn upload_error_for(response: ResponseTemplate) -> ProviderError {
+    let server = MockServer::start().await;
+    login_mock("tok-1", 3_600_000).mount(&server).await;
+    Mock::given(method("POST"))
+        .and(path(DOCUMENT))
+        .respond_with(response)
+        .expect(1)
+        .mount(&server)
+        .await;
+    let u = user();
+    let front = jpeg_of(110 * 1024);
+    connector(&server)
+        .submit_document(
+            link(),
+            upload(&u, DocumentType::Passport, file(&front), None),
+            &CallLog::new(),
+        )
+        .await
+        .unwrap_err()
+}
+
+#[tokio::test]
+async fn upload_error_envelopes_map_by_code_and_message() {
+    // The route's documented example: "User not found" with `statusCode: "400"`.
+    let e = upload_error_for(ResponseTemplate::new(400).set_body_json(json!({
+        "errorCode": "API_USER.0001",
+        "arguments": [{"key": "email", "value": "invalid@email.com"}],
+        "message": ["User not found", "Account not found"],
+        "statusCode": "400"
+    })))
+    .await;
+    assert_eq!(e.kind, ProviderErrorKind::NotFound);
+    assert_eq!(e.provider_code.as_deref(), Some("API_USER.0001"));
+    assert_eq!(e.http_status, Some(400));
+    assert_eq!(e.message, "killb: user not found");
+
+    // The error guide's pairing: USER.0001 with 404.
+    let e = upload_error_for(ResponseTemplate::new(404).set_body_json(json!({
+        "errorCode": "USER.0001", "message": ["User not found"], "statusCode": 404
+    })))
+    .await;
+    assert_eq!(e.kind, ProviderErrorKind::NotFound);
+
+    // No code, only the message.
+    let e = upload_error_for(ResponseTemplate::new(400).set_body_json(json!({
+        "message": ["User not found"], "statusCode": "400"
+    })))
+    .await;
+    assert_eq!(e.kind, ProviderErrorKind::NotFound);
+    assert_eq!(e.provider_code, None);
+
+    // "Invalid document": the file is refused, whatever status it comes with.
+    for status in [400, 422, 404] {
+        let e = upload_error_for(ResponseTemplate::new(status).set_body_json(json!({
+            "errorCode": "USER.0002", "arguments": [], "message": ["Invalid document"],
+            "statusCode": status.to_string()
+        })))
+        .await;
+        assert_eq!(e.kind, ProviderErrorKind::Rejected, "{status}");
+        assert!(!e.retryable());
+        assert_eq!(e.provider_code.as_deref(), Some("USER.0002"));
+        assert_eq!(e.http_status, Some(status));
+        assert_eq!(e.message, "killb: invalid document");
+    }
+
+    // Validation of the form.
+    let e = upload_error_for(ResponseTemplate::new(400).set_body_json(json!({
+        "errorCode": "INVALID.INPUT", "arguments": [],
+        "message": ["documentType must be one of the following values: PASSPORT, NUIP"],
+        "statusCode": "400"
+    })))
+    .await;
+    assert_eq!(e.kind, ProviderErrorKind::Rejected);
+    assert!(
+        e.message.contains("documentType must be one of"),
+        "{}",
+        e.message
+    );
+
+    // Outages and throttling stay retryable.
+    let e = upload_error_for(ResponseTemplate::new(500).set_body_json(json!({
+        "statusCode": "500", "message": ["Internal server error"]
+    })))
+    .await;
+    assert_eq!(e.kind, ProviderErrorKind::Unavailable);
+    assert!(e.retryable());
+    let e = upload_error_for(
+        ResponseTemplate::new(429)
+            .insert_header("Retry-After", "3")
+            .set_body_json(json!({"message": ["Too Many Requests"], "statusCode": "429"})),
+    )
+    .await;
+    assert_eq!(e.kind, ProviderErrorKind::RateLimited);
+    assert_eq!(e.retry_after, Some(Duration::from_secs(3)));
 }

@@ -5,6 +5,7 @@ mod carbn;
 mod carbn_webhook;
 mod killb;
 mod kraken;
+mod multipart_wire;
 mod requirements;
 #[allow(dead_code)] // helpers used by some provider modules only
 mod schema;

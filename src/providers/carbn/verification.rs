@@ -23,7 +23,42 @@ pub fn rejection(link: &LinkFacts<'_>) -> Option<Rejection> {
     })
 }
 
-/// Documents are not forwarded yet.
+/// Carbn documents no upload endpoint (https://docs.carbn.xyz/api-reference): identity
+/// documents reach it only through its hosted onboarding session
+/// (https://docs.carbn.xyz/api-reference/user-management/create-user-onboarding-session).
 pub fn document_policy(_document: &DocumentFacts) -> DocumentPolicy {
-    DocumentPolicy::NotSupported("document uploads are not forwarded to this provider".into())
+    DocumentPolicy::NotSupported(
+        "Carbn Connect has no document upload API; open a hosted verification session instead"
+            .into(),
+    )
+}
+
+#[cfg(test)]
+mod document_policy_tests {
+    use super::*;
+    use crate::domain::verification::{DocumentContentType, DocumentSide, DocumentType};
+
+    #[test]
+    fn no_document_is_supported() {
+        for document_type in DocumentType::ALL {
+            for side in [None, Some(DocumentSide::Front), Some(DocumentSide::Back)] {
+                for has_verification in [false, true] {
+                    assert_eq!(
+                        document_policy(&DocumentFacts {
+                            document_type: *document_type,
+                            side,
+                            content_type: DocumentContentType::Png,
+                            size: 500_000,
+                            has_verification,
+                        }),
+                        DocumentPolicy::NotSupported(
+                            "Carbn Connect has no document upload API; open a hosted \
+                             verification session instead"
+                                .into()
+                        )
+                    );
+                }
+            }
+        }
+    }
 }

@@ -37,13 +37,17 @@ use self::transformers::{
 };
 use crate::domain::provider::ProviderId;
 use crate::providers::connector::{
-    BoxFuture, CallLog, Connector, CreateRequest, FieldPolicy, LinkRef, ProviderUserState,
+    BoxFuture, CallLog, Connector, CreateRequest, DocumentUpload, FieldPolicy, LinkRef,
+    ProviderUserState, SubmittedDocument,
 };
 use crate::providers::error::{ProviderError, ProviderErrorKind};
 use crate::providers::http::{ProviderHttp, RawResponse};
+use crate::providers::multipart::{MultipartBody, MultipartForm};
 
 /// `POST` (create) and `GET` (search) users.
 pub const USERS_PATH: &str = "/api/v2/users";
+/// `POST` a person's document (https://docs.killb.com/api-reference/user/add-person-user-document).
+pub const PERSON_DOCUMENT_PATH: &str = "/api/v2/users/person/document";
 
 /// The KillB connector.
 pub struct KillbConnector {
@@ -197,6 +201,68 @@ impl KillbConnector {
         }
     }
 
+    /// The exact `POST /api/v2/users/person/document` body for `upload` to the KillB user
+    /// `user_id`, built on `form` (a fresh [`MultipartForm::new`] when sending; a fixed boundary
+    /// pins it in tests): parts `userId`, `documentType`, `frontDocument`, then `backDocument`
+    /// when the upload has a back, the files named `front.<ext>` / `back.<ext>` after their
+    /// content type, never the caller's file name. `NotSupported` when KillB has no type for the
+    /// document (see [`transformers::upload_document_type`]). Sizes are the policy's concern
+    /// (checked when the document was uploaded), not re-checked here.
+    pub fn document_body<'a>(
+        user_id: &'a str,
+        upload: &DocumentUpload<'a>,
+        form: MultipartForm<'a>,
+    ) -> Result<MultipartBody, ProviderError> {
+        let document_type = transformers::upload_document_type(upload.document_type, upload.user)?;
+        let mut form = form
+            .text("userId", user_id.as_bytes())
+            .text("documentType", document_type.as_str().as_bytes());
+        for (part, side, file) in std::iter::once(("frontDocument", "front", upload.front))
+            .chain(upload.back.map(|back| ("backDocument", "back", back)))
+        {
+            form = form.file(
+                part,
+                format!("{side}.{}", file.content_type.extension()),
+                file.content_type.as_str(),
+                file.bytes,
+            );
+        }
+        form.finish().map_err(|e| {
+            ProviderError::new(
+                ProviderErrorKind::Rejected,
+                format!("cannot build the document upload body: {e}"),
+            )
+        })
+    }
+
+    /// Uploads a document: 201 with no body (a JSON body is tolerated and not read: KillB's
+    /// answer carries no id for the document).
+    async fn submit(
+        &self,
+        link: LinkRef<'_>,
+        upload: DocumentUpload<'_>,
+        log: &CallLog,
+    ) -> Result<SubmittedDocument, ProviderError> {
+        let body = Self::document_body(link.provider_user_id, &upload, MultipartForm::new())?;
+        let content_type = body.content_type();
+        let bytes = body.into_bytes();
+        let url = self.http.url(PERSON_DOCUMENT_PATH);
+        let raw = self
+            .call(log, "submit_document", |c| {
+                c.post(url.as_str())
+                    .header(reqwest::header::CONTENT_TYPE, content_type.as_str())
+                    .body(bytes.clone())
+            })
+            .await?;
+        if raw.is_success() {
+            Ok(SubmittedDocument {
+                provider_document_id: None,
+            })
+        } else {
+            Err(error_from(&raw))
+        }
+    }
+
     async fn create(
         &self,
         request: CreateRequest<'_>,
@@ -333,6 +399,16 @@ impl Connector for KillbConnector {
         log: &'a CallLog,
     ) -> BoxFuture<'a, Result<Option<ProviderUserState>, ProviderError>> {
         Box::pin(self.update(link, user, changed, log))
+    }
+
+    /// `POST /api/v2/users/person/document`, both sides of a card in one request.
+    fn submit_document<'a>(
+        &'a self,
+        link: LinkRef<'a>,
+        upload: DocumentUpload<'a>,
+        log: &'a CallLog,
+    ) -> BoxFuture<'a, Result<SubmittedDocument, ProviderError>> {
+        Box::pin(self.submit(link, upload, log))
     }
 }
 

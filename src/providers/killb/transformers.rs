@@ -18,6 +18,7 @@ use crate::domain::user::{
     IdentityDocument, IdentityDocumentType, MonthlyDeposits, MonthlyVolumeUsd, SourceOfFunds,
     TotalAssetsUsd, UserType,
 };
+use crate::domain::verification::DocumentType;
 use crate::providers::connector::ProviderUserState;
 use crate::providers::error::{ProviderError, ProviderErrorKind};
 
@@ -792,6 +793,111 @@ impl From<KillbUser> for ProviderUserState {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Document uploads (`POST /api/v2/users/person/document`,
+// https://docs.killb.com/api-reference/user/add-person-user-document)
+
+/// `documentType` of a person's document upload (`UploadPersonDocumentDto`, whose enum is not
+/// the user's `document.type`: it has proofs of address and no `RUT`/`NIT`). Only the values
+/// the gateway sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KillbUploadDocumentType {
+    Passport,
+    DriverLicense,
+    Nuip,
+    Ine,
+    Dui,
+    BolivianId,
+    ChineseId,
+    Dni,
+    Ce,
+    /// KillB's own spelling ("PROVE_OF").
+    ProveOfAddressUtilityBill,
+}
+
+impl KillbUploadDocumentType {
+    /// The wire value.
+    pub const fn as_str(&self) -> &'static str {
+        match self {
+            KillbUploadDocumentType::Passport => "PASSPORT",
+            KillbUploadDocumentType::DriverLicense => "DRIVER_LICENSE",
+            KillbUploadDocumentType::Nuip => "NUIP",
+            KillbUploadDocumentType::Ine => "INE",
+            KillbUploadDocumentType::Dui => "DUI",
+            KillbUploadDocumentType::BolivianId => "BOLIVIAN_ID",
+            KillbUploadDocumentType::ChineseId => "CHINESE_ID",
+            KillbUploadDocumentType::Dni => "DNI",
+            KillbUploadDocumentType::Ce => "CE",
+            KillbUploadDocumentType::ProveOfAddressUtilityBill => "PROVE_OF_ADDRESS_UTILITY_BILL",
+        }
+    }
+}
+
+fn upload_not_supported(message: String) -> ProviderError {
+    ProviderError::new(ProviderErrorKind::NotSupported, message)
+}
+
+/// The upload's `documentType`, or `NotSupported` (nothing is sent):
+/// - `passport` → `PASSPORT`, `drivers_license` → `DRIVER_LICENSE`, whatever the country;
+/// - `national_id` by the issuing country of the user's `identity_document` (the upload names
+///   none; a person's documents are issued by the country of their nationality): CO `NUIP`
+///   (cédula), MX `INE`, SV `DUI`, BO `BOLIVIAN_ID`, CN `CHINESE_ID`, else `DNI`, KillB's
+///   generic national identity card (its `CPF`, `SSN`, `RFC` and `CURP` are tax or population
+///   numbers, not cards);
+/// - `residence_permit` → `CE` (cédula de extranjería) when Colombian: the issuing country of
+///   the user's `identity_document` if that is the residence permit, else the country of
+///   residence (`address.country`: a residence permit is issued where the person lives);
+/// - `proof_of_address` → `PROVE_OF_ADDRESS_UTILITY_BILL`: the canonical type has no subtype
+///   and KillB requires one (also `_BANK_STATEMENT`, `_LEASE_AGREEMENT`); a utility bill is the
+///   most common proof of address;
+/// - `selfie`: KillB has no upload type for it; its liveness check runs in its hosted flow.
+pub fn upload_document_type(
+    document: DocumentType,
+    user: &CanonicalUser,
+) -> Result<KillbUploadDocumentType, ProviderError> {
+    use KillbUploadDocumentType as K;
+    let identity_document = user.identity_document.as_ref();
+    match document {
+        DocumentType::Passport => Ok(K::Passport),
+        DocumentType::DriversLicense => Ok(K::DriverLicense),
+        DocumentType::NationalId => {
+            let country = identity_document.map(|d| d.issuing_country).ok_or_else(|| {
+                upload_not_supported(
+                    "KillB needs the issuing country of a national_id, and the user has no \
+                     identity_document"
+                        .to_owned(),
+                )
+            })?;
+            Ok(match country.as_str() {
+                "CO" => K::Nuip,
+                "MX" => K::Ine,
+                "SV" => K::Dui,
+                "BO" => K::BolivianId,
+                "CN" => K::ChineseId,
+                _ => K::Dni,
+            })
+        }
+        DocumentType::ResidencePermit => {
+            let country = identity_document
+                .filter(|d| d.doc_type == IdentityDocumentType::ResidencePermit)
+                .map(|d| d.issuing_country)
+                .unwrap_or(user.address.country);
+            match country.as_str() {
+                "CO" => Ok(K::Ce),
+                other => Err(upload_not_supported(format!(
+                    "KillB takes residence permits (CE) issued by CO only, not {other}"
+                ))),
+            }
+        }
+        DocumentType::ProofOfAddress => Ok(K::ProveOfAddressUtilityBill),
+        DocumentType::Selfie => Err(upload_not_supported(
+            "KillB takes no selfie upload: its liveness check runs in its hosted flow \
+             (open a verification session)"
+                .to_owned(),
+        )),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Errors (https://docs.killb.com/resources/error-handling)
 
 /// `BadRequestResponse` / `InternalServerErrorResponse`:
@@ -887,12 +993,29 @@ impl KillbErrorEnvelope {
         }
     }
 
-    /// The unified error for a non-2xx answer.
+    /// Whether KillB says it does not know the user: `USER.0001` (the error guide, with 404),
+    /// `API_USER.0001` (the upload reference's example, with `statusCode: "400"`), or a bare
+    /// "User not found" message.
+    pub fn is_user_not_found(&self) -> bool {
+        matches!(
+            self.error_code.as_deref(),
+            Some("USER.0001" | "API_USER.0001")
+        ) || (self.error_code.is_none()
+            && self
+                .message
+                .iter()
+                .any(|m| m.trim().eq_ignore_ascii_case("user not found")))
+    }
+
+    /// The unified error for a non-2xx answer. A 4xx is classified by its code (or message)
+    /// first: KillB's documentation pairs the same code with different statuses.
     pub fn into_error(self, http_status: u16) -> ProviderError {
         let message = self.safe_message(http_status);
+        let client_error = (400..500).contains(&http_status);
         let kind_status = match self.error_code.as_deref() {
-            // Codes whose HTTP status is not documented: classify by code.
-            Some("USER.0001") if http_status == 400 => 404,
+            _ if client_error && self.is_user_not_found() => 404,
+            // "Invalid document": the provider refuses the file, whatever the status.
+            Some("USER.0002") if client_error => 400,
             Some("USER.0003") if http_status == 400 => 409,
             _ => http_status,
         };
@@ -909,7 +1032,7 @@ fn known_code(code: &str) -> Option<&'static str> {
         "AUTH.0001" => "killb: invalid credentials",
         "AUTH.0002" => "killb: token expired",
         "AUTH.0003" => "killb: invalid token",
-        "USER.0001" => "killb: user not found",
+        "USER.0001" | "API_USER.0001" => "killb: user not found",
         "USER.0002" => "killb: invalid document",
         "USER.0003" => "killb: email already exists",
         "USER.0004" => "killb: underage user (must be 18+)",

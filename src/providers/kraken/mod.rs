@@ -4,12 +4,16 @@
 //! Every request is signed (https://docs.kraken.com/api/docs/guides/embed-rest-auth): `API-Key`,
 //! `API-Nonce` (one [`signing::NonceSource`] per connector), `API-Sign` over the exact
 //! request-target sent (IIBANs percent-encoded) and the exact body bytes sent, plus
-//! `Payward-Version: 2025-04-15`. Bodies are serialised once; those bytes are signed and sent.
+//! `Payward-Version: 2025-04-15`. Bodies are serialised once; those bytes are signed and sent:
+//! JSON, and the multipart verification bodies, which are built whole
+//! ([`crate::providers::multipart`]) before they are signed, as Kraken's Go SDK signs
+//! `VerifyUser` (https://github.com/krakenfx/api-go, `pkg/spot/rest.go`).
 
 /// `API-Sign` HMAC-SHA512 request signing and the per-key [`signing::NonceSource`].
 pub mod signing;
 
-/// Wire types for `/b2b/users…`, canonical ↔ Kraken conversions, the status mapping.
+/// Wire types for `/b2b/users…` and `/b2b/verifications…`, canonical ↔ Kraken conversions, the
+/// status mapping.
 pub mod transformers;
 
 /// Documents, next actions and rejections in this provider's vocabulary.
@@ -33,6 +37,7 @@ use std::fmt;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
+use bytes::Bytes;
 use reqwest::header::{HeaderValue, ACCEPT, CONTENT_TYPE};
 use reqwest::Method;
 use secrecy::{ExposeSecret, SecretString};
@@ -40,12 +45,15 @@ use secrecy::{ExposeSecret, SecretString};
 use self::signing::NonceSource;
 use self::transformers::{
     CreateUserRequest, CreateUserResult, Envelope, ErrorEnvelope, GetUserResult, UpdateUserRequest,
+    VerificationResult,
 };
 use super::connector::{
-    BoxFuture, CallLog, Connector, CreateRequest, FieldPolicy, LinkRef, ProviderUserState,
+    BoxFuture, CallLog, Connector, CreateRequest, DocumentUpload, FieldPolicy, LinkRef,
+    ProviderUserState, SubmittedDocument,
 };
 use super::error::{ProviderError, ProviderErrorKind};
 use super::http::{ProviderHttp, RawResponse};
+use super::multipart::{MultipartBody, MultipartForm};
 use crate::domain::provider::ProviderId;
 use crate::domain::user::CanonicalUser;
 
@@ -70,17 +78,53 @@ pub fn encode_path_segment(segment: &str) -> String {
     out
 }
 
-/// `/b2b/users/{iiban}`, encoded as sent and signed. An empty or dots-only id is refused
-/// locally: it would address another resource (`/b2b/users/`, or a dot segment that URL
-/// parsers resolve), whatever the encoding.
-pub fn user_path(iiban: &str) -> Result<String, ProviderError> {
+/// The IIBAN as one encoded path segment. An empty or dots-only id is refused locally: it would
+/// address another resource (`/b2b/users/`, or a dot segment that URL parsers resolve),
+/// whatever the encoding.
+fn iiban_segment(iiban: &str) -> Result<String, ProviderError> {
     if iiban.is_empty() || iiban.bytes().all(|b| b == b'.') {
         return Err(ProviderError::new(
             ProviderErrorKind::Rejected,
             "the Kraken user id (IIBAN) is empty or not a path segment",
         ));
     }
-    Ok(format!("/b2b/users/{}", encode_path_segment(iiban)))
+    Ok(encode_path_segment(iiban))
+}
+
+/// `/b2b/users/{iiban}`, encoded as sent and signed.
+pub fn user_path(iiban: &str) -> Result<String, ProviderError> {
+    Ok(format!("/b2b/users/{}", iiban_segment(iiban)?))
+}
+
+/// `/b2b/verifications/{iiban}`, encoded as sent and signed.
+pub fn verification_path(iiban: &str) -> Result<String, ProviderError> {
+    Ok(format!("/b2b/verifications/{}", iiban_segment(iiban)?))
+}
+
+/// A request body exactly as signed and sent, with its `Content-Type`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RequestBody {
+    pub content_type: String,
+    /// Shared, so that a re-signed resend does not copy a large (multipart) body.
+    pub bytes: Bytes,
+}
+
+impl RequestBody {
+    /// A serialised JSON body.
+    pub fn json(bytes: Vec<u8>) -> Self {
+        Self {
+            content_type: "application/json".to_owned(),
+            bytes: Bytes::from(bytes),
+        }
+    }
+
+    /// A finished multipart form (its `Content-Type` names its boundary).
+    pub fn multipart(body: MultipartBody) -> Self {
+        Self {
+            content_type: body.content_type(),
+            bytes: body.into_bytes(),
+        }
+    }
 }
 
 /// One request, signed and ready to send. `Debug` shows neither body nor signature.
@@ -91,8 +135,8 @@ pub struct SignedRequest {
     pub path_and_query: String,
     pub nonce: u64,
     pub api_sign: String,
-    /// The exact body bytes (JSON), or `None` for a body-less request.
-    pub body: Option<Vec<u8>>,
+    /// The exact body, or `None` for a body-less request.
+    pub body: Option<RequestBody>,
 }
 
 impl fmt::Debug for SignedRequest {
@@ -101,7 +145,7 @@ impl fmt::Debug for SignedRequest {
             .field("method", &self.method)
             .field("path_and_query", &self.path_and_query)
             .field("nonce", &self.nonce)
-            .field("body_len", &self.body.as_ref().map(Vec::len))
+            .field("body_len", &self.body.as_ref().map(|b| b.bytes.len()))
             .finish_non_exhaustive()
     }
 }
@@ -151,8 +195,9 @@ impl KrakenConnector {
         })
     }
 
-    /// Signs one request with the given nonce (pure; see [`Self::send_signed`]). Exposed so the
-    /// signature of a request can be pinned in tests with a fixed nonce.
+    /// Signs one request with a JSON body (or none) with the given nonce (pure; see
+    /// [`Self::send_signed`]). Exposed so the signature of a request can be pinned in tests
+    /// with a fixed nonce.
     pub fn sign(
         &self,
         method: Method,
@@ -160,11 +205,23 @@ impl KrakenConnector {
         body: Option<Vec<u8>>,
         nonce: u64,
     ) -> Result<SignedRequest, ProviderError> {
+        self.sign_body(method, path_and_query, body.map(RequestBody::json), nonce)
+    }
+
+    /// [`Self::sign`] for a body of any media type (a multipart form): `API-Sign` covers its
+    /// exact bytes.
+    pub fn sign_body(
+        &self,
+        method: Method,
+        path_and_query: String,
+        body: Option<RequestBody>,
+        nonce: u64,
+    ) -> Result<SignedRequest, ProviderError> {
         let api_sign = signing::api_sign(
             self.api_secret.expose_secret(),
             &path_and_query,
             nonce,
-            body.as_deref().unwrap_or_default(),
+            body.as_ref().map(|b| b.bytes.as_ref()).unwrap_or_default(),
         )
         .map_err(|e| ProviderError::new(ProviderErrorKind::Unauthorized, e.to_string()))?;
         Ok(SignedRequest {
@@ -200,7 +257,9 @@ impl KrakenConnector {
             .header("Payward-Version", API_VERSION)
             .header(ACCEPT, "application/json");
         if let Some(body) = request.body {
-            builder = builder.header(CONTENT_TYPE, "application/json").body(body);
+            builder = builder
+                .header(CONTENT_TYPE, body.content_type)
+                .body(body.bytes);
         }
         self.http.send(log, operation, builder).await
     }
@@ -214,7 +273,7 @@ impl KrakenConnector {
         operation: &'static str,
         method: Method,
         path_and_query: String,
-        body: Option<Vec<u8>>,
+        body: Option<RequestBody>,
     ) -> Result<RawResponse, ProviderError> {
         // Concurrent calls draw increasing nonces but can reach Kraken out of order, and Kraken
         // refuses a nonce not above the last it saw (`EAPI:Invalid nonce`, before doing
@@ -222,7 +281,7 @@ impl KrakenConnector {
         // benchmark saw thousands under load, each otherwise a job retry seconds later.
         let mut resends = 0;
         loop {
-            let signed = self.sign(
+            let signed = self.sign_body(
                 method.clone(),
                 path_and_query.clone(),
                 body.clone(),
@@ -259,6 +318,59 @@ impl KrakenConnector {
         serialize(&request).map(Some)
     }
 
+    /// The exact `POST /b2b/verifications/{user}` body for `upload`, built on `form` (a fresh
+    /// [`MultipartForm::new`] when sending; a fixed boundary pins it in tests): parts `type`,
+    /// `metadata` (a JSON string), then the files (`front` and `back`, `document` or `selfie`),
+    /// each named `<part>.<extension of its content type>`, never the caller's file name.
+    /// `NotSupported` when Kraken cannot be sent this document (see
+    /// [`transformers::verification_parts`]).
+    pub fn document_body<'a>(
+        upload: &DocumentUpload<'a>,
+        form: MultipartForm<'a>,
+    ) -> Result<MultipartBody, ProviderError> {
+        let parts = transformers::verification_parts(upload)?;
+        let mut form = form
+            .text("type", parts.verification_type.as_bytes())
+            .text("metadata", parts.metadata.into_bytes());
+        for (name, file) in parts.files {
+            form = form.file(
+                name,
+                format!("{name}.{}", file.content_type.extension()),
+                file.content_type.as_str(),
+                file.bytes,
+            );
+        }
+        form.finish().map_err(|e| {
+            ProviderError::new(
+                ProviderErrorKind::Rejected,
+                format!("cannot build the verification body: {e}"),
+            )
+        })
+    }
+
+    async fn submit(
+        &self,
+        iiban: &str,
+        upload: DocumentUpload<'_>,
+        log: &CallLog,
+    ) -> Result<SubmittedDocument, ProviderError> {
+        let path = verification_path(iiban)?;
+        let body = Self::document_body(&upload, MultipartForm::new())?;
+        let raw = self
+            .call(
+                log,
+                "submit_document",
+                Method::POST,
+                path,
+                Some(RequestBody::multipart(body)),
+            )
+            .await?;
+        let result: VerificationResult = success_result(&raw)?;
+        Ok(SubmittedDocument {
+            provider_document_id: Some(result.verification_id),
+        })
+    }
+
     async fn fetch_user(
         &self,
         iiban: &str,
@@ -283,7 +395,7 @@ impl KrakenConnector {
                 "create_user",
                 Method::POST,
                 "/b2b/users".to_owned(),
-                Some(body),
+                Some(RequestBody::json(body)),
             )
             .await?;
         let created: CreateUserResult = success_result(&raw)?;
@@ -332,7 +444,7 @@ impl KrakenConnector {
                 "update_user",
                 Method::PATCH,
                 user_path(iiban)?,
-                Some(body),
+                Some(RequestBody::json(body)),
             )
             .await?;
         // `{"result":"success"}`; the answer carries no state.
@@ -418,6 +530,16 @@ impl Connector for KrakenConnector {
         log: &'a CallLog,
     ) -> BoxFuture<'a, Result<Option<ProviderUserState>, ProviderError>> {
         Box::pin(self.update(link.provider_user_id, user, changed, log))
+    }
+
+    /// `POST /b2b/verifications/{user}`: a partner-attested verification with its files.
+    fn submit_document<'a>(
+        &'a self,
+        link: LinkRef<'a>,
+        upload: DocumentUpload<'a>,
+        log: &'a CallLog,
+    ) -> BoxFuture<'a, Result<SubmittedDocument, ProviderError>> {
+        Box::pin(self.submit(link.provider_user_id, upload, log))
     }
 }
 
@@ -522,9 +644,17 @@ mod tests {
             "a%2Fb%3Fc%23d%25e%2B%C3%A9~._-"
         );
         assert_eq!(user_path("../x").unwrap(), "/b2b/users/..%2Fx");
+        assert_eq!(
+            verification_path("AA12 N84G ABCD EFGH").unwrap(),
+            "/b2b/verifications/AA12%20N84G%20ABCD%20EFGH"
+        );
         for bad in ["", ".", ".."] {
             assert_eq!(
                 user_path(bad).unwrap_err().kind,
+                ProviderErrorKind::Rejected
+            );
+            assert_eq!(
+                verification_path(bad).unwrap_err().kind,
                 ProviderErrorKind::Rejected
             );
         }

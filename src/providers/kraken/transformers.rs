@@ -1,5 +1,5 @@
-//! Kraken Embed wire types (`/b2b/users…`) and their conversions from and to the canonical
-//! model (https://docs.kraken.com/api/docs/embed-api).
+//! Kraken Embed wire types (`/b2b/users…`, `/b2b/verifications…`) and their conversions from
+//! and to the canonical model (https://docs.kraken.com/api/docs/embed-api).
 //!
 //! Serialisation is byte-significant: the connector signs the exact bytes it sends, and the field
 //! order here is the order on the wire (it reproduces the locally derived signing vector V2; Kraken
@@ -10,12 +10,16 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use time::format_description::well_known::Rfc3339;
+use time::UtcOffset;
 
 use crate::domain::status::LinkStatus;
 use crate::domain::user::{
-    iso_date, CanonicalUser, EmploymentStatus, IdentityDocumentType, Industry,
+    iso_date, CanonicalUser, CountryCode, EmploymentStatus, IdentityDocumentType, Industry,
 };
-use crate::providers::connector::{FieldPolicy, ProviderUserState};
+use crate::domain::verification::{DocumentType, VerificationAttestation};
+use crate::providers::connector::{DocumentFile, DocumentUpload, FieldPolicy, ProviderUserState};
+use crate::providers::error::{ProviderError, ProviderErrorKind};
 
 // ---------------------------------------------------------------------------------------------
 // Requests
@@ -488,6 +492,273 @@ impl GetUserResult {
             observed_at: None,
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Verifications: `POST /b2b/verifications/{user}`, multipart
+// (https://kraken-sandbox.mintlify.app/api-reference/verifications/submit-verification; the
+// per-type `metadata` models as Privy's proxy of Embed lists them,
+// https://github.com/privy-io/rust-sdk `openapi.json`)
+
+/// `identity` of an `identity_document` verification: who the document names.
+#[derive(Serialize, Clone, PartialEq, Eq)]
+pub struct VerifiedIdentity {
+    pub full_name: FullName,
+    pub date_of_birth: String,
+}
+
+/// The fields every verification type carries: who checked the person, and when.
+#[derive(Serialize, Clone, PartialEq, Eq)]
+pub struct VerificationAttestationFields {
+    pub verifier: String,
+    /// RFC 3339, in UTC.
+    pub verified_at: String,
+    /// The vendor's id of its check (the canonical `reference`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub external_verification_id: Option<String>,
+}
+
+/// `metadata` of `type=identity_document`. Field order is the wire order.
+#[derive(Serialize, Clone, PartialEq, Eq)]
+pub struct IdentityDocumentMetadata {
+    pub identity: VerifiedIdentity,
+    /// `passport` | `id_card` | `drivers_license` | `residence_card`.
+    pub document_type: &'static str,
+    pub document_number: String,
+    pub issuing_country: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nationality: Option<String>,
+    #[serde(flatten)]
+    pub attestation: VerificationAttestationFields,
+    /// The document's expiry (Kraken does not say whether it means the document's or the
+    /// check's; the document's is the one the gateway knows).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expiration_date: Option<String>,
+}
+
+/// `metadata` of `type=residence_document`.
+#[derive(Serialize, Clone, PartialEq, Eq)]
+pub struct ResidenceDocumentMetadata {
+    pub address: Residence,
+    pub document_type: &'static str,
+    #[serde(flatten)]
+    pub attestation: VerificationAttestationFields,
+}
+
+/// `metadata` of `type=selfie`.
+#[derive(Serialize, Clone, PartialEq, Eq)]
+pub struct SelfieMetadata {
+    pub selfie_type: &'static str,
+    #[serde(flatten)]
+    pub attestation: VerificationAttestationFields,
+}
+
+/// `result` of `POST /b2b/verifications/{user}`.
+#[derive(Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct VerificationResult {
+    pub verification_id: String,
+}
+
+/// One verification ready for the multipart body: its `type`, its `metadata` JSON string and
+/// its file parts (part name, file), in wire order. `Debug` shows neither metadata nor bytes.
+pub struct VerificationParts<'a> {
+    pub verification_type: &'static str,
+    pub metadata: String,
+    pub files: Vec<(&'static str, DocumentFile<'a>)>,
+}
+
+impl fmt::Debug for VerificationParts<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VerificationParts")
+            .field("verification_type", &self.verification_type)
+            .field(
+                "files",
+                &self.files.iter().map(|(name, _)| name).collect::<Vec<_>>(),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a document cannot go to Kraken as it is: said in the error, and nothing is sent.
+fn not_supported(message: impl Into<String>) -> ProviderError {
+    ProviderError::new(ProviderErrorKind::NotSupported, message)
+}
+
+/// Kraken's `document_type` of an identity document. `special_permanent_residence_card` is
+/// Japan's, which the canonical `residence_permit` does not single out.
+pub fn identity_document_type(doc_type: IdentityDocumentType) -> &'static str {
+    match doc_type {
+        IdentityDocumentType::Passport => "passport",
+        IdentityDocumentType::NationalId => "id_card",
+        IdentityDocumentType::DriversLicense => "drivers_license",
+        IdentityDocumentType::ResidencePermit => "residence_card",
+    }
+}
+
+fn attestation_fields(
+    attestation: &VerificationAttestation,
+) -> Result<VerificationAttestationFields, ProviderError> {
+    let verified_at = attestation
+        .verified_at
+        .to_offset(UtcOffset::UTC)
+        .format(&Rfc3339)
+        // Only a year outside 0000–9999 has no RFC 3339 form.
+        .map_err(|_| not_supported("verification.verified_at has no RFC 3339 form"))?;
+    Ok(VerificationAttestationFields {
+        verifier: attestation.verifier.clone(),
+        verified_at,
+        external_verification_id: attestation.reference.clone(),
+    })
+}
+
+/// The nationality a verified document speaks for: its issuing country when it is one of the
+/// user's nationalities (a passport or id card shows that one), else the first nationality,
+/// else the citizenship; omitted when the user gives none.
+fn nationality(user: &CanonicalUser, issuing_country: CountryCode) -> Option<String> {
+    let nationalities = user.nationalities.as_deref().unwrap_or_default();
+    nationalities
+        .iter()
+        .find(|c| **c == issuing_country)
+        .or_else(|| nationalities.first())
+        .or(user.citizenship.as_ref())
+        .map(|c| c.as_str().to_owned())
+}
+
+/// The `metadata` part: the model serialised once, as the JSON string Kraken expects.
+fn metadata_json<T: Serialize>(metadata: &T) -> Result<String, ProviderError> {
+    serde_json::to_string(metadata).map_err(|e| {
+        ProviderError::new(
+            ProviderErrorKind::Rejected,
+            format!("cannot serialise the verification metadata: {e}"),
+        )
+    })
+}
+
+/// The verification Kraken is sent for `upload`, or `NotSupported` (no call is made) when the
+/// canonical data cannot say what Kraken requires:
+/// - every type needs the caller's `verification` attestation (Kraken takes only
+///   partner-attested verifications);
+/// - identity documents need the user's `identity_document` of the same type (its number and
+///   issuing country describe the document sent), and a passport back is never sent;
+/// - a proof of address needs `address.line1`, `city` and `postal_code`.
+pub fn verification_parts<'a>(
+    upload: &DocumentUpload<'a>,
+) -> Result<VerificationParts<'a>, ProviderError> {
+    let document = upload.document_type;
+    let attestation = upload.verification.ok_or_else(|| {
+        not_supported(format!(
+            "Kraken accepts only partner-attested verifications: send `verification` \
+             (verifier, verified_at, reference) with the {}",
+            document.as_str()
+        ))
+    })?;
+    let attestation = attestation_fields(attestation)?;
+    match document {
+        DocumentType::Passport => identity_parts(upload, IdentityDocumentType::Passport, attestation),
+        DocumentType::NationalId => {
+            identity_parts(upload, IdentityDocumentType::NationalId, attestation)
+        }
+        DocumentType::DriversLicense => {
+            identity_parts(upload, IdentityDocumentType::DriversLicense, attestation)
+        }
+        DocumentType::ResidencePermit => {
+            identity_parts(upload, IdentityDocumentType::ResidencePermit, attestation)
+        }
+        DocumentType::ProofOfAddress => {
+            let address = residence(upload.user).map_err(|missing| {
+                not_supported(format!(
+                    "Kraken needs the address a proof_of_address shows: {} is missing",
+                    missing.field
+                ))
+            })?;
+            let metadata = ResidenceDocumentMetadata {
+                address,
+                // The canonical `proof_of_address` has no subtype and Kraken requires one: a
+                // utility bill, the most common proof of address, is the default.
+                document_type: "utility_bill",
+                attestation,
+            };
+            Ok(VerificationParts {
+                verification_type: "residence_document",
+                metadata: metadata_json(&metadata)?,
+                files: single_file(upload, "document")?,
+            })
+        }
+        DocumentType::Selfie => {
+            // Still images only: Kraken's `selfie_capture_video` has no canonical counterpart.
+            let metadata = SelfieMetadata {
+                selfie_type: "selfie",
+                attestation,
+            };
+            Ok(VerificationParts {
+                verification_type: "selfie",
+                metadata: metadata_json(&metadata)?,
+                files: single_file(upload, "selfie")?,
+            })
+        }
+    }
+}
+
+/// The one file of a one-sided document (a back would have no part to go in).
+fn single_file<'a>(
+    upload: &DocumentUpload<'a>,
+    part: &'static str,
+) -> Result<Vec<(&'static str, DocumentFile<'a>)>, ProviderError> {
+    if upload.back.is_some() {
+        return Err(not_supported(format!(
+            "Kraken takes a single file for a {}: it has no back side",
+            upload.document_type.as_str()
+        )));
+    }
+    Ok(vec![(part, upload.front)])
+}
+
+fn identity_parts<'a>(
+    upload: &DocumentUpload<'a>,
+    doc_type: IdentityDocumentType,
+    attestation: VerificationAttestationFields,
+) -> Result<VerificationParts<'a>, ProviderError> {
+    let user = upload.user;
+    let document = upload.document_type.as_str();
+    // Sources disagree on a passport's back (Payward's twin API refuses one); it is never sent.
+    if doc_type == IdentityDocumentType::Passport && upload.back.is_some() {
+        return Err(not_supported(
+            "Kraken takes no passport back side: a passport's data page is its front",
+        ));
+    }
+    let identity = user
+        .identity_document
+        .as_ref()
+        .filter(|d| d.doc_type == doc_type)
+        .ok_or_else(|| {
+            let held = match &user.identity_document {
+                Some(d) => format!("the user's identity_document is a {}", d.doc_type.as_str()),
+                None => "the user has no identity_document".to_owned(),
+            };
+            not_supported(format!(
+                "Kraken needs the number and issuing country of the {document} sent, and {held}: \
+                 set identity_document to this {document} first"
+            ))
+        })?;
+    let metadata = IdentityDocumentMetadata {
+        identity: VerifiedIdentity {
+            full_name: full_name(user),
+            date_of_birth: iso_date::format(user.date_of_birth.date()),
+        },
+        document_type: identity_document_type(doc_type),
+        document_number: identity.number.clone(),
+        issuing_country: identity.issuing_country.as_str().to_owned(),
+        nationality: nationality(user, identity.issuing_country),
+        attestation,
+        expiration_date: identity.expires_on.map(iso_date::format),
+    };
+    let mut files = vec![("front", upload.front)];
+    files.extend(upload.back.map(|back| ("back", back)));
+    Ok(VerificationParts {
+        verification_type: "identity_document",
+        metadata: metadata_json(&metadata)?,
+        files,
+    })
 }
 
 #[cfg(test)]
