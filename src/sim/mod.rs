@@ -69,6 +69,8 @@
 
 mod control;
 mod faults;
+mod multipart;
+mod page;
 mod provider;
 mod state;
 mod validate;
@@ -112,6 +114,10 @@ macro_rules! simulators {
             pub webhook_targets: WebhookTargets,
             /// How long `+review` users (and updated `incomplete` users) stay under review.
             pub review_delay: Duration,
+            /// The simulator's own address as a browser reaches it (`http://host:port`), for
+            /// the hosted pages its providers link to (`complianceUrl`, `onboarding_url`);
+            /// [`spawn`] sets it to the listen address when unset.
+            pub public_base_url: Option<String>,
             /// Keep every request and webhook delivery for `GET /_sim/requests` and
             /// `/_sim/webhooks` (on by default; the benchmark turns it off so a long run does
             /// not grow the simulator).
@@ -127,6 +133,7 @@ macro_rules! simulators {
                     $( $module: $module::Config::development(), )+
                     webhook_targets: WebhookTargets::default(),
                     review_delay: Duration::from_secs(5),
+                    public_base_url: None,
                     record: true,
                 }
             }
@@ -248,14 +255,19 @@ impl SimHandle {
 ///
 /// Must be called inside a Tokio runtime; background work (delayed reviews, webhook
 /// deliveries) runs on that runtime.
-pub async fn spawn(config: SimConfig, listener: TcpListener) -> std::io::Result<SimHandle> {
+pub async fn spawn(mut config: SimConfig, listener: TcpListener) -> std::io::Result<SimHandle> {
     let addr = listener.local_addr()?;
+    config.public_base_url = Some(match config.public_base_url.take() {
+        Some(url) => url.trim_end_matches('/').to_owned(),
+        None => listen_url(addr),
+    });
     let state = Arc::new(SimState::new(config, tokio::runtime::Handle::current())?);
     let data = web::Data::from(Arc::clone(&state));
     let server = HttpServer::new(move || {
         App::new()
             .app_data(data.clone())
-            .app_data(web::PayloadConfig::new(16 * 1024 * 1024))
+            // Room for two 10 MB document sides and their multipart framing.
+            .app_data(web::PayloadConfig::new(64 * 1024 * 1024))
             .configure(routes)
     })
     .on_connect(faults::remember_connection)
@@ -271,6 +283,17 @@ pub async fn spawn(config: SimConfig, listener: TcpListener) -> std::io::Result<
         state,
         server: handle,
     })
+}
+
+/// `http://<ip>:<port>` of a listen address; an unspecified address (`0.0.0.0`, `::`) is
+/// reached through loopback.
+fn listen_url(addr: std::net::SocketAddr) -> String {
+    let ip = match addr.ip() {
+        std::net::IpAddr::V4(ip) if ip.is_unspecified() => std::net::Ipv4Addr::LOCALHOST.into(),
+        std::net::IpAddr::V6(ip) if ip.is_unspecified() => std::net::Ipv6Addr::LOCALHOST.into(),
+        ip => ip,
+    };
+    format!("http://{}", std::net::SocketAddr::new(ip, addr.port()))
 }
 
 fn routes(cfg: &mut web::ServiceConfig) {
