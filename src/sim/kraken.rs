@@ -15,7 +15,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Map, Value};
 use time::OffsetDateTime;
 
-use super::faults::{enter, target};
+use super::faults::{self, enter, target};
 use super::multipart::{self, Part};
 use super::provider::{gateway_section, SimProvider};
 use super::state::{lock, Change, SimState, SimStatus, SimUser};
@@ -182,7 +182,10 @@ fn routes(cfg: &mut web::ServiceConfig) {
                 .route(web::patch().to(update_user)),
         )
         .service(
-            web::resource("/b2b/verifications/{user}").route(web::post().to(submit_verification)),
+            // There is no GET of a verification: other methods are unknown routes.
+            web::resource("/b2b/verifications/{user}")
+                .route(web::post().to(submit_verification))
+                .default_service(web::to(faults::not_found)),
         );
 }
 
