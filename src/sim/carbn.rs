@@ -1076,3 +1076,34 @@ async fn complete_session(
 fn control_error(status: StatusCode, message: &str) -> HttpResponse {
     HttpResponse::build(status).json(json!({ "error": message }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn absolute_uris() {
+        for ok in ["https://a.example/x?y=1", "myapp://done", "urn:x:y", "http://127.0.0.1:8080"] {
+            assert!(is_absolute_uri(ok), "{ok}");
+        }
+        for bad in ["", "/relative", "www.example.com", "https://a b", "1x://a", "https:", ":x"] {
+            assert!(!is_absolute_uri(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn document_like_paths() {
+        assert!(is_document_path("/onboarding/api/v1/users/u/documents"));
+        assert!(is_document_path("/onboarding/api/v1/Uploads"));
+        assert!(!is_document_path("/onboarding/api/v1/users/u"));
+        assert!(!is_document_path("/onboarding/api/v2/documents"));
+    }
+
+    #[test]
+    fn session_tokens_carry_their_jti() {
+        let token = session_token("user-1", 100, 1900, "jti-1");
+        assert_eq!(session_jti(&token).as_deref(), Some("jti-1"));
+        assert_eq!(session_jti("a.b.c"), None);
+        assert_eq!(session_jti(""), None);
+    }
+}

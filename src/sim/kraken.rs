@@ -1197,6 +1197,36 @@ mod tests {
     }
 
     #[test]
+    fn an_action_list_stands_for_a_status() {
+        let verification = json!({"action_type": "verification", "verification_type": "selfie"});
+        let details = json!({"action_type": "provide_details", "details_type": {"type": "phone"}});
+        let wait = json!({"action_type": "wait", "wait_reason_code": "sim_review"});
+        let odd = json!({"action_type": "something_new"});
+        assert_eq!(status_for(&[]), SimStatus::Approved);
+        assert_eq!(status_for(std::slice::from_ref(&wait)), SimStatus::UnderReview);
+        assert_eq!(status_for(&[wait.clone(), details.clone()]), SimStatus::Incomplete);
+        assert_eq!(status_for(&[odd]), SimStatus::Incomplete);
+        assert_eq!(status_for(&[details.clone(), verification]), SimStatus::Pending);
+        assert_eq!(details_field(&details), Some("phone"));
+        assert_eq!(
+            details_field(&json!({"action_type": "provide_details",
+                                  "details_type": {"type": "terms_of_service", "version": 2}})),
+            Some("tos_version_accepted")
+        );
+        assert_eq!(details_field(&wait), None);
+    }
+
+    #[test]
+    fn verification_ids_are_ver_and_twenty_crockford_characters() {
+        let id = new_verification_id();
+        let body = id.strip_prefix("ver_").unwrap();
+        assert_eq!(body.len(), 20, "{id}");
+        assert!(body
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b.is_ascii_uppercase() && !b"ILOU".contains(&b))));
+    }
+
+    #[test]
     fn percent_decoding() {
         assert_eq!(percent_decode("AA12%20N84G"), "AA12 N84G");
         assert_eq!(percent_decode("AA12 N84G"), "AA12 N84G");

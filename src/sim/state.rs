@@ -338,6 +338,11 @@ impl SimState {
         self.seq.fetch_add(1, Ordering::Relaxed) + 1
     }
 
+    /// The simulator's own address as a browser reaches it (`SimConfig::public_base_url`).
+    pub fn public_base_url(&self) -> Option<&str> {
+        self.config.public_base_url.as_deref()
+    }
+
     /// `path` (starting with `/`) on the simulator's own public address, if it has one.
     pub(crate) fn public_url(&self, path: &str) -> Option<String> {
         let base = self.config.public_base_url.as_deref()?;
