@@ -2710,8 +2710,9 @@ async fn kraken_accepted_verifications_clear_actions_then_wait_then_verified_wit
 // ---------------------------------------------------------------------------------------------
 // Verification: KillB
 
-/// KillB's smallest accepted document (100 KiB).
+/// KillB's smallest and largest accepted documents (100 KiB, 10 MiB).
 const KILLB_MIN: usize = 100 * 1024;
+const KILLB_MAX: usize = 10 * 1024 * 1024;
 
 async fn killb_upload_raw(
     http: &reqwest::Client,
@@ -2922,13 +2923,13 @@ async fn killb_document_upload_validates_parts_users_and_files() {
                "message": ["User not found", "Account not found"], "statusCode": "400"})
     );
 
-    // Files: JPEG/PNG/PDF by content, 100 KiB to 10 MB, each side.
+    // Files: JPEG/PNG/PDF by content, 100 KiB to 10 MiB, each side.
     let invalid_document = json!({"errorCode": "USER.0002", "arguments": [], "message": ["Invalid document"], "statusCode": "400"});
     for (front, back) in [
         (magic_file(b"GIF89a", KILLB_MIN), None),
         (vec![0u8; KILLB_MIN], None),
         (jpeg(KILLB_MIN - 1), None),
-        (pdf(10_000_001), None),
+        (pdf(KILLB_MAX + 1), None),
         (jpeg(KILLB_MIN), Some(jpeg(1024))),
         (jpeg(KILLB_MIN), Some(magic_file(b"RIFF", KILLB_MIN))),
     ] {
@@ -2944,7 +2945,7 @@ async fn killb_document_upload_validates_parts_users_and_files() {
             (StatusCode::BAD_REQUEST, &invalid_document)
         );
     }
-    for front in [jpeg(KILLB_MIN), pdf(10_000_000), png(1024 * 1024)] {
+    for front in [jpeg(KILLB_MIN), pdf(KILLB_MAX), png(1024 * 1024)] {
         let (status, body) = killb_upload(
             &http,
             &sim,

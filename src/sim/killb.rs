@@ -56,11 +56,12 @@ pub struct Config {
     pub token_ttl: Duration,
     /// Which of KillB's two disputed signature schemes deliveries use.
     pub webhook_scheme: SignatureScheme,
-    /// Smallest document file accepted. KillB says "min 100 KB" without the unit's size; the
-    /// simulator reads the stricter 100 KiB (102 400 bytes).
+    /// Smallest document file accepted. KillB says "min 100 KB" without defining the unit; the
+    /// simulator reads 100 KiB (102 400 bytes), the stricter reading for a minimum.
     pub min_document_bytes: usize,
-    /// Largest document file accepted. KillB says "max 10 MB"; the simulator reads the stricter
-    /// 10 000 000 bytes.
+    /// Largest document file accepted. KillB says "max 10 MB"; the simulator reads it with the
+    /// same binary unit, 10 MiB (10 485 760 bytes), as the gateway's KillB document policy does
+    /// (set 10 000 000 to play a KillB that means the decimal unit).
     pub max_document_bytes: usize,
 }
 
@@ -75,7 +76,7 @@ impl Config {
             token_ttl: Duration::from_secs(3600),
             webhook_scheme: SignatureScheme::HmacSha256,
             min_document_bytes: 100 * 1024,
-            max_document_bytes: 10_000_000,
+            max_document_bytes: 10 * 1024 * 1024,
         }
     }
 }
