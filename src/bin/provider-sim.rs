@@ -3,10 +3,13 @@
 //!
 //! ```text
 //! provider-sim [--host 127.0.0.1] [--port 9000] [--webhook-base http://127.0.0.1:8080]
-//!              [--review-delay-secs 5] [--no-record]
+//!              [--review-delay-secs 5] [--public-base-url http://sim.example:9000] [--no-record]
 //! ```
-//! With `--webhook-base`, status webhooks go to `{base}/v1/webhooks/{provider}`. `--no-record`
-//! keeps no copy of requests and webhooks (`/_sim/requests` stays empty), for long load runs.
+//! With `--webhook-base`, status webhooks go to `{base}/v1/webhooks/{provider}`. The hosted
+//! verification pages the providers link to (`complianceUrl`, `onboarding_url`) are served by
+//! the simulator at its listen address, or at `--public-base-url` when a browser reaches it
+//! elsewhere (a container, a proxy). `--no-record` keeps no copy of requests and webhooks
+//! (`/_sim/requests` stays empty), for long load runs.
 
 use std::net::TcpListener;
 use std::time::Duration;
@@ -15,7 +18,7 @@ use onboarding_gateway::domain::provider::ProviderId;
 use onboarding_gateway::sim::{self, SimConfig, WebhookTargets};
 
 const USAGE: &str =
-    "usage: provider-sim [--host HOST] [--port PORT] [--webhook-base URL] [--review-delay-secs N] [--no-record]";
+    "usage: provider-sim [--host HOST] [--port PORT] [--webhook-base URL] [--review-delay-secs N] [--public-base-url URL] [--no-record]";
 
 /// mimalloc, as the gateway uses: the simulator stands in for a remote provider but shares the
 /// benchmark machine's cores with the gateway, so it should cost as little of them as it can.
@@ -52,6 +55,7 @@ fn main() -> std::io::Result<()> {
                 });
                 config.review_delay = Duration::from_secs(secs);
             }
+            "--public-base-url" => config.public_base_url = Some(value("--public-base-url")),
             "--no-record" => config.record = false,
             "-h" | "--help" => {
                 println!("{USAGE}");
@@ -71,6 +75,9 @@ fn main() -> std::io::Result<()> {
         let listener = TcpListener::bind((host.as_str(), port))?;
         let handle = sim::spawn(config.clone(), listener).await?;
         println!("provider-sim listening on {}", handle.base_url());
+        if let Some(public) = handle.state().public_base_url() {
+            println!("  hosted pages: {public}");
+        }
         // Each provider's credentials, as its gateway section names them.
         for &id in ProviderId::ALL {
             let section = config.gateway_settings(id, handle.base_url());

@@ -1,19 +1,29 @@
-//! Carbn Connect simulator: `x-api-key`, T&C consent and users (after
-//! https://docs.carbn.xyz/api-reference).
+//! Carbn Connect simulator: `x-api-key`, T&C consent, users and the hosted onboarding session
+//! (after https://docs.carbn.xyz/api-reference and
+//! https://docs.carbn.xyz/api-reference/user-management/create-user-onboarding-session).
+//!
+//! Carbn documents no document upload: identity images reach it through the hosted session (a
+//! checkout page), which the simulator serves itself at `/_sim/carbn/checkout`. Completing it
+//! (the page's form or `POST /_sim/carbn/sessions/complete`) puts the user under review and,
+//! after the review delay, in the chosen outcome.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
 use serde_json::{json, Map, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use super::faults::enter;
+use super::page;
 use super::provider::{gateway_section, SimProvider};
 use super::state::{lock, Change, SimState, SimStatus, SimUser};
-use super::validate::{merge, Checker};
+use super::validate::{merge, timestamp, Checker};
 use super::webhooks::{deliver, Build};
 use super::SimConfig;
 use crate::domain::provider::ProviderId;
@@ -85,15 +95,38 @@ pub struct Config {
     pub webhook_private_key_pem: String,
     /// The matching SPKI PEM public key (what the gateway verifies with).
     pub webhook_public_key_pem: String,
+    /// Lifetime of an onboarding session (the `exp` of its `session` JWT; Carbn does not
+    /// document one).
+    pub session_ttl: Duration,
+    /// How an `incomplete` user's `requirements` look (Carbn documents only `null`).
+    pub requirements_shape: RequirementsShape,
+}
+
+/// The shape of `requirements` for an `incomplete` user. Carbn's examples only show `null`; its
+/// status guide copies Bridge's wording, so Bridge's shapes are the likely non-null ones
+/// (https://apidocs.bridge.xyz/api-reference/customers/get-all-customers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RequirementsShape {
+    /// `null`.
+    Null,
+    /// `["proof_of_address"]`, like Bridge's `requirements_due`.
+    #[default]
+    Strings,
+    /// Bridge-like endorsement objects: `[{"name": "base", "status": "incomplete",
+    /// "requirements": {"complete": […], "pending": [], "missing": {"all_of":
+    /// ["proof_of_address"]}, "issues": []}}]`.
+    Objects,
 }
 
 impl Config {
-    /// The `DEV_*` credentials and key pair.
+    /// The `DEV_*` credentials and key pair, 30-minute sessions, `requirements` as strings.
     pub fn development() -> Self {
         Self {
             api_key: DEV_API_KEY.into(),
             webhook_private_key_pem: DEV_WEBHOOK_PRIVATE_KEY_PEM.into(),
             webhook_public_key_pem: DEV_WEBHOOK_PUBLIC_KEY_PEM.into(),
+            session_ttl: Duration::from_secs(1800),
+            requirements_shape: RequirementsShape::Strings,
         }
     }
 }
@@ -104,6 +137,17 @@ pub(crate) struct State {
     signer: WebhookSigner,
     /// Consent id -> the user id that used it.
     consents: Mutex<HashMap<String, Option<String>>>,
+    /// Onboarding sessions by their JWT's `jti` (the token's signature is random bytes, so the
+    /// checkout page recognises its sessions here).
+    sessions: Mutex<HashMap<String, Session>>,
+}
+
+/// One onboarding session.
+struct Session {
+    user_id: String,
+    /// Unix seconds (the JWT's `exp`).
+    expires_at: i64,
+    redirect_url: String,
 }
 
 impl State {
@@ -118,6 +162,7 @@ impl State {
         Ok(Self {
             signer,
             consents: Mutex::new(HashMap::new()),
+            sessions: Mutex::new(HashMap::new()),
         })
     }
 }
@@ -134,8 +179,8 @@ impl SimProvider for Simulator {
         routes(cfg);
     }
 
-    fn render(&self, _state: &SimState, user: &SimUser) -> Value {
-        render(user)
+    fn render(&self, state: &SimState, user: &SimUser) -> Value {
+        render(state, user)
     }
 
     fn fault_error(&self, status: StatusCode, req: &HttpRequest) -> HttpResponse {
@@ -147,8 +192,13 @@ impl SimProvider for Simulator {
         error(status, &status.as_u16().to_string(), message, req)
     }
 
-    /// AWS API Gateway answers unknown routes with "Missing Authentication Token".
+    /// AWS API Gateway answers unknown routes with "Missing Authentication Token"; a
+    /// document-upload-like path is a plain 404 (Carbn takes documents only through its hosted
+    /// session).
     fn not_found(&self, req: &HttpRequest) -> HttpResponse {
+        if is_document_path(req.path()) {
+            return error(StatusCode::NOT_FOUND, "4040", "Not Found", req);
+        }
         error(
             StatusCode::FORBIDDEN,
             "4030",
@@ -157,8 +207,24 @@ impl SimProvider for Simulator {
         )
     }
 
+    /// A recorded session outcome lasts until the review it waits for ends (or the status is
+    /// set otherwise).
     fn apply_status(&self, user: &mut SimUser, status: SimStatus) {
         user.status = status;
+        if status != SimStatus::UnderReview {
+            if let Some(record) = user.verification.as_object_mut() {
+                record.remove(OUTCOME);
+            }
+        }
+    }
+
+    /// The outcome chosen when the hosted session was completed; approval otherwise.
+    fn reviewed(&self, user: &SimUser) -> SimStatus {
+        user.verification
+            .get(OUTCOME)
+            .and_then(Value::as_str)
+            .and_then(outcome_status)
+            .unwrap_or(SimStatus::Approved)
     }
 
     /// `USER_STATUS_UPDATE` when the status moves (or is created past the initial one); nothing
@@ -194,7 +260,11 @@ const IDENTITY_DOCUMENTS: &[&str] = &[
 ];
 
 fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource(format!("{BASE}/tnc")).route(web::post().to(consent)))
+    cfg.service(web::resource("/_sim/carbn/checkout").route(web::get().to(checkout_page)))
+        .service(
+            web::resource("/_sim/carbn/sessions/complete").route(web::post().to(complete_session)),
+        )
+        .service(web::resource(format!("{BASE}/tnc")).route(web::post().to(consent)))
         .service(web::resource(format!("{BASE}/users")).route(web::post().to(create_user)))
         .service(web::resource(format!("{BASE}/users/all")).route(web::get().to(list_users)))
         .service(web::resource(format!("{BASE}/users/session")).route(web::post().to(session)))
@@ -421,20 +491,47 @@ fn carbn_time(at: OffsetDateTime) -> String {
         .unwrap_or_default()
 }
 
+/// `requirements` of an `incomplete` user, in the configured shape.
+fn requirements(shape: RequirementsShape) -> Value {
+    match shape {
+        RequirementsShape::Null => Value::Null,
+        RequirementsShape::Strings => json!(["proof_of_address"]),
+        RequirementsShape::Objects => json!([{
+            "name": "base",
+            "status": "incomplete",
+            "requirements": {
+                "complete": ["first_name", "last_name", "date_of_birth", "email_address"],
+                "pending": [],
+                "missing": {"all_of": ["proof_of_address"]},
+                "issues": [],
+            },
+        }]),
+    }
+}
+
+/// Bridge-like `rejection_reasons`: `reason` for the person, `developer_reason` for the
+/// integrator, `created_at` (https://apidocs.bridge.xyz/api-reference/kyc-links/get-all-kyc-links).
+fn rejection_reasons(user: &SimUser) -> Value {
+    json!([{
+        "developer_reason": "Simulated rejection: the document image is blurry.",
+        "reason": "Cannot validate ID -- upload a clear photo of the full ID",
+        "created_at": timestamp(user.updated_at, false),
+    }])
+}
+
 /// The Carbn user object.
-fn render(user: &SimUser) -> Value {
+fn render(state: &SimState, user: &SimUser) -> Value {
     let p = &user.profile;
     let get = |k: &str| p.get(k).cloned().unwrap_or(Value::Null);
     let (status, requirements, rejection_reasons) = match user.status {
         SimStatus::Pending | SimStatus::UnderReview => ("under_review", Value::Null, Value::Null),
-        SimStatus::Incomplete => ("incomplete", json!(["proof_of_address"]), Value::Null),
-        SimStatus::Approved => ("active", Value::Null, Value::Null),
-        SimStatus::Rejected => (
-            "rejected",
+        SimStatus::Incomplete => (
+            "incomplete",
+            requirements(state.config.carbn.requirements_shape),
             Value::Null,
-            json!([{"reason": "identity_document_invalid",
-                    "developer_reason": "Simulated rejection (magic value or control endpoint)"}]),
         ),
+        SimStatus::Approved => ("active", Value::Null, Value::Null),
+        SimStatus::Rejected => ("rejected", Value::Null, rejection_reasons(user)),
         SimStatus::Suspended => ("paused", Value::Null, Value::Null),
         SimStatus::Closed => ("offboarded", Value::Null, Value::Null),
     };
@@ -485,7 +582,7 @@ fn render(user: &SimUser) -> Value {
 
 /// Sends the signed `USER_STATUS_UPDATE` webhook with the user's current status.
 fn emit(state: &Arc<SimState>, user: &SimUser) {
-    let rendered = render(user);
+    let rendered = render(state, user);
     let body = serde_json::to_vec(&json!({
         "status": rendered.get("status").cloned().unwrap_or(Value::Null),
         "user_id": user.id,
@@ -536,6 +633,7 @@ fn new_user(state: &SimState, status: SimStatus, profile: Map<String, Value>) ->
         profile: Value::Object(profile),
         external_id: None,
         user_type: None,
+        verification: Value::Null,
         created_at: now,
         updated_at: now,
     }
@@ -592,7 +690,7 @@ async fn create_user(
             Some(slot) => *slot = Some(user.id.clone()),
         }
     }
-    let rendered = render(&user);
+    let rendered = render(&state, &user);
     state.into_inner().insert_user(user);
     HttpResponse::Created().json(rendered)
 }
@@ -605,7 +703,11 @@ async fn list_users(
     if let Err(response) = guard(&state, &req, &body).await {
         return response;
     }
-    let users: Vec<Value> = state.users(ProviderId::Carbn).iter().map(render).collect();
+    let users: Vec<Value> = state
+        .users(ProviderId::Carbn)
+        .iter()
+        .map(|u| render(&state, u))
+        .collect();
     HttpResponse::Ok().json(users)
 }
 
@@ -629,7 +731,7 @@ async fn get_user(state: web::Data<SimState>, req: HttpRequest, body: web::Bytes
         return response;
     }
     match lookup(&state, &req) {
-        Ok(user) => HttpResponse::Ok().json(render(&user)),
+        Ok(user) => HttpResponse::Ok().json(render(&state, &user)),
         Err(response) => response,
     }
 }
@@ -682,11 +784,59 @@ async fn update_user(
     let state = state.into_inner();
     state.after_update(ProviderId::Carbn, &user.id, false);
     match state.user(ProviderId::Carbn, &user.id) {
-        Some(u) => HttpResponse::Ok().json(render(&u)),
+        Some(u) => HttpResponse::Ok().json(render(&state, &u)),
         None => HttpResponse::InternalServerError().finish(),
     }
 }
 
+/// Whether `uri` is an absolute URI (`scheme:` and something after it, no whitespace).
+fn is_absolute_uri(uri: &str) -> bool {
+    let Some((scheme, rest)) = uri.split_once(':') else {
+        return false;
+    };
+    let mut chars = scheme.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+        && !rest.is_empty()
+        && !uri.chars().any(|c| c.is_whitespace() || c.is_control())
+}
+
+/// A path under Carbn's API that looks like a document upload.
+fn is_document_path(path: &str) -> bool {
+    path.strip_prefix(BASE).is_some_and(|rest| {
+        rest.split('/').any(|segment| {
+            let segment = segment.to_ascii_lowercase();
+            ["document", "upload", "file", "image"]
+                .iter()
+                .any(|word| segment.contains(word))
+        })
+    })
+}
+
+/// The hosted session's `session` token: a JWT with Carbn's header
+/// (`{"alg":"ES384","kid":"kms","typ":"JWT"}`, as its documented example decodes) and a payload
+/// with `sub` (the user id), `iat`, `exp`, `jti`. The signature is 96 random bytes (the size of
+/// an ES384 signature): nobody outside Carbn can verify its KMS key, so the simulator does not
+/// sign, and recognises its sessions by `jti`.
+fn session_token(user_id: &str, issued_at: i64, expires_at: i64, jti: &str) -> String {
+    let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"ES384","kid":"kms","typ":"JWT"}"#);
+    let payload = URL_SAFE_NO_PAD.encode(
+        json!({"sub": user_id, "iat": issued_at, "exp": expires_at, "jti": jti}).to_string(),
+    );
+    let signature: Vec<u8> = (0..96).map(|_| rand::random::<u8>()).collect();
+    format!("{header}.{payload}.{}", URL_SAFE_NO_PAD.encode(signature))
+}
+
+/// The `jti` of a session token (its payload read without verification).
+fn session_jti(token: &str) -> Option<String> {
+    let payload = token.split('.').nth(1)?;
+    let payload: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()?;
+    payload.get("jti")?.as_str().map(str::to_owned)
+}
+
+/// `POST /onboarding/api/v1/users/session` `{email, currency, redirect_url}` →
+/// `{onboarding_url, user_id}`: the same email gets the same user (a new email creates one, as
+/// the checkout would).
 async fn session(state: web::Data<SimState>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
     if let Err(response) = guard(&state, &req, &body).await {
         return response;
@@ -703,23 +853,257 @@ async fn session(state: web::Data<SimState>, req: HttpRequest, body: web::Bytes)
             c.err("currency", "must be an ISO 4217 code");
         }
     }
-    if let Some(url) = c.string(&body, "", "redirect_url", true) {
-        if !(url.starts_with("https://") || url.starts_with("http://")) {
-            c.err("redirect_url", "must be a URI");
-        }
+    let redirect_url = c.string(&body, "", "redirect_url", true).map(str::to_owned);
+    if redirect_url.as_deref().is_some_and(|url| !is_absolute_uri(url)) {
+        c.err("redirect_url", "must be an absolute URI");
     }
-    let Some(email) = email.filter(|_| c.ok()) else {
+    let (Some(email), Some(redirect_url)) = (email.filter(|_| c.ok()), redirect_url) else {
         return invalid(&c, &req);
     };
     let state: Arc<SimState> = state.into_inner();
-    let mut profile = Map::new();
-    profile.insert("email_address".into(), Value::from(email.clone()));
-    let status = SimStatus::from_email_tag(&email).unwrap_or(SimStatus::Pending);
-    let user = new_user(&state, status, profile);
-    let id = user.id.clone();
-    state.insert_user(user);
+    let existing = state
+        .lock()
+        .candidates(ProviderId::Carbn, &format!("email:{email}"))
+        .find(|u| u.profile.get("email_address").and_then(Value::as_str) == Some(email.as_str()))
+        .map(|u| u.id.clone());
+    let id = match existing {
+        Some(id) => id,
+        None => {
+            let mut profile = Map::new();
+            profile.insert("email_address".into(), Value::from(email.clone()));
+            let status = SimStatus::from_email_tag(&email).unwrap_or(SimStatus::Pending);
+            let user = new_user(&state, status, profile);
+            let id = user.id.clone();
+            state.insert_user(user);
+            id
+        }
+    };
+    let now = OffsetDateTime::now_utc().unix_timestamp();
+    let ttl = i64::try_from(state.config.carbn.session_ttl.as_secs()).unwrap_or(i64::MAX / 2);
+    let expires_at = now.saturating_add(ttl);
+    let jti = uuid::Uuid::new_v4().to_string();
+    let token = session_token(&id, now, expires_at, &jti);
+    lock(&state.providers.carbn.sessions).insert(
+        jti,
+        Session {
+            user_id: id.clone(),
+            expires_at,
+            redirect_url,
+        },
+    );
+    let page = format!("/_sim/carbn/checkout?session={token}");
+    let onboarding_url = state
+        .public_url(&page)
+        .unwrap_or_else(|| format!("https://checkout.sim.carbn.local/kyc?session={token}"));
     HttpResponse::Ok().json(json!({
-        "onboarding_url": format!("https://checkout.sim.carbn.local/kyc?session={}", uuid::Uuid::new_v4()),
+        "onboarding_url": onboarding_url,
         "user_id": id,
     }))
+}
+
+/// Key of the outcome chosen at completion in `SimUser::verification`.
+const OUTCOME: &str = "session_outcome";
+const OUTCOMES: &[&str] = &["active", "incomplete", "rejected"];
+
+fn outcome_status(outcome: &str) -> Option<SimStatus> {
+    Some(match outcome {
+        "active" => SimStatus::Approved,
+        "incomplete" => SimStatus::Incomplete,
+        "rejected" => SimStatus::Rejected,
+        _ => return None,
+    })
+}
+
+/// `GET /_sim/carbn/checkout?session=<JWT>`: the hosted onboarding page `onboarding_url` opens,
+/// with a form that completes it.
+async fn checkout_page(state: web::Data<SimState>, req: HttpRequest) -> HttpResponse {
+    let query = web::Query::<HashMap<String, String>>::from_query(req.query_string())
+        .map(web::Query::into_inner)
+        .unwrap_or_default();
+    let token = query.get("session").map(String::as_str).unwrap_or_default();
+    let session = session_jti(token).and_then(|jti| {
+        lock(&state.providers.carbn.sessions)
+            .get(&jti)
+            .map(|s| (s.user_id.clone(), s.expires_at))
+    });
+    let Some((user_id, expires_at)) = session else {
+        return page::html(
+            StatusCode::NOT_FOUND,
+            "Unknown session",
+            "<p>This onboarding link is not valid.</p>",
+        );
+    };
+    if expires_at <= OffsetDateTime::now_utc().unix_timestamp() {
+        return page::html(
+            StatusCode::GONE,
+            "Session expired",
+            "<p>This onboarding link has expired: ask for a new one.</p>",
+        );
+    }
+    let options: String = OUTCOMES
+        .iter()
+        .map(|o| format!("<option value=\"{o}\">{o}</option>"))
+        .collect();
+    page::html(
+        StatusCode::OK,
+        "Verify your identity",
+        &format!(
+            "<p>Here the person would photograph their ID and take a selfie.</p>\
+             <form method=\"post\" action=\"/_sim/carbn/sessions/complete\">\
+             <input type=\"hidden\" name=\"user_id\" value=\"{}\">\
+             <input type=\"hidden\" name=\"session\" value=\"{}\">\
+             <label>Review outcome <select name=\"outcome\">{options}</select></label> \
+             <button type=\"submit\">Submit verification</button></form>",
+            page::escape(&user_id),
+            page::escape(token),
+        ),
+    )
+}
+
+/// `POST /_sim/carbn/sessions/complete` `{"user_id", "outcome"?: "active"|"incomplete"|
+/// "rejected"}` (JSON, or the checkout page's form): the person finished the hosted flow. The
+/// user goes `under_review` now and to the outcome after the review delay, each with
+/// `USER_STATUS_UPDATE`.
+async fn complete_session(
+    state: web::Data<SimState>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> HttpResponse {
+    let form = page::is_form_post(&req);
+    let fields: HashMap<String, String> = if form {
+        match web::Query::<HashMap<String, String>>::from_query(&String::from_utf8_lossy(&body)) {
+            Ok(fields) => fields.into_inner(),
+            Err(_) => return control_error(StatusCode::BAD_REQUEST, "invalid form body"),
+        }
+    } else {
+        match serde_json::from_slice::<Map<String, Value>>(&body) {
+            Ok(map) => {
+                let mut fields = HashMap::new();
+                for (key, value) in map {
+                    if !["user_id", "outcome"].contains(&key.as_str()) {
+                        return control_error(
+                            StatusCode::BAD_REQUEST,
+                            &format!("unknown field {key}"),
+                        );
+                    }
+                    match value {
+                        Value::String(text) => {
+                            fields.insert(key, text);
+                        }
+                        Value::Null => {}
+                        _ => {
+                            return control_error(
+                                StatusCode::BAD_REQUEST,
+                                &format!("{key} must be a string"),
+                            )
+                        }
+                    }
+                }
+                fields
+            }
+            Err(_) => {
+                return control_error(
+                    StatusCode::BAD_REQUEST,
+                    "body must be a JSON object {\"user_id\", \"outcome\"?}",
+                )
+            }
+        }
+    };
+    let Some(user_id) = fields.get("user_id").filter(|id| !id.is_empty()) else {
+        return control_error(StatusCode::BAD_REQUEST, "user_id is required");
+    };
+    let outcome = fields.get("outcome").map(String::as_str).unwrap_or("active");
+    if outcome_status(outcome).is_none() {
+        return control_error(
+            StatusCode::BAD_REQUEST,
+            &format!("outcome must be one of {}", OUTCOMES.join(", ")),
+        );
+    }
+    let Some(user) = state.user(ProviderId::Carbn, user_id) else {
+        return control_error(StatusCode::NOT_FOUND, "unknown user");
+    };
+    // "Additional KYC applications for users who have already completed KYC will be rejected"
+    // (Noah, host of Carbn's checkout: https://docs.noah.com/api-reference/create-onboarding-session).
+    if matches!(
+        user.status,
+        SimStatus::Approved | SimStatus::Suspended | SimStatus::Closed
+    ) {
+        return control_error(
+            StatusCode::CONFLICT,
+            "the user is not awaiting verification (active, paused or offboarded)",
+        );
+    }
+    let state = state.into_inner();
+    let completed_at = timestamp(OffsetDateTime::now_utc(), false);
+    let Some(user) = state.update_user(ProviderId::Carbn, user_id, true, |user| {
+        user.verification[OUTCOME] = Value::from(outcome);
+        user.verification["completed_at"] = Value::from(completed_at);
+        // Set directly: `apply_status` would drop the outcome just recorded.
+        user.status = SimStatus::UnderReview;
+    }) else {
+        return control_error(StatusCode::NOT_FOUND, "unknown user");
+    };
+    if form {
+        let redirect = fields
+            .get("session")
+            .and_then(|token| session_jti(token))
+            .and_then(|jti| {
+                lock(&state.providers.carbn.sessions)
+                    .get(&jti)
+                    .map(|s| s.redirect_url.clone())
+            });
+        let link = redirect
+            .map(|url| {
+                format!(
+                    "<p><a href=\"{}\">Continue</a></p>",
+                    page::escape(&url)
+                )
+            })
+            .unwrap_or_default();
+        return page::html(
+            StatusCode::OK,
+            "Verification submitted",
+            &format!("<p>Your documents are under review.</p>{link}"),
+        );
+    }
+    HttpResponse::Ok().json(json!({
+        "user_id": user.id,
+        "outcome": outcome,
+        "user": render(&state, &user),
+    }))
+}
+
+fn control_error(status: StatusCode, message: &str) -> HttpResponse {
+    HttpResponse::build(status).json(json!({ "error": message }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn absolute_uris() {
+        for ok in ["https://a.example/x?y=1", "myapp://done", "urn:x:y", "http://127.0.0.1:8080"] {
+            assert!(is_absolute_uri(ok), "{ok}");
+        }
+        for bad in ["", "/relative", "www.example.com", "https://a b", "1x://a", "https:", ":x"] {
+            assert!(!is_absolute_uri(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn document_like_paths() {
+        assert!(is_document_path("/onboarding/api/v1/users/u/documents"));
+        assert!(is_document_path("/onboarding/api/v1/Uploads"));
+        assert!(!is_document_path("/onboarding/api/v1/users/u"));
+        assert!(!is_document_path("/onboarding/api/v2/documents"));
+    }
+
+    #[test]
+    fn session_tokens_carry_their_jti() {
+        let token = session_token("user-1", 100, 1900, "jti-1");
+        assert_eq!(session_jti(&token).as_deref(), Some("jti-1"));
+        assert_eq!(session_jti("a.b.c"), None);
+        assert_eq!(session_jti(""), None);
+    }
 }

@@ -65,6 +65,7 @@ async fn dump_users(state: web::Data<SimState>, req: HttpRequest) -> HttpRespons
                 "external_id": u.external_id,
                 "user": view(&state, u),
                 "profile": u.profile,
+                "verification": u.verification,
             })
         })
         .collect();

@@ -1,5 +1,12 @@
-//! KillB API v2 simulator: JWT login/refresh and PERSON/COMPANY users (after
-//! https://docs.killb.com/api-reference).
+//! KillB API v2 simulator: JWT login/refresh, PERSON/COMPANY users, person documents, the
+//! hosted compliance page and Sumsub access tokens (after https://docs.killb.com/api-reference,
+//! https://docs.killb.com/guides/users/upload-documents and
+//! https://docs.killb.com/guides/users/kyc-levels).
+//!
+//! Uploads and the hosted liveness step are recorded in `SimUser::verification`; they never
+//! move `status`/`accessLevel` at once. Once ID images (front, and back for two-sided types),
+//! a proof of address and liveness are all in, the user becomes `ACTIVE` at `L2` after the
+//! review delay (with `USER`/`UPDATE`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -15,12 +22,15 @@ use sha2::Sha256;
 use time::OffsetDateTime;
 
 use super::faults::enter;
+use super::multipart::{self, Part};
+use super::page;
 use super::provider::{gateway_section, SimProvider};
 use super::state::{lock, Change, SimState, SimStatus, SimUser};
 use super::validate::{age, merge, timestamp, Checker};
 use super::webhooks::{deliver, Build};
 use super::SimConfig;
 use crate::domain::provider::ProviderId;
+use crate::domain::verification::DocumentContentType;
 use crate::providers::killb::webhook::{self as killb_webhook, SignatureScheme};
 
 /// KillB dev login email.
@@ -46,10 +56,18 @@ pub struct Config {
     pub token_ttl: Duration,
     /// Which of KillB's two disputed signature schemes deliveries use.
     pub webhook_scheme: SignatureScheme,
+    /// Smallest document file accepted. KillB says "min 100 KB" without defining the unit; the
+    /// simulator reads 100 KiB (102 400 bytes), the stricter reading for a minimum.
+    pub min_document_bytes: usize,
+    /// Largest document file accepted. KillB says "max 10 MB"; the simulator reads it with the
+    /// same binary unit, 10 MiB (10 485 760 bytes), as the gateway's KillB document policy does
+    /// (set 10 000 000 to play a KillB that means the decimal unit).
+    pub max_document_bytes: usize,
 }
 
 impl Config {
-    /// The `DEV_*` credentials, 1-hour access tokens, the documented HMAC webhook scheme.
+    /// The `DEV_*` credentials, 1-hour access tokens, the documented HMAC webhook scheme, the
+    /// documented 100 KB–10 MB document sizes.
     pub fn development() -> Self {
         Self {
             email: DEV_EMAIL.into(),
@@ -57,6 +75,8 @@ impl Config {
             webhook_secret: DEV_WEBHOOK_SECRET.into(),
             token_ttl: Duration::from_secs(3600),
             webhook_scheme: SignatureScheme::HmacSha256,
+            min_document_bytes: 100 * 1024,
+            max_document_bytes: 10 * 1024 * 1024,
         }
     }
 }
@@ -128,6 +148,14 @@ impl SimProvider for Simulator {
             user.status = status;
             user.active = true;
         }
+        // A level set through the control endpoint lasts until the status moves.
+        if let Some(record) = user.verification.as_object_mut() {
+            record.remove(LEVEL);
+        }
+    }
+
+    fn reviewed(&self, _user: &SimUser) -> SimStatus {
+        SimStatus::Approved
     }
 
     /// `USER`/`CREATE` on create, `USER`/`DELETE` when a status change deactivated the user,
@@ -261,6 +289,15 @@ const REFRESH_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 
 fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/_sim/killb/expire-tokens").route(web::post().to(expire_tokens)))
+        .service(web::resource("/_sim/killb/users/{id}/verify").route(web::get().to(compliance_page)))
+        .service(web::resource("/_sim/killb/users/{id}/liveness").route(web::post().to(liveness)))
+        .service(web::resource("/_sim/killb/users/{id}/level").route(web::post().to(set_level)))
+        .service(
+            web::resource("/api/v2/users/person/document").route(web::post().to(upload_document)),
+        )
+        .service(
+            web::resource("/api/v2/compliance/access-token").route(web::post().to(access_token)),
+        )
         .service(web::resource("/api/v2/auth/login").route(web::post().to(login)))
         .service(web::resource("/api/v2/auth/refresh").route(web::post().to(refresh)))
         .service(
@@ -664,13 +701,34 @@ fn status_fields(user: &SimUser) -> (Value, &'static str, &'static str) {
 /// The KillB user object (`CreateUserResponseDto`).
 fn render(state: &SimState, user: &SimUser) -> Value {
     let (status, level, note) = status_fields(user);
+    let level = user
+        .verification
+        .get(LEVEL)
+        .and_then(Value::as_str)
+        .unwrap_or(level);
+    let progress = Progress::of(user);
+    let note = match user.status {
+        SimStatus::Pending | SimStatus::Incomplete if progress.any() => {
+            let missing = progress.missing();
+            if missing.is_empty() {
+                "Documents and liveness received: under review for L2.".to_owned()
+            } else {
+                format!("Still needed for L2: {}.", missing.join(", "))
+            }
+        }
+        _ => note.to_owned(),
+    };
+    let page = format!("/_sim/killb/users/{}/verify", user.id);
+    let compliance_url = state
+        .public_url(&page)
+        .unwrap_or_else(|| format!("https://kyc.sim.killb.local/verify/{}", user.id));
     let mut out = json!({
         "id": user.id,
         "status": status,
         "customerId": state.providers.killb.customer_id,
         "type": user.user_type.as_deref().unwrap_or("PERSON"),
         "data": user.profile,
-        "complianceUrl": format!("https://kyc.sim.killb.local/verify/{}", user.id),
+        "complianceUrl": compliance_url,
         "accessLevel": level,
         "note": note,
         "active": user.active,
@@ -771,6 +829,7 @@ async fn create_user(
             profile: Value::Object(data.clone()),
             external_id,
             user_type: Some(kind.to_owned()),
+            verification: Value::Null,
             created_at: now,
             updated_at: now,
         }
@@ -990,6 +1049,415 @@ fn emit(state: &Arc<SimState>, user: &SimUser, action: &'static str) {
         &user.id,
         build,
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Documents, the hosted compliance page, access tokens
+
+/// Keys of what `SimUser::verification` keeps: documents received by `documentType`
+/// (`{"front": true, "back": bool}`), when liveness was done, a level set by the control
+/// endpoint.
+const DOCUMENTS: &str = "documents";
+const LIVENESS: &str = "liveness_at";
+const LEVEL: &str = "access_level";
+
+/// Identity documents with one side (a passport's data page).
+const ONE_SIDED_IDS: &[&str] = &["PASSPORT"];
+/// Identity cards: front and back.
+const TWO_SIDED_IDS: &[&str] = &[
+    "DRIVER_LICENSE",
+    "NUIP",
+    "INE",
+    "IFE",
+    "DNI",
+    "DUI",
+    "CHINESE_ID",
+    "BOLIVIAN_ID",
+    "CE",
+];
+const PROOFS_OF_ADDRESS: &[&str] = &[
+    "PROVE_OF_ADDRESS_BANK_STATEMENT",
+    "PROVE_OF_ADDRESS_UTILITY_BILL",
+    "PROVE_OF_ADDRESS_LEASE_AGREEMENT",
+];
+/// Every `documentType` of `UploadPersonDocumentDto` (`PROVE_OF` is KillB's spelling); tax
+/// numbers, source of funds and KYC reports are accepted but count for no L2 item.
+const UPLOAD_DOCUMENTS: &[&str] = &[
+    "PASSPORT",
+    "DRIVER_LICENSE",
+    "NUIP",
+    "RFC",
+    "SSN",
+    "CURP",
+    "CPF",
+    "INE",
+    "IFE",
+    "DNI",
+    "DUI",
+    "CHINESE_ID",
+    "BOLIVIAN_ID",
+    "CE",
+    "PROVE_OF_ADDRESS_BANK_STATEMENT",
+    "PROVE_OF_ADDRESS_UTILITY_BILL",
+    "PROVE_OF_ADDRESS_LEASE_AGREEMENT",
+    "SOURCE_OF_FUNDS_BANK_STATEMENT",
+    "SOURCE_OF_FUNDS_PAYSLIP",
+    "KYC_REPORT",
+];
+const UPLOAD_PARTS: &[&str] = &["userId", "documentType", "frontDocument", "backDocument"];
+const LEVELS: &[&str] = &["L0", "L1", "L2", "L3", "L4"];
+
+/// What of L2 a user has in: ID images, a proof of address, the hosted liveness step.
+struct Progress {
+    identity: bool,
+    proof_of_address: bool,
+    liveness: bool,
+}
+
+impl Progress {
+    fn of(user: &SimUser) -> Self {
+        let documents = user.verification.get(DOCUMENTS).and_then(Value::as_object);
+        let has = |kind: &str, side: &str| {
+            documents
+                .and_then(|d| d.get(kind))
+                .and_then(|d| d.get(side))
+                .and_then(Value::as_bool)
+                .unwrap_or(false)
+        };
+        Self {
+            identity: ONE_SIDED_IDS.iter().any(|k| has(k, "front"))
+                || TWO_SIDED_IDS.iter().any(|k| has(k, "front") && has(k, "back")),
+            proof_of_address: PROOFS_OF_ADDRESS.iter().any(|k| has(k, "front")),
+            liveness: user.verification.get(LIVENESS).is_some_and(Value::is_string),
+        }
+    }
+
+    fn any(&self) -> bool {
+        self.identity || self.proof_of_address || self.liveness
+    }
+
+    fn missing(&self) -> Vec<&'static str> {
+        let mut missing = Vec::new();
+        if !self.identity {
+            missing.push("ID images (front, and back for ID cards)");
+        }
+        if !self.proof_of_address {
+            missing.push("proof of address");
+        }
+        if !self.liveness {
+            missing.push("liveness (complianceUrl)");
+        }
+        missing
+    }
+}
+
+/// Whether `user` can still be raised to L2 by its documents (active, below L2).
+fn awaits_level_two(user: &SimUser) -> bool {
+    user.active
+        && matches!(
+            user.status,
+            SimStatus::Pending | SimStatus::Incomplete | SimStatus::UnderReview
+        )
+}
+
+/// Once everything L2 needs is in, approves the user after the review delay (if it still
+/// qualifies then).
+fn review_for_level_two(state: &Arc<SimState>, id: &str) {
+    let ready = |user: &SimUser| awaits_level_two(user) && Progress::of(user).missing().is_empty();
+    if !state.user(ProviderId::Killb, id).is_some_and(|u| ready(&u)) {
+        return;
+    }
+    let id = id.to_owned();
+    state.after_review_delay(move |state| {
+        if state.user(ProviderId::Killb, &id).is_some_and(|u| ready(&u)) {
+            state.set_status(ProviderId::Killb, &id, Some(SimStatus::Approved), None, true);
+        }
+    });
+}
+
+/// `API_USER.0001`, the documented answer of the upload route for an unknown user.
+fn user_not_found(key: &str, value: &str) -> HttpResponse {
+    error_with_args(
+        StatusCode::BAD_REQUEST,
+        "API_USER.0001",
+        &["User not found", "Account not found"],
+        json!([{"key": key, "value": value}]),
+    )
+}
+
+/// `POST /api/v2/users/person/document`: `userId`, `documentType`, `frontDocument`,
+/// `backDocument?` (multipart); 201 with no body.
+async fn upload_document(
+    state: web::Data<SimState>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> HttpResponse {
+    if let Err(response) = guard(&state, &req, &body).await {
+        return response;
+    }
+    let content_type = req
+        .headers()
+        .get("Content-Type")
+        .and_then(|v| v.to_str().ok());
+    let parts = match multipart::parse_request(content_type, &body) {
+        Ok(parts) => parts,
+        Err(e) => return error(StatusCode::BAD_REQUEST, "INVALID.INPUT", &[&e.to_string()]),
+    };
+    // class-validator style messages, as KillB's INVALID.INPUT answers carry.
+    let mut messages: Vec<String> = Vec::new();
+    let mut by_name: HashMap<&str, &Part> = HashMap::new();
+    for part in &parts {
+        if !UPLOAD_PARTS.contains(&part.name.as_str()) {
+            messages.push(format!("property {} should not exist", part.name));
+        } else if by_name.insert(part.name.as_str(), part).is_some() {
+            messages.push(format!("{} must be given once", part.name));
+        }
+    }
+    let mut text = |name: &str| -> Option<String> {
+        match by_name.get(name) {
+            None => {
+                messages.push(format!("{name} should not be empty"));
+                None
+            }
+            Some(part) if part.is_file() => {
+                messages.push(format!("{name} must be a string"));
+                None
+            }
+            Some(part) => {
+                let value = part.text().map(str::trim).unwrap_or_default();
+                if value.is_empty() {
+                    messages.push(format!("{name} should not be empty"));
+                    None
+                } else {
+                    Some(value.to_owned())
+                }
+            }
+        }
+    };
+    let user_id = text("userId");
+    let document_type = text("documentType");
+    let user_id = user_id.filter(|id| {
+        let uuid = uuid::Uuid::parse_str(id).is_ok();
+        if !uuid {
+            messages.push("userId must be a UUID".into());
+        }
+        uuid
+    });
+    let document_type = document_type.filter(|t| {
+        let known = UPLOAD_DOCUMENTS.contains(&t.as_str());
+        if !known {
+            messages.push(format!(
+                "documentType must be one of the following values: {}",
+                UPLOAD_DOCUMENTS.join(", ")
+            ));
+        }
+        known
+    });
+    for (name, required) in [("frontDocument", true), ("backDocument", false)] {
+        match by_name.get(name) {
+            None if required => messages.push(format!("{name} is required")),
+            Some(part) if !part.is_file() => messages.push(format!("{name} must be a file")),
+            _ => {}
+        }
+    }
+    let (Some(user_id), Some(document_type)) = (user_id, document_type) else {
+        let messages: Vec<&str> = messages.iter().map(String::as_str).collect();
+        return error(StatusCode::BAD_REQUEST, "INVALID.INPUT", &messages);
+    };
+    if !messages.is_empty() {
+        let messages: Vec<&str> = messages.iter().map(String::as_str).collect();
+        return error(StatusCode::BAD_REQUEST, "INVALID.INPUT", &messages);
+    }
+    if state.user(ProviderId::Killb, &user_id).is_none() {
+        return user_not_found("userId", &user_id);
+    }
+    let config = &state.config.killb;
+    let acceptable = |part: &Part| {
+        DocumentContentType::sniff(&part.data).is_some()
+            && (config.min_document_bytes..=config.max_document_bytes).contains(&part.data.len())
+    };
+    let back = by_name.get("backDocument").copied();
+    let files_ok = by_name.get("frontDocument").is_some_and(|p| acceptable(p))
+        && back.is_none_or(acceptable);
+    if !files_ok {
+        return error(StatusCode::BAD_REQUEST, "USER.0002", &["Invalid document"]);
+    }
+    let state = state.into_inner();
+    // Recorded without a webhook: nothing the user object shows moves until the review.
+    state.update_user(ProviderId::Killb, &user_id, false, |user| {
+        let entry = &mut user.verification[DOCUMENTS][document_type.as_str()];
+        entry["front"] = Value::Bool(true);
+        if back.is_some() {
+            entry["back"] = Value::Bool(true);
+        } else if entry.get("back").is_none() {
+            entry["back"] = Value::Bool(false);
+        }
+    });
+    review_for_level_two(&state, &user_id);
+    HttpResponse::Created().finish()
+}
+
+/// `POST /api/v2/compliance/access-token` `{id, idType?, levelName?, ttlInSecs?}`: a Sumsub
+/// WebSDK access token for the user (`201 {"token": "_act-<uuid>"}`).
+async fn access_token(
+    state: web::Data<SimState>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> HttpResponse {
+    if let Err(response) = guard(&state, &req, &body).await {
+        return response;
+    }
+    let body = match parse_object(&body) {
+        Ok(b) => b,
+        Err(response) => return response,
+    };
+    let mut c = Checker::default();
+    c.no_unknown(&body, "", &["id", "idType", "levelName", "ttlInSecs"]);
+    let id = c.string(&body, "", "id", true);
+    let id_type = c.one_of(&body, "", "idType", false, &["userId", "accountId"]);
+    c.string(&body, "", "levelName", false);
+    if c.integer(&body, "", "ttlInSecs", false).is_some_and(|t| t <= 0) {
+        c.err("ttlInSecs", "must be a positive number");
+    }
+    if !c.ok() {
+        return invalid_input(&c);
+    }
+    let Some(id) = id else {
+        return invalid_input(&c);
+    };
+    // The simulator has no accounts: an `accountId` is never found.
+    let found = id_type.unwrap_or("userId") == "userId"
+        && state.user(ProviderId::Killb, id).is_some();
+    if !found {
+        return user_not_found("id", id);
+    }
+    HttpResponse::Created().json(json!({ "token": format!("_act-{}", uuid::Uuid::new_v4()) }))
+}
+
+/// A control or page request's KillB user, or a JSON 400/404.
+fn control_user(state: &SimState, req: &HttpRequest) -> Result<SimUser, HttpResponse> {
+    let id = req.match_info().get("id").unwrap_or_default();
+    if uuid::Uuid::parse_str(id).is_err() {
+        return Err(HttpResponse::BadRequest().json(json!({ "error": "id must be a UUID" })));
+    }
+    state
+        .user(ProviderId::Killb, id)
+        .ok_or_else(|| HttpResponse::NotFound().json(json!({ "error": "unknown user" })))
+}
+
+/// `GET /_sim/killb/users/{id}/verify`: the hosted compliance page `complianceUrl` opens: what
+/// is in, and a button that completes the liveness step.
+async fn compliance_page(state: web::Data<SimState>, req: HttpRequest) -> HttpResponse {
+    let user = match control_user(&state, &req) {
+        Ok(user) => user,
+        Err(_) => {
+            return page::html(
+                StatusCode::NOT_FOUND,
+                "Unknown verification link",
+                "<p>This link does not belong to any user.</p>",
+            )
+        }
+    };
+    let progress = Progress::of(&user);
+    let item = |done: bool, what: &str| {
+        format!(
+            "<li>{} {}</li>",
+            if done { "&#10003;" } else { "&#9744;" },
+            page::escape(what)
+        )
+    };
+    let form = if progress.liveness {
+        "<p>Liveness check done.</p>".to_owned()
+    } else {
+        format!(
+            "<form method=\"post\" action=\"/_sim/killb/users/{}/liveness\">\
+             <button type=\"submit\">Complete the liveness check</button></form>",
+            page::escape(&user.id)
+        )
+    };
+    page::html(
+        StatusCode::OK,
+        "Identity verification",
+        &format!(
+            "<ul>{}{}{}</ul>
+{form}",
+            item(progress.identity, "ID images"),
+            item(progress.proof_of_address, "Proof of address"),
+            item(progress.liveness, "Liveness check"),
+        ),
+    )
+}
+
+/// `POST /_sim/killb/users/{id}/liveness`: the person completed the hosted liveness step (the
+/// page's button, or a test). Answers JSON, or a page for a browser's form post.
+async fn liveness(state: web::Data<SimState>, req: HttpRequest) -> HttpResponse {
+    let user = match control_user(&state, &req) {
+        Ok(user) => user,
+        Err(response) => return response,
+    };
+    let state = state.into_inner();
+    let now = timestamp(OffsetDateTime::now_utc(), false);
+    let Some(user) = state.update_user(ProviderId::Killb, &user.id, false, |user| {
+        user.verification[LIVENESS] = Value::from(now);
+    }) else {
+        return HttpResponse::NotFound().json(json!({ "error": "unknown user" }));
+    };
+    review_for_level_two(&state, &user.id);
+    let missing = Progress::of(&user).missing();
+    if page::is_form_post(&req) {
+        let next = if missing.is_empty() {
+            "Everything is in: the review takes a moment.".to_owned()
+        } else {
+            format!("Still needed: {}.", missing.join(", "))
+        };
+        return page::html(
+            StatusCode::OK,
+            "Liveness check done",
+            &format!("<p>{}</p>", page::escape(&next)),
+        );
+    }
+    HttpResponse::Ok().json(json!({
+        "id": user.id,
+        "liveness": true,
+        "missing_for_l2": missing,
+        "user": render(&state, &user),
+    }))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LevelChange {
+    level: String,
+    #[serde(default = "yes")]
+    webhook: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// `POST /_sim/killb/users/{id}/level` `{"level": "L0"…"L4", "webhook"?}`: reports another
+/// `accessLevel` (until the status moves) and sends `USER`/`UPDATE`.
+async fn set_level(state: web::Data<SimState>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
+    let bad = |message: String| HttpResponse::BadRequest().json(json!({ "error": message }));
+    let change: LevelChange = match serde_json::from_slice(&body) {
+        Ok(change) => change,
+        Err(e) => return bad(format!("invalid body: {e}")),
+    };
+    if !LEVELS.contains(&change.level.as_str()) {
+        return bad(format!("level must be one of {}", LEVELS.join(", ")));
+    }
+    let user = match control_user(&state, &req) {
+        Ok(user) => user,
+        Err(response) => return response,
+    };
+    let state = state.into_inner();
+    match state.update_user(ProviderId::Killb, &user.id, change.webhook, |user| {
+        user.verification[LEVEL] = Value::from(change.level);
+    }) {
+        Some(user) => HttpResponse::Ok().json(render(&state, &user)),
+        None => HttpResponse::NotFound().json(json!({ "error": "unknown user" })),
+    }
 }
 
 /// `POST /_sim/killb/expire-tokens`: expires every access token now.

@@ -4,8 +4,8 @@
 //!
 //! | Provider | Routes (real paths) |
 //! |---|---|
-//! | Kraken Embed | `POST /b2b/users`, `GET`/`PATCH /b2b/users/{iiban}` |
-//! | KillB | `POST /api/v2/auth/login`, `POST /api/v2/auth/refresh`, `POST`/`GET /api/v2/users` (list/search, `type` required, `externalId` filter), `GET`/`PATCH`/`DELETE /api/v2/users/{id}` |
+//! | Kraken Embed | `POST /b2b/users`, `GET`/`PATCH /b2b/users/{iiban}`, `POST /b2b/verifications/{iiban}` (multipart) |
+//! | KillB | `POST /api/v2/auth/login`, `POST /api/v2/auth/refresh`, `POST`/`GET /api/v2/users` (list/search, `type` required, `externalId` filter), `GET`/`PATCH`/`DELETE /api/v2/users/{id}`, `POST /api/v2/users/person/document` (multipart), `POST /api/v2/compliance/access-token` |
 //! | Carbn Connect | `POST /onboarding/api/v1/tnc`, `POST /onboarding/api/v1/users`, `GET /onboarding/api/v1/users/all`, `POST /onboarding/api/v1/users/session`, `GET`/`PUT /onboarding/api/v1/users/{id}` |
 //!
 //! Each provider checks its own auth (Kraken `API-Key`/`API-Nonce`/`API-Sign` over the raw
@@ -36,12 +36,40 @@
 //! - `closed`: Kraken `closed` (`user.closed`), KillB `active: false` (status kept), Carbn
 //!   `offboarded`.
 //!
+//! # Verification
+//!
+//! Multipart bodies are read by a strict parser over the raw bytes (`multipart.rs`): a wrong or
+//! missing boundary, a part without a `form-data` name or a missing closing delimiter is the
+//! provider's 400. Files are recognised by content (JPEG, PNG, PDF). Uploads and hosted steps
+//! never move a status at once; the change comes after `review_delay`, with the provider's
+//! signed webhook.
+//!
+//! | Provider | Request | Answer | What it moves |
+//! |---|---|---|---|
+//! | Kraken | `POST /b2b/verifications/{iiban}`, signed with `API-Sign` over the raw request-target and the **raw multipart bytes** (a re-encoded form fails); parts `type` (`identity_document`, `residence_document`, `tax_id_document`, `selfie`, `watchlists`), `metadata` (a JSON string: per-type model with required fields, enums, alpha-2 countries, RFC 3339 `verified_at`; unknown fields refused), files `front` (+ `back`), `document`, `selfie`, optional `verifier_response` | 200 `{"error":[],"result":{"verification_id":"ver_<20 base32>"}}`; 400 `{"error":["EGeneral:Invalid arguments:<part or metadata.path> <problem>", …]}` (invented strings); 404 `ENexus:User not found`; a passport with `back` is refused unless `kraken::Config::accept_passport_back` | Removes the matching `verification` action (`identity_document`→`identity`, `residence_document`→`residence`, `selfie`→`selfie`, `tax_id_document`→`tax_id`, each `Cleared` watchlist section→`sanctions_check`/`pep_check`/`negative_news_check`). When no `verification`/`provide_details` action is left, `{"action_type":"wait","wait_reason_code":"sim_review"}` replaces them; after `review_delay` the actions clear and `user.verified` is sent. A `PATCH` removes the `provide_details` actions of the fields it sets. |
+//! | KillB | `POST /api/v2/users/person/document` (bearer), parts `userId` (UUID), `documentType` (the upload enum: IDs, `PROVE_OF_ADDRESS_*`, `SOURCE_OF_FUNDS_*`, `KYC_REPORT`), `frontDocument`, `backDocument?` | 201, no body; 400 `INVALID.INPUT` (class-validator messages); 400 `API_USER.0001` (unknown user); 400 `USER.0002` "Invalid document" (not JPEG/PNG/PDF, or outside 100 KiB–10 MiB: `killb::Config::{min,max}_document_bytes`) | Once ID images (`PASSPORT` front; two-sided `DRIVER_LICENSE`, `NUIP`, `INE`, `IFE`, `DNI`, `DUI`, `CHINESE_ID`, `BOLIVIAN_ID`, `CE` front and back), a `PROVE_OF_ADDRESS_*` and the hosted liveness step are in: `ACTIVE` at `L2` after `review_delay`, with `USER`/`UPDATE`. `note` says what L2 still needs. |
+//! | KillB | `POST /api/v2/compliance/access-token` `{"id", "idType"?: "userId"\|"accountId", "levelName"?, "ttlInSecs"?}` | 201 `{"token":"_act-<uuid>"}`; 400 `API_USER.0001` for an unknown id (any `accountId`: the simulator has no accounts); 400 `INVALID.INPUT` | nothing |
+//! | KillB | `complianceUrl` = `<public base>/_sim/killb/users/{id}/verify` | an HTML page with a button that posts to `…/liveness` | the liveness step |
+//! | Carbn | `POST /onboarding/api/v1/users/session` `{"email", "currency" (three capitals), "redirect_url" (absolute URI)}` | 200 `{"onboarding_url": "<public base>/_sim/carbn/checkout?session=<JWT>", "user_id"}`; 400 Carbn envelope, `code` `4000` (invented) | The same email answers its existing user's id; a new email creates a user (`under_review`, as the checkout would). The JWT has header `{"alg":"ES384","kid":"kms","typ":"JWT"}`, payload `sub` (user id), `iat`, `exp` (`carbn::Config::session_ttl`, 1800 s), `jti`; its signature is 96 random bytes. |
+//! | Carbn | the checkout page, then `POST /_sim/carbn/sessions/complete` | — | `under_review` now (`USER_STATUS_UPDATE`), then after `review_delay` the outcome (`USER_STATUS_UPDATE`): `active`; `incomplete` with `requirements` in `carbn::Config::requirements_shape` (`null`, `["proof_of_address"]`, or Bridge-like `[{"name":"base","status":"incomplete","requirements":{"complete":[…],"pending":[],"missing":{"all_of":["proof_of_address"]},"issues":[]}}]`); `rejected` with `rejection_reasons` `[{"developer_reason","reason","created_at"}]`. |
+//! | Carbn | any document-upload-like path under `/onboarding/api/v1` (a segment with `document`, `upload`, `file`, `image`) | 404 Carbn envelope, `code` `4040` | nothing (Carbn takes documents only through its hosted session) |
+//!
+//! The hosted pages use [`SimConfig::public_base_url`] (the listen address unless set; the
+//! old `https://kyc.sim.killb.local/…` and `https://checkout.sim.carbn.local/…` only without
+//! one). They are plain HTML with no external assets.
+//!
 //! # Control endpoints (`/_sim/…`, not part of any provider)
 //!
 //! | Method, path | Body / query | Effect |
 //! |---|---|---|
 //! | `POST /_sim/{provider}/users/{id}/status` | `{"status": "approved", "webhook": true, "provider_status": <raw JSON>?}` | Set a status behind the gateway's back and emit the provider's webhook. `status` takes the sim names (`pending`, `under_review`, `incomplete`, `approved`, `rejected`, `suspended`, `closed`) or provider-native ones (`ACTIVE`, `SUSPENDED`, `paused`, `offboarded`, `disabled`, …). `provider_status` overrides what the provider reports (e.g. an unknown value). |
-//! | `GET /_sim/{provider}/users` | — | Dump the users: `[{id, sim_status, user (provider view), profile}]`. |
+//! | `GET /_sim/{provider}/users` | — | Dump the users: `[{id, sim_status, active, external_id, user (provider view), profile, verification}]` (`verification`: the provider's record: Kraken actions and accepted verification ids, KillB documents received and liveness, Carbn session outcome; never file bytes). |
+//! | `POST /_sim/kraken/users/{iiban}/actions` | a raw Kraken action, or an array of them, each with `action_type`, e.g. `{"action_type":"verification","verification_type":"residence","reasons":["sim"]}`, `{"action_type":"provide_details","details_type":{"type":"phone"}}` | Adds them to a user in state `ok` (the status follows: any `verification` → pending, other non-`wait` → incomplete); answers the Kraken user view. 400 bad body, 404 unknown user, 409 closed/disabled. No webhook. |
+//! | `GET /_sim/killb/users/{id}/verify` | — | The hosted compliance page (`complianceUrl`): what L2 has, and a liveness button. |
+//! | `POST /_sim/killb/users/{id}/liveness` | none (any body) | The person completed the hosted liveness step: `{id, liveness: true, missing_for_l2, user}` (a page for a browser's form post). L2 follows after `review_delay` once the documents are in too. |
+//! | `POST /_sim/killb/users/{id}/level` | `{"level": "L0"…"L4", "webhook": true}` | Reports that `accessLevel` (until the status moves) and sends `USER`/`UPDATE`. |
+//! | `GET /_sim/carbn/checkout?session=<JWT>` | — | The hosted onboarding page (`onboarding_url`): a completion form with an outcome choice. 404 unknown session, 410 expired. |
+//! | `POST /_sim/carbn/sessions/complete` | `{"user_id": "…", "outcome": "active"\|"incomplete"\|"rejected"}` (`outcome` defaults to `active`; JSON, or the page's form) | The person finished the hosted flow: `under_review` now, the outcome after `review_delay`, each with `USER_STATUS_UPDATE`; answers `{user_id, outcome, user}`. 400 bad body, 404 unknown user, 409 already `active`/`paused`/`offboarded`. |
 //! | `POST /_sim/faults` | [`FaultSpec`] `{provider, path?, method?, latency_ms, error_rate, status, retry_after_secs, timeout, drop_connection, count}` | Inject faults into that provider's matching requests (first matching fault wins; `count` requests, or until cleared). |
 //! | `GET`/`DELETE /_sim/faults` | — | List / clear faults. |
 //! | `GET /_sim/requests?provider=` | — | Recorded provider requests: `method`, `path` (raw request-target), `headers`, raw `body`. |
@@ -69,6 +97,8 @@
 
 mod control;
 mod faults;
+mod multipart;
+mod page;
 mod provider;
 mod state;
 mod validate;
@@ -112,6 +142,10 @@ macro_rules! simulators {
             pub webhook_targets: WebhookTargets,
             /// How long `+review` users (and updated `incomplete` users) stay under review.
             pub review_delay: Duration,
+            /// The simulator's own address as a browser reaches it (`http://host:port`), for
+            /// the hosted pages its providers link to (`complianceUrl`, `onboarding_url`);
+            /// [`spawn`] sets it to the listen address when unset.
+            pub public_base_url: Option<String>,
             /// Keep every request and webhook delivery for `GET /_sim/requests` and
             /// `/_sim/webhooks` (on by default; the benchmark turns it off so a long run does
             /// not grow the simulator).
@@ -127,6 +161,7 @@ macro_rules! simulators {
                     $( $module: $module::Config::development(), )+
                     webhook_targets: WebhookTargets::default(),
                     review_delay: Duration::from_secs(5),
+                    public_base_url: None,
                     record: true,
                 }
             }
@@ -248,14 +283,19 @@ impl SimHandle {
 ///
 /// Must be called inside a Tokio runtime; background work (delayed reviews, webhook
 /// deliveries) runs on that runtime.
-pub async fn spawn(config: SimConfig, listener: TcpListener) -> std::io::Result<SimHandle> {
+pub async fn spawn(mut config: SimConfig, listener: TcpListener) -> std::io::Result<SimHandle> {
     let addr = listener.local_addr()?;
+    config.public_base_url = Some(match config.public_base_url.take() {
+        Some(url) => url.trim_end_matches('/').to_owned(),
+        None => listen_url(addr),
+    });
     let state = Arc::new(SimState::new(config, tokio::runtime::Handle::current())?);
     let data = web::Data::from(Arc::clone(&state));
     let server = HttpServer::new(move || {
         App::new()
             .app_data(data.clone())
-            .app_data(web::PayloadConfig::new(16 * 1024 * 1024))
+            // Room for two 10 MB document sides and their multipart framing.
+            .app_data(web::PayloadConfig::new(64 * 1024 * 1024))
             .configure(routes)
     })
     .on_connect(faults::remember_connection)
@@ -271,6 +311,17 @@ pub async fn spawn(config: SimConfig, listener: TcpListener) -> std::io::Result<
         state,
         server: handle,
     })
+}
+
+/// `http://<ip>:<port>` of a listen address; an unspecified address (`0.0.0.0`, `::`) is
+/// reached through loopback.
+fn listen_url(addr: std::net::SocketAddr) -> String {
+    let ip = match addr.ip() {
+        std::net::IpAddr::V4(ip) if ip.is_unspecified() => std::net::Ipv4Addr::LOCALHOST.into(),
+        std::net::IpAddr::V6(ip) if ip.is_unspecified() => std::net::Ipv6Addr::LOCALHOST.into(),
+        ip => ip,
+    };
+    format!("http://{}", std::net::SocketAddr::new(ip, addr.port()))
 }
 
 fn routes(cfg: &mut web::ServiceConfig) {

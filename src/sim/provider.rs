@@ -48,6 +48,10 @@ pub(crate) trait SimProvider: Sync {
     /// e.g. as a flag).
     fn apply_status(&self, user: &mut SimUser, status: SimStatus);
 
+    /// The status a review of `user` ends in when the review delay has passed (approval,
+    /// unless the provider recorded another outcome for it).
+    fn reviewed(&self, user: &SimUser) -> SimStatus;
+
     /// `user` (as stored now) went through `change`: sends the webhook that causes, if any.
     fn changed(&self, state: &Arc<SimState>, change: Change<'_>, user: &SimUser);
 

@@ -86,6 +86,9 @@ pub struct SimUser {
     pub external_id: Option<String>,
     /// The provider's user type, where it has several (e.g. `PERSON`/`COMPANY`).
     pub user_type: Option<String>,
+    /// What the provider keeps about the user's verification, in its own shape (outstanding
+    /// actions, documents received, a hosted step done, a review outcome); `Null` until then.
+    pub verification: Value,
     /// Creation time.
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
@@ -335,6 +338,17 @@ impl SimState {
         self.seq.fetch_add(1, Ordering::Relaxed) + 1
     }
 
+    /// The simulator's own address as a browser reaches it (`SimConfig::public_base_url`).
+    pub fn public_base_url(&self) -> Option<&str> {
+        self.config.public_base_url.as_deref()
+    }
+
+    /// `path` (starting with `/`) on the simulator's own public address, if it has one.
+    pub(crate) fn public_url(&self, path: &str) -> Option<String> {
+        let base = self.config.public_base_url.as_deref()?;
+        Some(format!("{}{path}", base.trim_end_matches('/')))
+    }
+
     /// The users of one provider, in creation order.
     pub fn users(&self, provider: ProviderId) -> Vec<SimUser> {
         self.lock().sorted_users(provider)
@@ -390,14 +404,29 @@ impl SimState {
         provider_status: Option<Value>,
         emit: bool,
     ) -> Option<SimUser> {
-        let (before, after) = {
-            let mut store = self.lock();
-            let user = store.users_mut(provider).get_mut(id)?;
-            let before = user.clone();
+        self.update_user(provider, id, emit, |user| {
             if let Some(status) = status {
                 simulator(provider).apply_status(user, status);
             }
             user.provider_status = provider_status;
+        })
+    }
+
+    /// Changes a stored user with `change` (its status, or what the provider keeps of its
+    /// verification) under the lock, then, with `emit`, sends the webhook the change warrants
+    /// and, when the user has just gone under review, schedules the end of the review.
+    pub(crate) fn update_user(
+        self: &Arc<Self>,
+        provider: ProviderId,
+        id: &str,
+        emit: bool,
+        change: impl FnOnce(&mut SimUser),
+    ) -> Option<SimUser> {
+        let (before, after) = {
+            let mut store = self.lock();
+            let user = store.users_mut(provider).get_mut(id)?;
+            let before = user.clone();
+            change(user);
             user.updated_at = OffsetDateTime::now_utc();
             (before, user.clone())
         };
@@ -424,17 +453,30 @@ impl SimState {
         }
     }
 
-    fn schedule_approval(self: &Arc<Self>, provider: ProviderId, id: &str) {
+    /// Runs `then` on the runtime once the review delay (`SimConfig::review_delay`) has passed.
+    pub(crate) fn after_review_delay(
+        self: &Arc<Self>,
+        then: impl FnOnce(&Arc<SimState>) + Send + 'static,
+    ) {
         let state = Arc::clone(self);
-        let id = id.to_owned();
         let delay = self.config.review_delay;
         self.runtime.spawn(async move {
             tokio::time::sleep(delay).await;
-            let still_in_review = state
+            then(&state);
+        });
+    }
+
+    /// After the review delay, a user still under review gets the status its provider's review
+    /// ends in (`SimProvider::reviewed`: approval unless an outcome was recorded).
+    fn schedule_approval(self: &Arc<Self>, provider: ProviderId, id: &str) {
+        let id = id.to_owned();
+        self.after_review_delay(move |state| {
+            let outcome = state
                 .user(provider, &id)
-                .is_some_and(|u| u.status == SimStatus::UnderReview);
-            if still_in_review {
-                state.set_status(provider, &id, Some(SimStatus::Approved), None, true);
+                .filter(|u| u.status == SimStatus::UnderReview)
+                .map(|u| simulator(provider).reviewed(&u));
+            if let Some(outcome) = outcome {
+                state.set_status(provider, &id, Some(outcome), None, true);
             }
         });
     }

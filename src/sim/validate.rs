@@ -223,6 +223,24 @@ impl Checker {
         }
     }
 
+    /// An RFC 3339 date-time (`2026-11-01T09:30:00Z`).
+    pub fn datetime(
+        &mut self,
+        obj: &Map<String, Value>,
+        path: &str,
+        key: &str,
+        required: bool,
+    ) -> Option<OffsetDateTime> {
+        let value = self.string(obj, path, key, required)?;
+        match OffsetDateTime::parse(value, &time::format_description::well_known::Rfc3339) {
+            Ok(at) => Some(at),
+            Err(_) => {
+                self.err(join(path, key), "must be an RFC 3339 date-time");
+                None
+            }
+        }
+    }
+
     /// A date of birth in the past; `min_age` years old at least when given.
     pub fn birth_date(
         &mut self,
