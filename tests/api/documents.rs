@@ -1,0 +1,956 @@
+//! Documents: `POST /v1/users/{id}/documents` (multipart) and its reads. Bad input is a 4xx
+//! naming the part with nothing stored; the file is sealed at rest (a dump finds no byte of it),
+//! re-sealed on rotation and erased with the user; and each linked provider that takes it gets
+//! it through a durable job, after the link's own submission (the provider served by wiremock).
+
+use onboarding_gateway::crypto::Keyring;
+use onboarding_gateway::settings::EncryptionSettings;
+use secrecy::SecretString;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use crate::helpers::*;
+
+const BOUNDARY: &str = "gw-test-boundary-7d1e";
+
+/// One part of a multipart body, written exactly as given.
+struct Part {
+    name: String,
+    content_type: Option<String>,
+    file_name: Option<String>,
+    body: Vec<u8>,
+}
+
+fn text(name: &str, value: &str) -> Part {
+    Part {
+        name: name.to_owned(),
+        content_type: None,
+        file_name: None,
+        body: value.as_bytes().to_vec(),
+    }
+}
+
+fn file(bytes: Vec<u8>, content_type: Option<&str>) -> Part {
+    Part {
+        name: "file".to_owned(),
+        content_type: content_type.map(str::to_owned),
+        file_name: Some("scan-of-jane.bin".to_owned()),
+        body: bytes,
+    }
+}
+
+fn multipart_body(boundary: &str, parts: &[Part]) -> Vec<u8> {
+    let mut body = Vec::new();
+    for part in parts {
+        body.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
+        let mut disposition = format!("Content-Disposition: form-data; name=\"{}\"", part.name);
+        if let Some(name) = &part.file_name {
+            disposition.push_str(&format!("; filename=\"{name}\""));
+        }
+        body.extend_from_slice(disposition.as_bytes());
+        body.extend_from_slice(b"\r\n");
+        if let Some(ct) = &part.content_type {
+            body.extend_from_slice(format!("Content-Type: {ct}\r\n").as_bytes());
+        }
+        body.extend_from_slice(b"\r\n");
+        body.extend_from_slice(&part.body);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    body
+}
+
+/// Bytes no other test or fixture contains, so finding them anywhere means a leak.
+fn marker() -> Vec<u8> {
+    format!(
+        "ZQXJ-DOC-{}-SECRET",
+        &Uuid::new_v4().simple().to_string()[..12]
+    )
+    .into_bytes()
+}
+
+/// A JPEG (by its magic bytes) of `len` bytes filled with `marker`.
+fn jpeg(len: usize, marker: &[u8]) -> Vec<u8> {
+    let mut bytes = vec![0xFF, 0xD8, 0xFF, 0xE0];
+    while bytes.len() < len {
+        bytes.extend_from_slice(marker);
+    }
+    bytes.truncate(len);
+    bytes
+}
+
+fn pdf(len: usize, marker: &[u8]) -> Vec<u8> {
+    let mut bytes = b"%PDF-1.7\n".to_vec();
+    while bytes.len() < len {
+        bytes.extend_from_slice(marker);
+    }
+    bytes.truncate(len);
+    bytes
+}
+
+fn attestation() -> String {
+    json!({"verifier": "example_kyc_vendor", "verified_at": "2026-11-01T09:30:00Z", "reference": "chk_123"})
+        .to_string()
+}
+
+async fn send_upload(
+    app: &TestApp,
+    user_id: &str,
+    content_type: &str,
+    body: Vec<u8>,
+    key: Option<&str>,
+) -> reqwest::Response {
+    let mut request = app
+        .client
+        .post(app.url(&format!("/v1/users/{user_id}/documents")))
+        .bearer_auth(DEV_KEY)
+        .header("content-type", content_type)
+        .body(body);
+    if let Some(key) = key {
+        request = request.header("Idempotency-Key", key);
+    }
+    request.send().await.unwrap()
+}
+
+async fn upload(app: &TestApp, user_id: &str, parts: &[Part]) -> reqwest::Response {
+    send_upload(
+        app,
+        user_id,
+        &format!("multipart/form-data; boundary={BOUNDARY}"),
+        multipart_body(BOUNDARY, parts),
+        None,
+    )
+    .await
+}
+
+async fn upload_ok(app: &TestApp, user_id: &str, parts: &[Part]) -> Value {
+    let response = upload(app, user_id, parts).await;
+    let status = response.status();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(status, 201, "{body}");
+    body
+}
+
+/// Rows in the three document tables.
+async fn stored(app: &TestApp) -> (i64, i64, i64) {
+    sqlx::query_as(
+        "SELECT (SELECT count(*) FROM documents), (SELECT count(*) FROM document_files),
+                (SELECT count(*) FROM document_submissions)",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap()
+}
+
+async fn new_user(app: &TestApp) -> String {
+    app.create_user(&sample_user()).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+async fn events_of(app: &TestApp, user_id: &str) -> Vec<Value> {
+    let page: Value = app
+        .get(&format!("/v1/users/{user_id}/events"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    page["data"].as_array().unwrap().clone()
+}
+
+/// What is sent, the status and problem code, and the part named with its code.
+type Case = (
+    &'static str,
+    Vec<Part>,
+    u16,
+    &'static str,
+    &'static str,
+    &'static str,
+);
+
+/// What erasure leaves of a document: attestation, its key id, digest, type, size, erased.
+type ErasedRow = (
+    Option<Vec<u8>>,
+    Option<String>,
+    Option<String>,
+    String,
+    i64,
+    bool,
+);
+
+#[tokio::test]
+async fn bad_input_is_a_4xx_naming_the_part_and_nothing_is_stored() {
+    let db = TestDatabase::create().await;
+    let app = spawn_app_with(db, |s| s.documents.max_bytes = 4096).await;
+    let id = new_user(&app).await;
+    let m = marker();
+    let ok_file = || file(jpeg(2000, &m), Some("image/jpeg"));
+    let cases: Vec<Case> = vec![
+        (
+            "missing type",
+            vec![ok_file()],
+            422,
+            "validation_failed",
+            "type",
+            "required",
+        ),
+        (
+            "missing file",
+            vec![text("type", "passport")],
+            422,
+            "validation_failed",
+            "file",
+            "required",
+        ),
+        (
+            "unknown type",
+            vec![text("type", "visa"), ok_file()],
+            422,
+            "validation_failed",
+            "type",
+            "invalid_value",
+        ),
+        (
+            "unknown side",
+            vec![text("type", "passport"), text("side", "left"), ok_file()],
+            422,
+            "validation_failed",
+            "side",
+            "invalid_value",
+        ),
+        (
+            "side on a selfie",
+            vec![text("type", "selfie"), text("side", "front"), ok_file()],
+            422,
+            "validation_failed",
+            "side",
+            "not_allowed",
+        ),
+        (
+            "side on a proof of address",
+            vec![
+                text("side", "back"),
+                text("type", "proof_of_address"),
+                ok_file(),
+            ],
+            422,
+            "validation_failed",
+            "side",
+            "not_allowed",
+        ),
+        (
+            "empty file",
+            vec![
+                text("type", "passport"),
+                file(Vec::new(), Some("image/jpeg")),
+            ],
+            422,
+            "validation_failed",
+            "file",
+            "empty_file",
+        ),
+        (
+            "over the limit",
+            vec![
+                text("type", "passport"),
+                file(jpeg(4097, &m), Some("image/jpeg")),
+            ],
+            413,
+            "payload_too_large",
+            "file",
+            "too_large",
+        ),
+        (
+            "a polyglot: PDF bytes declared as JPEG",
+            vec![
+                text("type", "passport"),
+                file(pdf(2000, &m), Some("image/jpeg")),
+            ],
+            422,
+            "validation_failed",
+            "file",
+            "content_type_mismatch",
+        ),
+        (
+            "unknown content",
+            vec![
+                text("type", "passport"),
+                file(b"GIF89a-not-accepted".to_vec(), None),
+            ],
+            422,
+            "validation_failed",
+            "file",
+            "unsupported_file_type",
+        ),
+        (
+            "a duplicate part",
+            vec![text("type", "passport"), text("type", "selfie"), ok_file()],
+            422,
+            "validation_failed",
+            "type",
+            "duplicate_part",
+        ),
+        (
+            "an unknown part",
+            vec![
+                text("type", "passport"),
+                text("filename", "jane.jpg"),
+                ok_file(),
+            ],
+            422,
+            "validation_failed",
+            "filename",
+            "unknown_field",
+        ),
+        (
+            "malformed verification JSON",
+            vec![
+                text("type", "passport"),
+                text("verification", "{\"verifier\":"),
+                ok_file(),
+            ],
+            422,
+            "validation_failed",
+            "verification",
+            "malformed_json",
+        ),
+        (
+            "verification without verified_at",
+            vec![
+                text("type", "passport"),
+                text("verification", "{\"verifier\":\"v\"}"),
+                ok_file(),
+            ],
+            422,
+            "validation_failed",
+            "verification.verified_at",
+            "required",
+        ),
+        (
+            "verification with an unknown member",
+            vec![
+                text("type", "passport"),
+                text(
+                    "verification",
+                    "{\"verifier\":\"v\",\"verified_at\":\"2026-11-01T09:30:00Z\",\"score\":1}",
+                ),
+                ok_file(),
+            ],
+            422,
+            "validation_failed",
+            "verification.score",
+            "unknown_field",
+        ),
+    ];
+    for (what, parts, status, code, field, field_code) in cases {
+        let problem = assert_problem(upload(&app, &id, &parts).await, status, code).await;
+        assert!(
+            field_errors(&problem).contains(&(field.to_owned(), field_code.to_owned())),
+            "{what}: {problem}"
+        );
+    }
+    // The file's bytes and its name never come back in an error.
+    let problem = assert_problem(
+        upload(
+            &app,
+            &id,
+            &[
+                text("type", "passport"),
+                file(pdf(2000, &m), Some("image/png")),
+            ],
+        )
+        .await,
+        422,
+        "validation_failed",
+    )
+    .await;
+    let text_of = problem.to_string();
+    assert!(
+        !text_of.contains("ZQXJ") && !text_of.contains("scan-of-jane"),
+        "{problem}"
+    );
+
+    // Several bad parts at once: all reported.
+    let problem = assert_problem(
+        upload(
+            &app,
+            &id,
+            &[
+                text("type", "selfie"),
+                text("side", "front"),
+                file(Vec::new(), None),
+            ],
+        )
+        .await,
+        422,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(
+        field_errors(&problem),
+        vec![
+            ("side".to_owned(), "not_allowed".to_owned()),
+            ("file".to_owned(), "empty_file".to_owned())
+        ]
+    );
+
+    // Not multipart, a wrong boundary, no boundary, a truncated body: 4xx, never 5xx.
+    let parts = [text("type", "passport"), ok_file()];
+    let response = send_upload(&app, &id, "application/json", b"{}".to_vec(), None).await;
+    assert_problem(response, 415, "unsupported_media_type").await;
+    let response = send_upload(
+        &app,
+        &id,
+        "multipart/mixed; boundary=x",
+        multipart_body("x", &parts),
+        None,
+    )
+    .await;
+    assert_problem(response, 415, "unsupported_media_type").await;
+    let response = send_upload(
+        &app,
+        &id,
+        "multipart/form-data; boundary=another-boundary",
+        multipart_body(BOUNDARY, &parts),
+        None,
+    )
+    .await;
+    assert_problem(response, 400, "malformed_request").await;
+    let response = send_upload(
+        &app,
+        &id,
+        "multipart/form-data",
+        multipart_body(BOUNDARY, &parts),
+        None,
+    )
+    .await;
+    assert_problem(response, 400, "malformed_request").await;
+    let mut truncated = multipart_body(BOUNDARY, &parts);
+    truncated.truncate(truncated.len() - 30);
+    let response = send_upload(
+        &app,
+        &id,
+        &format!("multipart/form-data; boundary={BOUNDARY}"),
+        truncated,
+        None,
+    )
+    .await;
+    assert_problem(response, 400, "malformed_request").await;
+    // A body announcing far more than any valid upload is refused before it is read.
+    let response = send_upload(
+        &app,
+        &id,
+        &format!("multipart/form-data; boundary={BOUNDARY}"),
+        vec![b'x'; 200 * 1024],
+        None,
+    )
+    .await;
+    let problem = assert_problem(response, 413, "payload_too_large").await;
+    assert_eq!(problem["errors"][0]["field"], "file");
+
+    // Unknown and erased users; the scope.
+    let response = upload(&app, &Uuid::now_v7().to_string(), &parts).await;
+    assert_problem(response, 404, "not_found").await;
+    let response = upload(&app, "not-a-uuid", &parts).await;
+    assert_problem(response, 404, "not_found").await;
+    let erased = new_user(&app).await;
+    assert_eq!(
+        app.delete(&format!("/v1/users/{erased}")).await.status(),
+        200
+    );
+    let response = upload(&app, &erased, &parts).await;
+    assert_problem(response, 410, "user_erased").await;
+    let response = app
+        .client
+        .post(app.url(&format!("/v1/users/{id}/documents")))
+        .bearer_auth(READ_KEY)
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={BOUNDARY}"),
+        )
+        .body(multipart_body(BOUNDARY, &parts))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(response, 403, "forbidden").await;
+
+    assert_eq!(stored(&app).await, (0, 0, 0), "nothing was stored");
+    assert!(
+        !events_of(&app, &id)
+            .await
+            .iter()
+            .any(|e| e["type"] == "document_uploaded"),
+        "no event either"
+    );
+}
+
+#[tokio::test]
+async fn an_upload_answers_the_resource_and_lists_show_metadata_only() {
+    let app = spawn_app().await;
+    let id = new_user(&app).await;
+    let m = marker();
+    let front = jpeg(3000, &m);
+    let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&front));
+    // Parts in any order; the side of an identity document defaults to its front.
+    let body = upload_ok(
+        &app,
+        &id,
+        &[
+            file(front.clone(), Some("image/jpeg")),
+            text("type", "national_id"),
+        ],
+    )
+    .await;
+    assert_eq!(body["type"], "national_id");
+    assert_eq!(body["side"], "front");
+    assert_eq!(body["content_type"], "image/jpeg");
+    assert_eq!(body["size"], 3000);
+    assert_eq!(body["sha256"], sha);
+    assert_eq!(body["user_id"], json!(id));
+    assert!(body["created_at"].is_string());
+    // The user has no provider links: no submissions, and the answer says so.
+    assert_eq!(body["submissions"], json!([]));
+    let first = body["id"].as_str().unwrap().to_owned();
+
+    // Declared type application/octet-stream says nothing; the bytes decide.
+    let selfie = upload_ok(
+        &app,
+        &id,
+        &[
+            text("type", "selfie"),
+            file(pdf(1500, &m), Some("application/octet-stream")),
+            text("verification", &attestation()),
+        ],
+    )
+    .await;
+    assert_eq!(selfie["side"], Value::Null);
+    assert_eq!(selfie["content_type"], "application/pdf");
+
+    let list: Value = app
+        .get(&format!("/v1/users/{id}/documents"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let data = list["data"].as_array().unwrap();
+    assert_eq!(data.len(), 2, "{list}");
+    assert_eq!(data[0]["id"], selfie["id"], "newest first");
+    assert_eq!(data[1], body, "the list shows what the upload answered");
+    assert_eq!(list["next_cursor"], Value::Null);
+    let text_of = list.to_string();
+    assert!(!text_of.contains("ZQXJ") && !text_of.contains("example_kyc_vendor"));
+
+    let page: Value = app
+        .get(&format!("/v1/users/{id}/documents?limit=1"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["data"].as_array().unwrap().len(), 1);
+    let cursor = page["next_cursor"].as_str().unwrap();
+    let next: Value = app
+        .get(&format!("/v1/users/{id}/documents?limit=1&cursor={cursor}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(next["data"][0]["id"], json!(first));
+    assert_eq!(next["next_cursor"], Value::Null);
+
+    let one: Value = app
+        .get(&format!("/v1/users/{id}/documents/{first}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(one, body);
+    let response = app
+        .get(&format!("/v1/users/{id}/documents/{}", Uuid::now_v7()))
+        .await;
+    assert_problem(response, 404, "not_found").await;
+    // Another user's document is not found under this one.
+    let other = new_user(&app).await;
+    let response = app
+        .get(&format!("/v1/users/{other}/documents/{first}"))
+        .await;
+    assert_problem(response, 404, "not_found").await;
+    let response = app
+        .get(&format!("/v1/users/{}/documents", Uuid::now_v7()))
+        .await;
+    assert_problem(response, 404, "not_found").await;
+    let response = app.get(&format!("/v1/users/{id}/documents?limit=0")).await;
+    assert_problem(response, 422, "validation_failed").await;
+    // Reading needs users:read only; a method the resource lacks is a 405.
+    let response = app
+        .client
+        .get(app.url(&format!("/v1/users/{id}/documents")))
+        .bearer_auth(READ_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let response = app
+        .client
+        .delete(app.url(&format!("/v1/users/{id}/documents/{first}")))
+        .bearer_auth(DEV_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(response, 405, "method_not_allowed").await;
+
+    // The audit trail: what was uploaded, never bytes, numbers or names.
+    let events = events_of(&app, &id).await;
+    let uploaded: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["type"] == "document_uploaded")
+        .collect();
+    assert_eq!(uploaded.len(), 2, "{events:?}");
+    assert_eq!(uploaded[0]["document_id"], json!(first));
+    assert_eq!(uploaded[0]["document_type"], "national_id");
+    assert_eq!(uploaded[0]["side"], "front");
+    assert_eq!(uploaded[0]["size"], 3000);
+    assert_eq!(uploaded[0]["content_type"], "image/jpeg");
+    let trail = serde_json::to_string(&events).unwrap();
+    assert!(!trail.contains("ZQXJ") && !trail.contains("scan-of-jane") && !trail.contains(&sha));
+    // An upload changes no status.
+    let user: Value = app
+        .get(&format!("/v1/users/{id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(user["status"], "pending_submission");
+}
+
+#[tokio::test]
+async fn a_retried_upload_replays_and_another_document_under_the_key_is_refused() {
+    let app = spawn_app().await;
+    let id = new_user(&app).await;
+    let m = marker();
+    let parts = [
+        text("type", "passport"),
+        file(jpeg(2500, &m), Some("image/jpeg")),
+    ];
+    let content_type = format!("multipart/form-data; boundary={BOUNDARY}");
+    let key = Uuid::new_v4().to_string();
+    let first = send_upload(
+        &app,
+        &id,
+        &content_type,
+        multipart_body(BOUNDARY, &parts),
+        Some(&key),
+    )
+    .await;
+    assert_eq!(first.status(), 201);
+    assert!(first.headers().get("idempotent-replayed").is_none());
+    let first: Value = first.json().await.unwrap();
+    // The same parts under another boundary are the same request.
+    let again = send_upload(
+        &app,
+        &id,
+        "multipart/form-data; boundary=other-boundary-1",
+        multipart_body("other-boundary-1", &parts),
+        Some(&key),
+    )
+    .await;
+    assert_eq!(again.status(), 201);
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    assert_eq!(again.json::<Value>().await.unwrap(), first);
+    // Another file under the same key is refused, and nothing more is stored.
+    let other = [
+        text("type", "passport"),
+        file(jpeg(2501, &m), Some("image/jpeg")),
+    ];
+    let response = send_upload(
+        &app,
+        &id,
+        &content_type,
+        multipart_body(BOUNDARY, &other),
+        Some(&key),
+    )
+    .await;
+    assert_problem(response, 409, "idempotency_key_reused").await;
+    assert_eq!(stored(&app).await.0, 1);
+    // The stored answer belongs to the user: erasure removes it.
+    let answers: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM idempotency_keys WHERE resource_id = $1")
+            .bind(Uuid::parse_str(&id).unwrap())
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(answers, 1);
+    assert_eq!(app.delete(&format!("/v1/users/{id}")).await.status(), 200);
+    let answers: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM idempotency_keys WHERE resource_id = $1")
+            .bind(Uuid::parse_str(&id).unwrap())
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(answers, 0);
+}
+
+/// Every row of every table as Postgres prints it (bytea as `\x` hex).
+async fn dump(app: &TestApp) -> String {
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT table_name::text FROM information_schema.tables
+          WHERE table_schema = 'public' AND table_type = 'BASE TABLE'",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert!(tables.iter().any(|t| t == "document_files"), "{tables:?}");
+    let mut text = String::new();
+    for table in tables {
+        let rows: String = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT coalesce(string_agg(t::text, E'\\n'), '') FROM public.\"{table}\" t"
+        )))
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+        text.push_str(&rows);
+        text.push('\n');
+    }
+    text
+}
+
+/// `pg_dump --data-only` of the app's database, when `pg_dump` is installed.
+fn pg_dump(app: &TestApp) -> Option<String> {
+    let output = std::process::Command::new("pg_dump")
+        .arg("--data-only")
+        .arg("--dbname")
+        .arg(app.database_url())
+        .output()
+        .ok()?;
+    assert!(
+        output.status.success(),
+        "pg_dump failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Some(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+fn assert_hidden(dump: &str, needles: &[&[u8]]) {
+    for needle in needles {
+        let plain = String::from_utf8_lossy(needle);
+        assert!(!dump.contains(&*plain), "`{plain}` is stored in the clear");
+        assert!(
+            !dump.contains(&hex::encode(needle)),
+            "`{plain}` is stored in the clear in a bytea column"
+        );
+    }
+}
+
+#[tokio::test]
+async fn files_and_attestations_are_sealed_at_rest() {
+    let app = spawn_app().await;
+    let id = new_user(&app).await;
+    let m = marker();
+    let reference = format!("chk-{}", Uuid::new_v4().simple());
+    let verification = json!({"verifier": "zebulon_kyc_vendor", "verified_at": "2026-11-01T09:30:00Z", "reference": reference}).to_string();
+    let body = upload_ok(
+        &app,
+        &id,
+        &[
+            text("type", "proof_of_address"),
+            file(pdf(50_000, &m), Some("application/pdf")),
+            text("verification", &verification),
+        ],
+    )
+    .await;
+    let document_id = Uuid::parse_str(body["id"].as_str().unwrap()).unwrap();
+
+    // Each sealed column has its key id beside it; the bytes are not the file.
+    let (file, key_id): (Vec<u8>, String) =
+        sqlx::query_as("SELECT file, file_key_id FROM document_files WHERE document_id = $1")
+            .bind(document_id)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(key_id, "dev-1");
+    assert_eq!(file.len(), 50_000 + 12 + 16, "nonce ‖ ciphertext ‖ tag");
+    let (sealed, attestation_key): (Option<Vec<u8>>, Option<String>) =
+        sqlx::query_as("SELECT verification, verification_key_id FROM documents WHERE id = $1")
+            .bind(document_id)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert!(sealed.is_some());
+    assert_eq!(attestation_key.as_deref(), Some("dev-1"));
+    // It opens with the keyring, bound to its row.
+    let opened = onboarding_gateway::store::documents::open(&app.pool, &app.keyring, document_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&opened.file[..], &pdf(50_000, &m)[..]);
+    assert_eq!(
+        opened.verification.unwrap().reference.as_deref(),
+        Some(reference.as_str())
+    );
+
+    let needles: Vec<&[u8]> = vec![&m, reference.as_bytes(), b"zebulon_kyc_vendor"];
+    assert_hidden(&dump(&app).await, &needles);
+    if let Some(dumped) = pg_dump(&app) {
+        assert!(
+            dumped.contains(&document_id.to_string()),
+            "the dump has the rows"
+        );
+        assert_hidden(&dumped, &needles);
+    }
+}
+
+fn keyring_settings(current: &str, keys: &[(&str, &str)]) -> EncryptionSettings {
+    EncryptionSettings {
+        current_key_id: current.into(),
+        keys: keys
+            .iter()
+            .map(|(id, key)| ((*id).to_owned(), SecretString::from((*key).to_owned())))
+            .collect(),
+        lookup_key: SecretString::from(onboarding_gateway::crypto::DEV_LOOKUP_KEY.to_owned()),
+        rotation_interval_secs: 0,
+        rotation_batch_size: 100,
+    }
+}
+
+const K2: &str = "c2Vjb25kLWRhdGEta2V5LWZvci1yb3RhdGlvbi10ZXM=";
+
+#[tokio::test]
+async fn files_and_attestations_are_resealed_when_the_key_rotates() {
+    let app = spawn_app().await;
+    let id = new_user(&app).await;
+    let m = marker();
+    let mut ids = Vec::new();
+    // More files than one batch re-seals, so the pass takes several.
+    for i in 0..6 {
+        let mut parts = vec![text("type", "passport"), file(jpeg(1000 + i, &m), None)];
+        if i % 2 == 0 {
+            parts.push(text("verification", &attestation()));
+        }
+        ids.push(
+            Uuid::parse_str(upload_ok(&app, &id, &parts).await["id"].as_str().unwrap()).unwrap(),
+        );
+    }
+    let dev = onboarding_gateway::crypto::DEV_DATA_KEY;
+    let rotated =
+        Keyring::from_settings(&keyring_settings("k2", &[("dev-1", dev), ("k2", K2)])).unwrap();
+    let report = onboarding_gateway::workers::resealer::reseal_all(&app.pool, &rotated, 100)
+        .await
+        .unwrap();
+    assert_eq!(report.document_files_moved, 6, "{report:?}");
+    assert_eq!(report.documents_moved, 3, "{report:?}");
+    assert_eq!(
+        (report.document_files_stale, report.documents_stale),
+        (0, 0)
+    );
+    assert_eq!(
+        onboarding_gateway::store::sealed_key_ids(&app.pool)
+            .await
+            .unwrap(),
+        vec!["k2".to_owned()]
+    );
+    // The old key can go: every file opens under k2 alone, bytes intact.
+    let k2_only = Keyring::from_settings(&keyring_settings("k2", &[("k2", K2)])).unwrap();
+    for (i, id) in ids.iter().enumerate() {
+        let opened = onboarding_gateway::store::documents::open(&app.pool, &k2_only, *id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(&opened.file[..], &jpeg(1000 + i, &m)[..]);
+        assert_eq!(opened.verification.is_some(), i % 2 == 0);
+    }
+    // The gauge covers the new tables.
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("gateway_encryption_stale_rows{table=\"document_files\"} 0"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn erasure_deletes_the_files_and_every_sealed_copy() {
+    let app = spawn_app().await;
+    let id = new_user(&app).await;
+    let m = marker();
+    let key = Uuid::new_v4().to_string();
+    let response = send_upload(
+        &app,
+        &id,
+        &format!("multipart/form-data; boundary={BOUNDARY}"),
+        multipart_body(
+            BOUNDARY,
+            &[
+                text("type", "drivers_license"),
+                text("side", "back"),
+                file(jpeg(5000, &m), Some("image/jpeg")),
+                text("verification", &attestation()),
+            ],
+        ),
+        Some(&key),
+    )
+    .await;
+    assert_eq!(response.status(), 201);
+    upload_ok(
+        &app,
+        &id,
+        &[text("type", "selfie"), file(jpeg(800, &m), None)],
+    )
+    .await;
+    assert_eq!(stored(&app).await, (2, 2, 0));
+
+    let receipt: Value = app
+        .delete(&format!("/v1/users/{id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(receipt["documents_erased"], 2, "{receipt}");
+    assert_eq!(
+        receipt["document_follow_up"],
+        json!([]),
+        "no provider holds any"
+    );
+    // Files and sealed attestations are gone; the metadata without PII stays.
+    assert_eq!(stored(&app).await, (2, 0, 0));
+    let left: Vec<ErasedRow> = sqlx::query_as(
+        "SELECT verification, verification_key_id, sha256, type, size, erased_at IS NOT NULL
+           FROM documents ORDER BY id",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        left,
+        vec![
+            (None, None, None, "drivers_license".to_owned(), 5000, true),
+            (None, None, None, "selfie".to_owned(), 800, true)
+        ]
+    );
+    let response = app.get(&format!("/v1/users/{id}/documents")).await;
+    assert_problem(response, 410, "user_erased").await;
+    // A repeat answers the same receipt.
+    let again: Value = app
+        .delete(&format!("/v1/users/{id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(again, receipt);
+    let erased = events_of(&app, &id)
+        .await
+        .into_iter()
+        .find(|e| e["type"] == "user_erased")
+        .unwrap();
+    assert_eq!(erased["documents_erased"], 2);
+    assert_hidden(&dump(&app).await, &[&m, b"example_kyc_vendor", b"chk_123"]);
+    if let Some(dumped) = pg_dump(&app) {
+        assert_hidden(&dumped, &[&m, b"example_kyc_vendor", b"chk_123"]);
+    }
+}
