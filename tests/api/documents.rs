@@ -3,11 +3,15 @@
 //! re-sealed on rotation and erased with the user; and each linked provider that takes it gets
 //! it through a durable job, after the link's own submission (the provider served by wiremock).
 
+use std::time::Duration;
+
 use onboarding_gateway::crypto::Keyring;
-use onboarding_gateway::settings::EncryptionSettings;
+use onboarding_gateway::settings::{EncryptionSettings, Settings};
 use secrecy::SecretString;
 use serde_json::{json, Value};
 use uuid::Uuid;
+use wiremock::matchers::{method, path, path_regex};
+use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
 use crate::helpers::*;
 
@@ -953,4 +957,712 @@ async fn erasure_deletes_the_files_and_every_sealed_copy() {
     if let Some(dumped) = pg_dump(&app) {
         assert_hidden(&dumped, &[&m, b"example_kyc_vendor", b"chk_123"]);
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Submission to providers: KillB served by wiremock (its documented upload route,
+// https://docs.killb.com/api-reference/user/add-person-user-document), so each call the gateway
+// makes, and when, is visible.
+
+const KILLB_USER_ID: &str = "5b0f6a8e-3d7c-4e21-9a4b-8f2d1c6e7a90";
+const KILLB_DOCUMENT: &str = "/api/v2/users/person/document";
+/// Over KillB's 100 KB minimum.
+const KILLB_SIZE: usize = 120 * 1024;
+
+fn killb_account() -> Value {
+    json!({
+        "id": KILLB_USER_ID, "status": "PENDING", "type": "PERSON",
+        "customerId": "9c1b6a57-0a3e-4a8e-8c1f-2f6f0d1e2a3b",
+        "data": {"firstName": "Jane", "lastName": "Doe"}, "externalId": "crm-x",
+        "complianceUrl": "https://kyc.example.com/session/abc", "accessLevel": "L1",
+        "active": true, "createdAt": "2026-12-01T10:00:00.000Z", "updatedAt": "2026-12-01T10:00:00.000Z"
+    })
+}
+
+/// Login and the user's account at KillB (create and read).
+async fn mount_killb_account(server: &MockServer) {
+    Mock::given(method("POST"))
+        .and(path("/api/v2/auth/login"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(
+            json!({"accessToken": "tok", "expiresIn": 3_600_000, "refreshToken": "r"}),
+        ))
+        .mount(server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/api/v2/users"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(killb_account()))
+        .mount(server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path_regex("^/api/v2/users/[0-9a-f-]+$"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(killb_account()))
+        .mount(server)
+        .await;
+}
+
+async fn mount_killb_documents(server: &MockServer, status: u16) {
+    let response = match status {
+        201 => ResponseTemplate::new(201),
+        _ => ResponseTemplate::new(status).set_body_json(
+            json!({"errorCode": "USER.0002", "message": ["Invalid document"], "statusCode": status.to_string()}),
+        ),
+    };
+    Mock::given(method("POST"))
+        .and(path(KILLB_DOCUMENT))
+        .respond_with(response)
+        .mount(server)
+        .await;
+}
+
+/// A gateway whose KillB is `server`, with fast retries.
+async fn killb_app(server: &MockServer, adjust: impl FnOnce(&mut Settings)) -> TestApp {
+    let db = TestDatabase::create().await;
+    let uri = server.uri();
+    spawn_app_with(db, move |s| {
+        s.providers.set("killb", "base_url", uri.as_str());
+        s.providers.set("killb", "email", "ops@gateway.example");
+        s.providers.set("killb", "password", "S3cure-Passw0rd!");
+        s.workers.poll_interval_ms = 50;
+        s.workers.retry_base_ms = 50;
+        s.workers.retry_max_secs = 1;
+        s.workers.max_attempts = 50;
+        s.workers.reconcile_interval_secs = 0;
+        adjust(s);
+    })
+    .await
+}
+
+fn killb_user() -> Value {
+    let mut user = sample_user();
+    user["address"]["country"] = json!("CO");
+    user["providers"] = json!(["killb"]);
+    user
+}
+
+async fn document_requests(server: &MockServer) -> Vec<Request> {
+    server
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|r| r.url.path() == KILLB_DOCUMENT)
+        .collect()
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+fn submission<'a>(document: &'a Value, provider: &str) -> &'a Value {
+    document["submissions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["provider"] == provider)
+        .unwrap_or_else(|| panic!("no {provider} submission in {document}"))
+}
+
+/// Polls the document until its submission at `provider` is no longer pending.
+async fn settled(app: &TestApp, user_id: &str, document_id: &str, provider: &str) -> Value {
+    let mut last = Value::Null;
+    for _ in 0..200 {
+        last = app
+            .get(&format!("/v1/users/{user_id}/documents/{document_id}"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        if submission(&last, provider)["status"] != "pending" {
+            return last;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("still pending: {last}");
+}
+
+#[tokio::test]
+async fn a_document_for_a_link_still_being_submitted_goes_after_the_link() {
+    let server = MockServer::start().await;
+    // KillB is down: the link stays pending and its job retries.
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(503))
+        .mount(&server)
+        .await;
+    let app = killb_app(&server, |_| {}).await;
+    let user = app.create_user(&killb_user()).await;
+    let id = user["id"].as_str().unwrap().to_owned();
+    assert_eq!(user["links"][0]["status"], "pending_submission");
+    let m = marker();
+    let body = upload_ok(
+        &app,
+        &id,
+        &[
+            text("type", "proof_of_address"),
+            file(pdf(KILLB_SIZE, &m), None),
+        ],
+    )
+    .await;
+    assert_eq!(submission(&body, "killb")["status"], "pending", "{body}");
+    let document_id = body["id"].as_str().unwrap().to_owned();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        document_requests(&server).await.is_empty(),
+        "nothing sent before the account exists"
+    );
+
+    // KillB is back: the link's retry creates the account, then the document follows.
+    server.reset().await;
+    mount_killb_account(&server).await;
+    mount_killb_documents(&server, 201).await;
+    let done = settled(&app, &id, &document_id, "killb").await;
+    let killb = submission(&done, "killb");
+    assert_eq!(killb["status"], "submitted", "{done}");
+    assert!(killb["submitted_at"].is_string());
+    assert_eq!(killb["last_error"], Value::Null);
+    let requests = server.received_requests().await.unwrap();
+    let created = requests
+        .iter()
+        .position(|r| r.method.as_str() == "POST" && r.url.path() == "/api/v2/users")
+        .expect("the account was created");
+    let sent = requests
+        .iter()
+        .position(|r| r.url.path() == KILLB_DOCUMENT)
+        .expect("the document was sent");
+    assert!(
+        created < sent,
+        "the document went after the link's submission"
+    );
+    assert_eq!(document_requests(&server).await.len(), 1, "sent once");
+    assert!(
+        contains(&requests[sent].body, &m),
+        "the file's bytes went to the provider"
+    );
+    assert!(
+        contains(&requests[sent].body, KILLB_USER_ID.as_bytes()),
+        "to the link's account"
+    );
+
+    // The upload changed no status; the trail says what happened, with the provider's call.
+    let user: Value = app
+        .get(&format!("/v1/users/{id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        user["links"][0]["status"], "under_review",
+        "KillB's own word: PENDING"
+    );
+    let events = events_of(&app, &id).await;
+    let submitted: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["type"] == "document_submitted")
+        .collect();
+    assert_eq!(submitted.len(), 1, "{events:?}");
+    assert_eq!(submitted[0]["document_id"], json!(document_id));
+    assert_eq!(submitted[0]["provider"], "killb");
+    assert_eq!(submitted[0]["outcome"], "submitted");
+    assert!(
+        events.iter().any(|e| e["type"] == "provider_call"
+            && e["provider"] == "killb"
+            && e["http_status"] == 201
+            && e["operation"]
+                .as_str()
+                .is_some_and(|o| o.contains("document"))),
+        "{events:?}"
+    );
+    assert!(!serde_json::to_string(&events).unwrap().contains("ZQXJ"));
+}
+
+#[tokio::test]
+async fn a_provider_linked_later_receives_the_documents_already_uploaded() {
+    let server = MockServer::start().await;
+    mount_killb_account(&server).await;
+    mount_killb_documents(&server, 201).await;
+    let app = killb_app(&server, |_| {}).await;
+    // No link yet (the test routing sends the user nowhere).
+    let mut user = killb_user();
+    user.as_object_mut().unwrap().remove("providers");
+    let id = app.create_user(&user).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let m = marker();
+    let proof = upload_ok(
+        &app,
+        &id,
+        &[
+            text("type", "proof_of_address"),
+            file(pdf(KILLB_SIZE, &m), None),
+        ],
+    )
+    .await;
+    let selfie = upload_ok(
+        &app,
+        &id,
+        &[text("type", "selfie"), file(jpeg(KILLB_SIZE, &m), None)],
+    )
+    .await;
+    let small = upload_ok(
+        &app,
+        &id,
+        &[
+            text("type", "proof_of_address"),
+            file(pdf(50 * 1024, &m), None),
+        ],
+    )
+    .await;
+    for d in [&proof, &selfie, &small] {
+        assert_eq!(d["submissions"], json!([]));
+    }
+
+    let response = app
+        .client
+        .post(app.url(&format!("/v1/users/{id}/providers")))
+        .bearer_auth(DEV_KEY)
+        .json(&json!({"provider": "killb"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let done = settled(&app, &id, proof["id"].as_str().unwrap(), "killb").await;
+    assert_eq!(submission(&done, "killb")["status"], "submitted", "{done}");
+    // KillB takes no selfie upload (its liveness step is hosted), and refuses files under 100 KB.
+    let selfie: Value = app
+        .get(&format!(
+            "/v1/users/{id}/documents/{}",
+            selfie["id"].as_str().unwrap()
+        ))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let at_killb = submission(&selfie, "killb");
+    assert_eq!(at_killb["status"], "not_supported", "{selfie}");
+    assert_eq!(at_killb["last_error"]["code"], "not_supported_by_provider");
+    assert!(at_killb["last_error"]["message"].as_str().unwrap().len() > 10);
+    let small: Value = app
+        .get(&format!(
+            "/v1/users/{id}/documents/{}",
+            small["id"].as_str().unwrap()
+        ))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(submission(&small, "killb")["status"], "rejected", "{small}");
+    assert_eq!(
+        submission(&small, "killb")["last_error"]["code"],
+        "min_size"
+    );
+    let requests = document_requests(&server).await;
+    assert_eq!(requests.len(), 1, "only the document KillB takes was sent");
+    // The next-action mapping's view: what KillB holds.
+    let types = onboarding_gateway::store::documents::submitted_types(
+        &app.pool,
+        Uuid::parse_str(&id).unwrap(),
+        onboarding_gateway::domain::provider::ProviderId::Killb,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        types,
+        vec![onboarding_gateway::domain::verification::DocumentType::ProofOfAddress]
+    );
+}
+
+#[tokio::test]
+async fn a_front_waits_for_its_back_and_both_go_in_one_call() {
+    let server = MockServer::start().await;
+    mount_killb_account(&server).await;
+    mount_killb_documents(&server, 201).await;
+    let app = killb_app(&server, |s| s.documents.back_side_wait_secs = 60).await;
+    let id = app.create_user(&killb_user()).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (front_marker, back_marker) = (marker(), marker());
+    let front = upload_ok(
+        &app,
+        &id,
+        &[
+            text("type", "national_id"),
+            text("side", "front"),
+            file(jpeg(KILLB_SIZE, &front_marker), None),
+        ],
+    )
+    .await;
+    assert_eq!(
+        submission(&front, "killb")["status"],
+        "pending",
+        "held for its back"
+    );
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(document_requests(&server).await.is_empty());
+    let back = upload_ok(
+        &app,
+        &id,
+        &[
+            text("type", "national_id"),
+            text("side", "back"),
+            file(jpeg(KILLB_SIZE, &back_marker), None),
+        ],
+    )
+    .await;
+    // Sent inline, in one call with both sides.
+    assert_eq!(submission(&back, "killb")["status"], "submitted", "{back}");
+    let front = settled(&app, &id, front["id"].as_str().unwrap(), "killb").await;
+    assert_eq!(submission(&front, "killb")["status"], "submitted");
+    assert_eq!(
+        submission(&front, "killb")["provider_document_id"],
+        submission(&back, "killb")["provider_document_id"]
+    );
+    let requests = document_requests(&server).await;
+    assert_eq!(requests.len(), 1, "one call");
+    assert!(
+        contains(&requests[0].body, &front_marker) && contains(&requests[0].body, &back_marker)
+    );
+    let events = events_of(&app, &id).await;
+    let submitted: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["type"] == "document_submitted")
+        .collect();
+    assert_eq!(submitted.len(), 2, "{events:?}");
+    assert!(submitted.iter().all(|e| e["sent_with"].is_string()));
+}
+
+#[tokio::test]
+async fn a_front_goes_alone_after_the_wait_and_a_late_back_goes_with_it() {
+    let server = MockServer::start().await;
+    mount_killb_account(&server).await;
+    mount_killb_documents(&server, 201).await;
+    let app = killb_app(&server, |s| s.documents.back_side_wait_secs = 1).await;
+    let id = app.create_user(&killb_user()).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (front_marker, back_marker) = (marker(), marker());
+    let front = upload_ok(
+        &app,
+        &id,
+        &[
+            text("type", "drivers_license"),
+            file(jpeg(KILLB_SIZE, &front_marker), None),
+        ],
+    )
+    .await;
+    assert_eq!(submission(&front, "killb")["status"], "pending");
+    let front = settled(&app, &id, front["id"].as_str().unwrap(), "killb").await;
+    assert_eq!(
+        submission(&front, "killb")["status"],
+        "submitted",
+        "{front}"
+    );
+    let requests = document_requests(&server).await;
+    assert_eq!(requests.len(), 1);
+    assert!(contains(&requests[0].body, &front_marker));
+    assert!(!contains(&requests[0].body, &back_marker));
+
+    // The back arrives later: it goes with its front, so KillB gets both sides together.
+    let back = upload_ok(
+        &app,
+        &id,
+        &[
+            text("type", "drivers_license"),
+            text("side", "back"),
+            file(jpeg(KILLB_SIZE, &back_marker), None),
+        ],
+    )
+    .await;
+    assert_eq!(submission(&back, "killb")["status"], "submitted", "{back}");
+    let requests = document_requests(&server).await;
+    assert_eq!(requests.len(), 2);
+    assert!(
+        contains(&requests[1].body, &front_marker) && contains(&requests[1].body, &back_marker)
+    );
+}
+
+#[tokio::test]
+async fn a_document_is_retried_through_an_outage_then_sent() {
+    let server = MockServer::start().await;
+    mount_killb_account(&server).await;
+    Mock::given(method("POST"))
+        .and(path(KILLB_DOCUMENT))
+        .respond_with(ResponseTemplate::new(503))
+        .up_to_n_times(3)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    mount_killb_documents(&server, 201).await;
+    let app = killb_app(&server, |_| {}).await;
+    let id = app.create_user(&killb_user()).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let m = marker();
+    let body = upload_ok(
+        &app,
+        &id,
+        &[
+            text("type", "proof_of_address"),
+            file(pdf(KILLB_SIZE, &m), None),
+        ],
+    )
+    .await;
+    let killb = submission(&body, "killb");
+    assert_eq!(killb["status"], "pending", "{body}");
+    assert_eq!(killb["last_error"]["code"], "provider_unavailable");
+    let done = settled(&app, &id, body["id"].as_str().unwrap(), "killb").await;
+    assert_eq!(submission(&done, "killb")["status"], "submitted");
+    assert_eq!(submission(&done, "killb")["last_error"], Value::Null);
+    assert_eq!(document_requests(&server).await.len(), 4);
+}
+
+#[tokio::test]
+async fn exhausted_attempts_fail_the_job_for_ops_to_re_drive() {
+    let server = MockServer::start().await;
+    mount_killb_account(&server).await;
+    mount_killb_documents(&server, 503).await;
+    let app = killb_app(&server, |s| s.workers.max_attempts = 2).await;
+    let id = app.create_user(&killb_user()).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let m = marker();
+    let body = upload_ok(
+        &app,
+        &id,
+        &[
+            text("type", "proof_of_address"),
+            file(pdf(KILLB_SIZE, &m), None),
+        ],
+    )
+    .await;
+    let document_id = body["id"].as_str().unwrap().to_owned();
+    let mut failed = Value::Null;
+    for _ in 0..100 {
+        let page: Value = app
+            .client
+            .get(app.url("/v1/jobs?state=failed&kind=submit_document"))
+            .bearer_auth(OPS_KEY)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if let Some(job) = page["data"].as_array().unwrap().first() {
+            failed = job.clone();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        failed["kind"], "submit_document",
+        "the job failed: {failed}"
+    );
+    assert_eq!(failed["payload"]["document_id"], json!(document_id));
+    assert!(failed["last_error"]
+        .as_str()
+        .unwrap()
+        .contains("provider_unavailable"));
+    let pending: Value = app
+        .get(&format!("/v1/users/{id}/documents/{document_id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(submission(&pending, "killb")["status"], "pending");
+    assert_eq!(
+        submission(&pending, "killb")["last_error"]["code"],
+        "provider_unavailable"
+    );
+
+    // KillB is fixed; ops re-drive the job and the document goes.
+    server.reset().await;
+    mount_killb_account(&server).await;
+    mount_killb_documents(&server, 201).await;
+    let response = app
+        .client
+        .post(app.url(&format!(
+            "/v1/jobs/{}/retry",
+            failed["id"].as_str().unwrap()
+        )))
+        .bearer_auth(OPS_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let done = settled(&app, &id, &document_id, "killb").await;
+    assert_eq!(submission(&done, "killb")["status"], "submitted");
+}
+
+#[tokio::test]
+async fn a_refused_document_is_rejected_and_subscribers_are_told() {
+    let server = MockServer::start().await;
+    mount_killb_account(&server).await;
+    mount_killb_documents(&server, 400).await;
+    let hooks = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/hooks"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&hooks)
+        .await;
+    let hooks_url = format!("{}/hooks", hooks.uri());
+    let app = killb_app(&server, move |s| {
+        s.notifications
+            .subscribers
+            .push(onboarding_gateway::settings::SubscriberSettings {
+                url: hooks_url,
+                secret: SecretString::from("whsec_documents"),
+                events: vec!["document.rejected".into()],
+            })
+    })
+    .await;
+    let id = app.create_user(&killb_user()).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let m = marker();
+
+    // A file KillB's rules refuse is a 422 naming KillB and the rule, and nothing is stored.
+    let before = stored(&app).await;
+    let problem = assert_problem(
+        upload(
+            &app,
+            &id,
+            &[
+                text("type", "proof_of_address"),
+                file(pdf(50 * 1024, &m), None),
+            ],
+        )
+        .await,
+        422,
+        "document_refused_by_provider",
+    )
+    .await;
+    assert_eq!(problem["errors"][0]["field"], "file");
+    assert_eq!(problem["errors"][0]["code"], "min_size");
+    assert!(
+        problem["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("killb"),
+        "{problem}"
+    );
+    assert_eq!(stored(&app).await, before);
+
+    // One KillB takes by its rules but refuses when it sees it.
+    let body = upload_ok(
+        &app,
+        &id,
+        &[
+            text("type", "proof_of_address"),
+            file(pdf(KILLB_SIZE, &m), None),
+        ],
+    )
+    .await;
+    let killb = submission(&body, "killb");
+    assert_eq!(killb["status"], "rejected", "{body}");
+    assert_eq!(killb["last_error"]["code"], "provider_rejected");
+    let document_id = body["id"].as_str().unwrap();
+    let mut notified = None;
+    for _ in 0..100 {
+        notified = hooks
+            .received_requests()
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .map(|r| serde_json::from_slice::<Value>(&r.body).unwrap())
+            .find(|n| n["type"] == "document.rejected");
+        if notified.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let notified = notified.expect("a document.rejected notification");
+    assert_eq!(notified["data"]["user_id"], json!(id));
+    assert_eq!(notified["data"]["provider"], "killb");
+    assert_eq!(notified["data"]["status"], "rejected");
+    assert_eq!(notified["data"]["document_id"], json!(document_id));
+    assert_eq!(notified["data"]["document_type"], "proof_of_address");
+    assert!(!notified.to_string().contains("ZQXJ"));
+    // No retry of a refusal.
+    assert_eq!(document_requests(&server).await.len(), 1);
+}
+
+#[tokio::test]
+async fn erasure_lists_the_providers_holding_documents() {
+    let server = MockServer::start().await;
+    mount_killb_account(&server).await;
+    mount_killb_documents(&server, 201).await;
+    Mock::given(method("DELETE"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&server)
+        .await;
+    let app = killb_app(&server, |_| {}).await;
+    let id = app.create_user(&killb_user()).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let m = marker();
+    let body = upload_ok(
+        &app,
+        &id,
+        &[
+            text("type", "proof_of_address"),
+            file(pdf(KILLB_SIZE, &m), None),
+        ],
+    )
+    .await;
+    assert_eq!(submission(&body, "killb")["status"], "submitted", "{body}");
+    let receipt: Value = app
+        .delete(&format!("/v1/users/{id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(receipt["documents_erased"], 1);
+    let follow_up = &receipt["document_follow_up"];
+    assert_eq!(follow_up.as_array().unwrap().len(), 1, "{receipt}");
+    assert_eq!(follow_up[0]["provider"], "killb");
+    assert_eq!(follow_up[0]["provider_user_id"], KILLB_USER_ID);
+    assert_eq!(follow_up[0]["documents"][0]["id"], body["id"]);
+    assert_eq!(follow_up[0]["documents"][0]["type"], "proof_of_address");
+    assert_eq!(stored(&app).await.1, 0, "the file is gone");
+    assert_hidden(&dump(&app).await, &[&m]);
+}
+
+#[tokio::test]
+async fn kraken_without_an_attestation_is_not_supported_with_the_reason() {
+    // Kraken through the simulator: the policy decides before any call.
+    let app = spawn_app().await;
+    let mut user = sample_user();
+    user["address"]["country"] = json!("US");
+    user["providers"] = json!(["kraken"]);
+    let id = app.create_user(&user).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let m = marker();
+    let body = upload_ok(
+        &app,
+        &id,
+        &[text("type", "passport"), file(jpeg(4000, &m), None)],
+    )
+    .await;
+    let kraken = submission(&body, "kraken");
+    assert_eq!(kraken["status"], "not_supported", "{body}");
+    assert_eq!(kraken["last_error"]["code"], "not_supported_by_provider");
+    assert!(
+        kraken["last_error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("verification"),
+        "the reason names what is missing: {body}"
+    );
+    let events = events_of(&app, &id).await;
+    assert!(events
+        .iter()
+        .any(|e| e["type"] == "document_submitted" && e["outcome"] == "not_supported"));
 }
