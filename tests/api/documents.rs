@@ -1666,3 +1666,48 @@ async fn kraken_without_an_attestation_is_not_supported_with_the_reason() {
         .iter()
         .any(|e| e["type"] == "document_submitted" && e["outcome"] == "not_supported"));
 }
+
+#[tokio::test]
+async fn uploads_beyond_the_slots_wait_then_get_503_and_nothing_is_read() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let db = TestDatabase::create().await;
+    let app = spawn_app_with(db, |s| {
+        s.documents.max_concurrent_uploads = 1;
+        s.documents.upload_slot_wait_secs = 1;
+    })
+    .await;
+    let id = new_user(&app).await;
+    let m = marker();
+    let parts = [text("type", "passport"), file(jpeg(3000, &m), None)];
+    let body = multipart_body(BOUNDARY, &parts);
+    // A slow upload holds the only slot: its head and the start of its body, then a pause.
+    let address = app.address.trim_start_matches("http://").to_owned();
+    let mut slow = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let head = format!(
+        "POST /v1/users/{id}/documents HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {DEV_KEY}\r\n\
+         Content-Type: multipart/form-data; boundary={BOUNDARY}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    slow.write_all(head.as_bytes()).await.unwrap();
+    slow.write_all(&body[..100]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let started = std::time::Instant::now();
+    let response = upload(&app, &id, &parts).await;
+    assert_eq!(response.headers()["retry-after"], "1");
+    assert_problem(response, 503, "overloaded").await;
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "it waited for a slot first"
+    );
+    assert_eq!(stored(&app).await.0, 0);
+
+    // The slow upload finishes and is stored; the slot is free again.
+    slow.write_all(&body[100..]).await.unwrap();
+    let mut answer = vec![0u8; 4096];
+    let n = slow.read(&mut answer).await.unwrap();
+    let answer = String::from_utf8_lossy(&answer[..n]);
+    assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
+    upload_ok(&app, &id, &parts).await;
+    assert_eq!(stored(&app).await.0, 2);
+}
