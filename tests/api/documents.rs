@@ -1711,3 +1711,45 @@ async fn uploads_beyond_the_slots_wait_then_get_503_and_nothing_is_read() {
     upload_ok(&app, &id, &parts).await;
     assert_eq!(stored(&app).await.0, 2);
 }
+
+#[tokio::test]
+async fn an_attested_passport_reaches_the_kraken_simulator_with_its_verification_id() {
+    // End to end through the built-in simulator: Kraken's signed multipart verification.
+    let app = spawn_app().await;
+    let mut user = sample_user();
+    user["address"]["country"] = json!("US");
+    user["providers"] = json!(["kraken"]);
+    let id = app.create_user(&user).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let m = marker();
+    let body = upload_ok(
+        &app,
+        &id,
+        &[
+            text("type", "passport"),
+            file(jpeg(4000, &m), Some("image/jpeg")),
+            text("verification", &attestation()),
+        ],
+    )
+    .await;
+    let document_id = body["id"].as_str().unwrap().to_owned();
+    let done = settled(&app, &id, &document_id, "kraken").await;
+    let kraken = submission(&done, "kraken");
+    assert_eq!(kraken["status"], "submitted", "{done}");
+    assert!(
+        kraken["provider_document_id"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("ver_")),
+        "{done}"
+    );
+    assert!(kraken["submitted_at"].is_string());
+    // The link's status moves only on Kraken's own word, not on the upload.
+    let events = events_of(&app, &id).await;
+    let changes: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["type"] == "status_changed" && e["source"] == "api")
+        .collect();
+    assert_eq!(changes.len(), 1, "only the create's answer: {changes:?}");
+}
