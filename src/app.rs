@@ -149,6 +149,7 @@ impl Application {
                 .build()
                 .map_err(|e| StartupError::HttpClient(e.to_string()))?,
             keyring,
+            documents: Arc::new(settings.documents.clone()),
         };
         // Before anything is served: events from here on reach every subscriber.
         crate::onboarding::notify::init_cursors(&services)
@@ -283,6 +284,9 @@ fn serve(
         services,
         pool,
         admission: api::admission::Admission::new(settings.server.max_requests_in_flight),
+        uploads: Arc::new(tokio::sync::Semaphore::new(
+            settings.documents.max_concurrent_uploads,
+        )),
         settings: settings.clone(),
     });
     // Touch the recorder so /metrics has a registry from the first request on.

@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::aead::{Aead, AeadInOut, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
@@ -252,6 +252,102 @@ impl Keyring {
     }
 }
 
+/// A large plaintext (a document file) collected where it will be sealed: the sealed value is
+/// written over it, so sealing a file needs no second copy of it in memory. Zeroed when dropped
+/// unsealed.
+pub struct SealBuffer {
+    /// `NONCE_LEN` bytes reserved for the nonce, then the plaintext.
+    bytes: Zeroizing<Vec<u8>>,
+}
+
+impl Default for SealBuffer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl SealBuffer {
+    pub fn new() -> Self {
+        Self {
+            bytes: Zeroizing::new(vec![0; NONCE_LEN]),
+        }
+    }
+
+    pub fn extend_from_slice(&mut self, chunk: &[u8]) {
+        self.bytes.extend_from_slice(chunk);
+    }
+
+    /// The plaintext collected so far.
+    pub fn plaintext(&self) -> &[u8] {
+        &self.bytes[NONCE_LEN..]
+    }
+
+    pub fn len(&self) -> usize {
+        self.bytes.len() - NONCE_LEN
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl fmt::Debug for SealBuffer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SealBuffer")
+            .field("len", &self.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Keyring {
+    /// [`Keyring::seal`], in place: the buffer's plaintext becomes `nonce ‖ ciphertext ‖ tag`.
+    pub fn seal_buffer(&self, mut buffer: SealBuffer, aad: &[u8]) -> Sealed {
+        let cipher = &self.ciphers[&self.current];
+        let mut nonce = [0u8; NONCE_LEN];
+        rand::rng().fill_bytes(&mut nonce);
+        let mut bytes = std::mem::take(&mut *buffer.bytes);
+        bytes.reserve_exact(TAG_LEN);
+        let (head, plaintext) = bytes.split_at_mut(NONCE_LEN);
+        head.copy_from_slice(&nonce);
+        let tag = cipher
+            .encrypt_inout_detached(&Nonce::from(nonce), aad, plaintext.into())
+            .expect("AES-GCM encryption only fails for inputs over 64 GiB");
+        bytes.extend_from_slice(&tag);
+        Sealed {
+            key_id: self.current.clone(),
+            bytes,
+        }
+    }
+
+    /// [`Keyring::open`], in place: the sealed bytes become the plaintext (no second copy).
+    pub fn open_owned(
+        &self,
+        key_id: &str,
+        mut bytes: Vec<u8>,
+        aad: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+        let cipher = self
+            .ciphers
+            .get(key_id)
+            .ok_or_else(|| CryptoError::UnknownKey(key_id.to_owned()))?;
+        if bytes.len() < NONCE_LEN + TAG_LEN {
+            return Err(CryptoError::Corrupt(key_id.to_owned()));
+        }
+        let tag_at = bytes.len() - TAG_LEN;
+        let (head, rest) = bytes.split_at_mut(NONCE_LEN);
+        let (ciphertext, tag) = rest.split_at_mut(tag_at - NONCE_LEN);
+        let nonce: [u8; NONCE_LEN] = (&*head).try_into().expect("split at NONCE_LEN");
+        let tag =
+            aes_gcm::Tag::try_from(&*tag).map_err(|_| CryptoError::Corrupt(key_id.to_owned()))?;
+        cipher
+            .decrypt_inout_detached(&Nonce::from(nonce), aad, ciphertext.into(), &tag)
+            .map_err(|_| CryptoError::Corrupt(key_id.to_owned()))?;
+        bytes.truncate(tag_at);
+        bytes.drain(..NONCE_LEN);
+        Ok(Zeroizing::new(bytes))
+    }
+}
+
 /// The associated data that binds a sealed column value to its row.
 pub fn row_aad(table: &str, column: &str, row_key: &str) -> Vec<u8> {
     format!("{table}.{column}:{row_key}").into_bytes()
@@ -341,6 +437,45 @@ mod tests {
             .is_err());
         assert_eq!(
             ring.open("k9", &sealed.bytes, b"users.pii:1"),
+            Err(CryptoError::UnknownKey("k9".into()))
+        );
+    }
+
+    #[test]
+    fn buffers_seal_in_place_and_open_like_any_sealed_value() {
+        let ring = Keyring::from_settings(&settings("k1", &[("k1", DEV_DATA_KEY)])).unwrap();
+        let mut buffer = SealBuffer::new();
+        assert!(buffer.is_empty());
+        buffer.extend_from_slice(b"%PDF-1.7 ");
+        buffer.extend_from_slice(b"C01X00T47");
+        assert_eq!(buffer.plaintext(), b"%PDF-1.7 C01X00T47");
+        assert!(!format!("{buffer:?}").contains("C01X"));
+        let sealed = ring.seal_buffer(buffer, b"document_files.file:1");
+        assert_eq!(sealed.bytes.len(), 18 + NONCE_LEN + TAG_LEN);
+        assert!(!sealed.bytes.windows(9).any(|w| w == b"C01X00T47"));
+        // Either way of opening reads it, and only on its own row.
+        assert_eq!(
+            ring.open("k1", &sealed.bytes, b"document_files.file:1")
+                .unwrap(),
+            b"%PDF-1.7 C01X00T47"
+        );
+        assert_eq!(
+            &ring
+                .open_owned("k1", sealed.bytes.clone(), b"document_files.file:1")
+                .unwrap()[..],
+            b"%PDF-1.7 C01X00T47"
+        );
+        assert!(ring
+            .open_owned("k1", sealed.bytes.clone(), b"document_files.file:2")
+            .is_err());
+        let plain = ring.seal(b"x", b"aad");
+        assert_eq!(
+            &ring.open_owned("k1", plain.bytes, b"aad").unwrap()[..],
+            b"x"
+        );
+        assert!(ring.open_owned("k1", vec![0; 10], b"aad").is_err());
+        assert_eq!(
+            ring.open_owned("k9", sealed.bytes, b"aad"),
             Err(CryptoError::UnknownKey("k9".into()))
         );
     }

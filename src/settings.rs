@@ -41,6 +41,8 @@ pub struct Settings {
     pub reconciliation: ReconciliationSettings,
     #[serde(default)]
     pub notifications: NotificationSettings,
+    #[serde(default)]
+    pub documents: DocumentSettings,
     pub encryption: EncryptionSettings,
     /// The deployment environment (`GATEWAY_ENV`), not read from files.
     #[serde(skip)]
@@ -476,6 +478,52 @@ pub struct SubscriberSettings {
     pub events: Vec<String>,
 }
 
+/// Document uploads (`POST /v1/users/{id}/documents`) and their submission to providers.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DocumentSettings {
+    /// Largest file accepted, in bytes; reading stops at one byte more (413).
+    #[serde(default = "default_document_max_bytes")]
+    pub max_bytes: u64,
+    /// Uploads read and stored at once by this instance: each holds its file in memory.
+    #[serde(default = "default_max_concurrent_uploads")]
+    pub max_concurrent_uploads: usize,
+    /// How long an upload waits for a free slot before `503 overloaded` (its body unread).
+    #[serde(default = "default_upload_slot_wait")]
+    pub upload_slot_wait_secs: u64,
+    /// How long a two-sided document's front waits for its back at a provider that takes both
+    /// sides in one call; then the front is sent alone (0: never wait).
+    #[serde(default = "default_back_side_wait")]
+    pub back_side_wait_secs: u64,
+}
+
+impl Default for DocumentSettings {
+    fn default() -> Self {
+        Self {
+            max_bytes: default_document_max_bytes(),
+            max_concurrent_uploads: default_max_concurrent_uploads(),
+            upload_slot_wait_secs: default_upload_slot_wait(),
+            back_side_wait_secs: default_back_side_wait(),
+        }
+    }
+}
+
+/// The largest `documents.max_bytes` allowed: a file is held in memory while it is stored.
+pub const MAX_DOCUMENT_BYTES: u64 = 100 * 1024 * 1024;
+
+fn default_document_max_bytes() -> u64 {
+    10 * 1024 * 1024
+}
+fn default_max_concurrent_uploads() -> usize {
+    4
+}
+fn default_upload_slot_wait() -> u64 {
+    10
+}
+fn default_back_side_wait() -> u64 {
+    900
+}
+
 /// Encryption of personal data at rest (see `crate::crypto`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -715,6 +763,16 @@ impl Settings {
             return Err(ConfigError(
                 "reconciliation.batch_size and reconciliation.concurrency: must be at least 1"
                     .into(),
+            ));
+        }
+        if self.documents.max_bytes == 0 || self.documents.max_bytes > MAX_DOCUMENT_BYTES {
+            return Err(ConfigError(format!(
+                "documents.max_bytes: must be from 1 to {MAX_DOCUMENT_BYTES}"
+            )));
+        }
+        if self.documents.max_concurrent_uploads == 0 {
+            return Err(ConfigError(
+                "documents.max_concurrent_uploads: must be at least 1".into(),
             ));
         }
         if self.workers.max_attempts == 0 {

@@ -51,9 +51,11 @@ fn render(result: &Result<Answer, Problem>) -> StoredResponse {
             status: status.as_u16(),
             headers: vec![("content-type".into(), "application/json".into())],
             body: body.to_string().into_bytes(),
-            // The user this answer shows, so erasing the user removes the stored answer too.
+            // The user this answer shows (a user, or a user's resource naming it in `user_id`),
+            // so erasing the user removes the stored answer too.
             resource_id: body
-                .get("id")
+                .get("user_id")
+                .or_else(|| body.get("id"))
                 .and_then(|id| id.as_str())
                 .and_then(|id| uuid::Uuid::parse_str(id).ok()),
         },

@@ -3,6 +3,7 @@
 
 pub mod admission;
 pub mod body;
+pub mod documents;
 pub mod health;
 pub mod idempotency;
 pub mod jobs;
@@ -39,6 +40,8 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     /// API requests in flight, and the limit beyond which they are refused (503).
     pub admission: Arc<admission::Admission>,
+    /// Document uploads read and stored at once (`documents.max_concurrent_uploads`).
+    pub uploads: Arc<tokio::sync::Semaphore>,
 }
 
 /// Authenticates the request's bearer key and checks it has `scope`.
@@ -87,6 +90,17 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         web::resource("/v1/users/{id}/providers")
             .route(web::post().to(users::link_provider))
             .default_service(web::to(method_not_allowed("POST"))),
+    )
+    .service(
+        web::resource("/v1/users/{id}/documents")
+            .route(web::post().to(documents::upload_document))
+            .route(web::get().to(documents::list_documents))
+            .default_service(web::to(method_not_allowed("GET, POST"))),
+    )
+    .service(
+        web::resource("/v1/users/{id}/documents/{document_id}")
+            .route(web::get().to(documents::get_document))
+            .default_service(web::to(method_not_allowed("GET"))),
     )
     .service(
         web::resource("/v1/users/{id}/sync")

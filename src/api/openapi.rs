@@ -10,7 +10,9 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::domain::provider::ProviderId;
 
-use super::{health, jobs, problem, providers, reconciliation, resources, users, webhooks};
+use super::{
+    documents, health, jobs, problem, providers, reconciliation, resources, users, webhooks,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -37,6 +39,9 @@ When the gateway already works on `server.max_requests_in_flight` API requests, 
         users::list_events,
         users::link_provider,
         users::sync_user,
+        documents::upload_document,
+        documents::list_documents,
+        documents::get_document,
         providers::user_requirements,
         providers::list_providers,
         jobs::list_jobs,
@@ -61,6 +66,17 @@ When the gateway already works on `server.max_requests_in_flight` API requests, 
         crate::onboarding::erasure::ErasureReceipt,
         crate::onboarding::erasure::LinkErasure,
         crate::onboarding::erasure::ProviderErasure,
+        crate::onboarding::erasure::DocumentFollowUp,
+        crate::onboarding::erasure::HeldDocument,
+        documents::DocumentUploadForm,
+        documents::DocumentResource,
+        documents::SubmissionResource,
+        documents::DocumentList,
+        crate::store::documents::SubmissionStatus,
+        crate::domain::verification::DocumentType,
+        crate::domain::verification::DocumentSide,
+        crate::domain::verification::DocumentContentType,
+        crate::domain::verification::VerificationAttestation,
         providers::ProviderResource,
         providers::ProviderList,
         providers::ProviderRequirements,
@@ -80,6 +96,7 @@ When the gateway already works on `server.max_requests_in_flight` API requests, 
     tags(
         (name = "users", description = "The canonical user and its provider links"),
         (name = "providers", description = "Configured providers, their state, routing and requirements"),
+        (name = "documents", description = "A user's documents: uploaded once, sealed at rest, sent to every linked provider that takes them"),
         (name = "webhooks", description = "Inbound provider webhooks, authenticated by each provider's signature"),
         (name = "operations", description = "Health, readiness, metrics, the background job queue and reconciliation"),
     )

@@ -118,6 +118,121 @@ pub struct VerificationAttestation {
     pub reference: Option<String>,
 }
 
+/// The longest `verifier` and `reference` accepted.
+pub const MAX_ATTESTATION_TEXT: usize = 200;
+
+/// Parses a `verification` attestation (JSON) strictly: unknown members, missing or mistyped
+/// ones, an empty `verifier`, over-long texts and a `verified_at` in the future are errors named
+/// by their path under `field` (`verification.verified_at`). Messages never echo the input.
+pub fn parse_attestation(
+    bytes: &[u8],
+    field: &str,
+    now: OffsetDateTime,
+) -> Result<VerificationAttestation, Vec<super::FieldError>> {
+    use super::errors::{codes, join, FieldError};
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let parsed: Result<VerificationAttestation, _> =
+        serde_path_to_error::deserialize(&mut deserializer);
+    let malformed = || {
+        FieldError::new(
+            field,
+            "malformed_json",
+            "must be a JSON object: {\"verifier\", \"verified_at\", \"reference\"?}",
+        )
+    };
+    if parsed.is_ok() && deserializer.end().is_err() {
+        return Err(vec![malformed()]);
+    }
+    let attestation = match parsed {
+        Ok(attestation) => attestation,
+        Err(error) => {
+            let path = error.path().to_string();
+            let inner = error.into_inner();
+            let text = inner.to_string();
+            let at = |key: &str| {
+                let parent = if path == "." {
+                    field.to_owned()
+                } else {
+                    join(field, &path)
+                };
+                if key.is_empty() {
+                    parent
+                } else {
+                    join(&parent, key)
+                }
+            };
+            // The member a message names between backticks (`verifier`).
+            let named = text.split('`').nth(1).unwrap_or("");
+            let error = if inner.is_syntax() || inner.is_eof() {
+                malformed()
+            } else if text.starts_with("missing field") {
+                FieldError::new(at(named), codes::REQUIRED, "is required")
+            } else if text.starts_with("unknown field") {
+                FieldError::new(
+                    at(""),
+                    codes::UNKNOWN_FIELD,
+                    "is not a known field; expected verifier, verified_at, reference",
+                )
+            } else if path == "verified_at" && !text.starts_with("invalid type") {
+                FieldError::new(
+                    at(""),
+                    codes::INVALID_DATE,
+                    "must be an RFC 3339 date-time, e.g. 2026-11-01T09:30:00Z",
+                )
+            } else if path == "." || path.is_empty() {
+                FieldError::new(field, codes::INVALID_TYPE, "must be a JSON object")
+            } else {
+                FieldError::new(at(""), codes::INVALID_TYPE, "must be a string")
+            };
+            return Err(vec![error]);
+        }
+    };
+    let mut errors = Vec::new();
+    if attestation.verifier.trim().is_empty() {
+        errors.push(FieldError::new(
+            join(field, "verifier"),
+            codes::REQUIRED,
+            "must not be empty",
+        ));
+    }
+    for (name, value) in [
+        ("verifier", Some(&attestation.verifier)),
+        ("reference", attestation.reference.as_ref()),
+    ] {
+        match value {
+            Some(v) if v.chars().count() > MAX_ATTESTATION_TEXT => errors.push(FieldError::new(
+                join(field, name),
+                codes::TOO_LONG,
+                format!("must be at most {MAX_ATTESTATION_TEXT} characters"),
+            )),
+            Some(v) if v.chars().any(char::is_control) => errors.push(FieldError::new(
+                join(field, name),
+                codes::INVALID_FORMAT,
+                "must not contain control characters",
+            )),
+            Some(v) if name == "reference" && v.trim().is_empty() => errors.push(FieldError::new(
+                join(field, name),
+                codes::TOO_SHORT,
+                "must not be empty when given",
+            )),
+            _ => {}
+        }
+    }
+    // A little clock skew between the vendor and us is tolerated.
+    if attestation.verified_at > now + time::Duration::minutes(5) {
+        errors.push(FieldError::new(
+            join(field, "verified_at"),
+            codes::DATE_NOT_IN_PAST,
+            "must not be in the future",
+        ));
+    }
+    if errors.is_empty() {
+        Ok(attestation)
+    } else {
+        Err(errors)
+    }
+}
+
 string_enum! {
     /// What the user (or the integrator) has to do next for a provider.
     #[schema(examples("upload_document"))]
@@ -239,6 +354,73 @@ mod tests {
         assert!(!DocumentType::Passport.is_two_sided());
         assert!(DocumentType::NationalId.is_two_sided());
         assert!(!DocumentType::Selfie.is_identity());
+    }
+
+    #[test]
+    fn attestations_parse_strictly_naming_the_path() {
+        let now = time::macros::datetime!(2026-12-03 12:00 UTC);
+        let field = |raw: &str| -> Vec<(String, &'static str)> {
+            parse_attestation(raw.as_bytes(), "verification", now)
+                .unwrap_err()
+                .into_iter()
+                .map(|e| (e.field, e.code))
+                .collect()
+        };
+        let ok = parse_attestation(
+            br#"{"verifier":"example_kyc_vendor","verified_at":"2026-11-01T09:30:00Z","reference":"chk_1"}"#,
+            "verification",
+            now,
+        )
+        .unwrap();
+        assert_eq!(ok.verifier, "example_kyc_vendor");
+        assert_eq!(ok.reference.as_deref(), Some("chk_1"));
+        let v = |f: &str| format!("verification.{f}");
+        assert_eq!(
+            field(r#"{"verifier":"x"}"#),
+            vec![(v("verified_at"), "required")]
+        );
+        assert_eq!(
+            field(r#"{"verifier":"x","verified_at":"2026-11-01T09:30:00Z","extra":1}"#),
+            vec![(v("extra"), "unknown_field")]
+        );
+        assert_eq!(
+            field(r#"{"verifier":"x","verified_at":"yesterday"}"#),
+            vec![(v("verified_at"), "invalid_date")]
+        );
+        assert_eq!(
+            field(r#"{"verifier":7,"verified_at":"2026-11-01T09:30:00Z"}"#),
+            vec![(v("verifier"), "invalid_type")]
+        );
+        assert_eq!(
+            field(r#"{"verifier":" ","verified_at":"2027-11-01T09:30:00Z"}"#),
+            vec![
+                (v("verifier"), "required"),
+                (v("verified_at"), "date_not_in_past")
+            ]
+        );
+        for broken in [
+            r#"{"verifier":"#,
+            "",
+            "not json",
+            r#"{"verifier":"x","verified_at":"2026-11-01T09:30:00Z"} trailing"#,
+        ] {
+            assert_eq!(
+                field(broken),
+                vec![("verification".to_owned(), "malformed_json")],
+                "{broken}"
+            );
+        }
+        assert_eq!(
+            field("[]"),
+            vec![("verification".to_owned(), "invalid_type")]
+        );
+        let secret = parse_attestation(
+            br#"{"verifier":"Zebulon","verified_at":"bad"}"#,
+            "verification",
+            now,
+        )
+        .unwrap_err();
+        assert!(!format!("{secret:?}").contains("Zebulon"));
     }
 
     #[test]

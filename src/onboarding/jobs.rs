@@ -44,6 +44,7 @@ async fn attempt(
 ) -> Result<Attempt, OnboardingError> {
     match job.kind {
         JobKind::Notify => super::notify::deliver(services, &job.payload.0).await,
+        JobKind::SubmitDocument => super::submissions::run(services, job).await,
         JobKind::EraseLink => {
             let payload = match link_payload(job) {
                 Ok(payload) => payload,

@@ -432,6 +432,10 @@ pub async fn submit(
     };
     change.events.extend(calls);
     let attempt = record_submission(&mut change, provider, &result).await?;
+    if result.is_ok() && change.link.erasure.is_none() {
+        // The account exists now: documents that waited for it are queued, in this transaction.
+        super::submissions::link_submitted(&mut change.tx, services, user_id, provider).await?;
+    }
     if result.is_ok() && change.link.erasure.is_some() {
         // The user was erased while this create was in flight: the new account must go too.
         change.flush_events().await?;

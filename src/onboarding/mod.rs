@@ -2,12 +2,14 @@
 //! transactions begin and end.
 
 //! Modules import one way, from the use-cases down to the leaves:
-//! `users`, `erasure` → `jobs` (runs jobs inline) → `links`, `notify`, `provider_erasure` (what
-//! each kind of job does) → `attempt`, `calls`, `queue` (leaves); `reconcile` and `webhooks`
-//! use `links`. None of them imports a module above it.
+//! `users`, `erasure`, `documents` → `jobs` (runs jobs inline) → `links`, `notify`,
+//! `provider_erasure` (what each kind of job does) → `submissions` (documents at providers; the
+//! link's submission queues those waiting for it) → `attempt`, `calls`, `queue` (leaves);
+//! `reconcile` and `webhooks` use `links`. None of them imports a module above it.
 
 pub mod attempt;
 pub mod calls;
+pub mod documents;
 pub mod erasure;
 pub mod jobs;
 pub mod links;
@@ -15,6 +17,7 @@ pub mod notify;
 pub mod provider_erasure;
 pub mod queue;
 pub mod reconcile;
+pub mod submissions;
 pub mod users;
 pub mod webhooks;
 
@@ -25,7 +28,7 @@ use uuid::Uuid;
 
 use crate::domain::FieldError;
 use crate::providers::registry::ProviderRegistry;
-use crate::settings::{RoutingSettings, SubscriberSettings, WorkerSettings};
+use crate::settings::{DocumentSettings, RoutingSettings, SubscriberSettings, WorkerSettings};
 use crate::store::StoreError;
 
 /// What the use-cases work with.
@@ -43,6 +46,8 @@ pub struct Services {
     pub http: reqwest::Client,
     /// Seals and opens personal data at rest.
     pub keyring: Arc<crate::crypto::Keyring>,
+    /// `[documents]`: upload limits and how long a front waits for its back.
+    pub documents: Arc<DocumentSettings>,
 }
 
 /// Why a use-case did not do what was asked. The HTTP layer turns each into a problem document.

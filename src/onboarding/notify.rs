@@ -1,5 +1,6 @@
 //! Notifications to internal services (README "Notifications"): `user.created`,
-//! `user.updated`, `user.status_changed` and `link.submission_failed`, POSTed as signed JSON to
+//! `user.updated`, `user.status_changed`, `link.submission_failed` and `document.rejected`,
+//! POSTed as signed JSON to
 //! each configured subscriber, at least once, retried, in order per user.
 //!
 //! They are a projection of the audit trail, which every state change writes in its own
@@ -27,7 +28,12 @@ use crate::store::notifications::{self, TrailEvent};
 pub const SIGNATURE_HEADER: &str = "Gateway-Signature";
 
 /// The public event types and the audit-trail events they come from.
-const TRAIL_TYPES: &[&str] = &["user_created", "user_updated", "status_changed"];
+const TRAIL_TYPES: &[&str] = &[
+    "user_created",
+    "user_updated",
+    "status_changed",
+    "document_submitted",
+];
 
 /// A stable key for a subscriber (its URL's hash), used for its cursor and job queues.
 pub fn subscriber_key(subscriber: &SubscriberSettings) -> String {
@@ -83,6 +89,22 @@ fn notifications_for(event: &TrailEvent) -> Vec<Notification> {
                 out.push(make("link.submission_failed", body));
             }
             out
+        }
+        // A provider refused a document (or a provider linked later would): `document_id`,
+        // `document_type` and the refusal's `error_code` besides the usual members.
+        "document_submitted" if data.get("outcome").and_then(Value::as_str) == Some("rejected") => {
+            vec![make(
+                "document.rejected",
+                json!({
+                    "user_id": event.user_id,
+                    "provider": data.get("provider"),
+                    "status": "rejected",
+                    "previous_status": "pending",
+                    "document_id": data.get("document_id"),
+                    "document_type": data.get("document_type"),
+                    "error_code": data.get("error_code"),
+                }),
+            )]
         }
         _ => Vec::new(),
     }

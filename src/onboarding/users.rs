@@ -212,6 +212,8 @@ pub async fn link_provider(
         Err(e) => return Err(e.into()),
     }
     let job_id = submission_job(&mut tx, services, id, provider).await?;
+    // The documents already uploaded go to the new provider too, once its account exists.
+    super::documents::for_new_link(&mut tx, services, id, provider).await?;
     events::insert(
         &mut tx,
         id,

@@ -28,15 +28,18 @@ pub enum JobKind {
     Notify,
     /// Ask a provider to delete an erased user's account.
     EraseLink,
+    /// Send an uploaded document to a provider (or end a front's wait for its back).
+    SubmitDocument,
 }
 
 impl JobKind {
     /// Every kind, in declaration order.
-    pub const ALL: [JobKind; 4] = [
+    pub const ALL: [JobKind; 5] = [
         JobKind::SubmitLink,
         JobKind::UpdateLink,
         JobKind::Notify,
         JobKind::EraseLink,
+        JobKind::SubmitDocument,
     ];
 
     /// The stored (and wire) value.
@@ -46,6 +49,7 @@ impl JobKind {
             JobKind::UpdateLink => "update_link",
             JobKind::Notify => "notify",
             JobKind::EraseLink => "erase_link",
+            JobKind::SubmitDocument => "submit_document",
         }
     }
 

@@ -355,7 +355,8 @@ fn bind_link_update<'q>(
 }
 
 /// A new link's first answer recorded in one statement, when the link is as its create wrote
-/// it: pending, never submitted, not being erased, and the user's only link. Then the update,
+/// it: pending, never submitted, not being erased, no document waiting for it, and the user's
+/// only link. Then the update,
 /// the events (in order), the user's summary status (`summary_status`: what the link's new
 /// status makes it, there being no other link) and the job's completion (when given) commit
 /// together, with no transaction to open, no lock to take and no commit to send. `None` when the
@@ -377,6 +378,8 @@ pub async fn record_first_answer(
             link_update_set!(),
             "      WHERE user_id = $1 AND provider = $2 AND status = 'pending_submission'
                      AND provider_user_id IS NULL AND erasure IS NULL
+                     -- documents waiting for this account are queued by the locked path
+                     AND NOT documents_waiting
                      AND NOT EXISTS (SELECT 1 FROM provider_links o
                                       WHERE o.user_id = $1 AND o.provider <> $2)
                   RETURNING ",

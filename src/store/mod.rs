@@ -44,6 +44,7 @@ macro_rules! text_column {
 #[macro_use]
 mod sql;
 
+pub mod documents;
 pub mod events;
 pub mod idempotency;
 pub mod jobs;
@@ -169,12 +170,14 @@ pub async fn wait_and_migrate(pool: &PgPool, timeout: Duration) -> Result<(), sq
 }
 
 /// Every data key id that sealed something still stored (users, webhook bodies, idempotent
-/// answers).
+/// answers, document files and attestations).
 pub async fn sealed_key_ids(pool: &PgPool) -> Result<Vec<String>, StoreError> {
     sqlx::query_scalar(
         "SELECT pii_key_id FROM users WHERE pii_key_id IS NOT NULL
          UNION SELECT raw_body_key_id FROM webhook_events WHERE raw_body_key_id IS NOT NULL
-         UNION SELECT response_key_id FROM idempotency_keys WHERE response_key_id IS NOT NULL",
+         UNION SELECT response_key_id FROM idempotency_keys WHERE response_key_id IS NOT NULL
+         UNION SELECT file_key_id FROM document_files
+         UNION SELECT verification_key_id FROM documents WHERE verification_key_id IS NOT NULL",
     )
     .fetch_all(pool)
     .await

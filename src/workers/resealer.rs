@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::crypto::Keyring;
-use crate::store::{idempotency, users, webhooks, StoreError};
+use crate::store::{documents, idempotency, users, webhooks, StoreError};
 
 /// Rows re-sealed by one pass, and rows still stale after it, per table.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -18,9 +18,13 @@ pub struct ResealReport {
     pub users_moved: u64,
     pub webhook_events_moved: u64,
     pub idempotency_keys_moved: u64,
+    pub document_files_moved: u64,
+    pub documents_moved: u64,
     pub users_stale: i64,
     pub webhook_events_stale: i64,
     pub idempotency_keys_stale: i64,
+    pub document_files_stale: i64,
+    pub documents_stale: i64,
 }
 
 /// Re-seals everything not under the current key, batch by batch, until nothing is left.
@@ -36,11 +40,14 @@ pub async fn reseal_all(
         let users = users::reseal_batch(&mut tx, keyring, limit).await?;
         let events = webhooks::reseal_batch(&mut tx, keyring, limit).await?;
         let answers = idempotency::reseal_batch(&mut tx, keyring, limit).await?;
+        let (files, attestations) = documents::reseal_batch(&mut tx, keyring, limit).await?;
         tx.commit().await.map_err(StoreError::from_sqlx)?;
         report.users_moved += users;
         report.webhook_events_moved += events;
         report.idempotency_keys_moved += answers;
-        if users + events + answers == 0 {
+        report.document_files_moved += files;
+        report.documents_moved += attestations;
+        if users + events + answers + files + attestations == 0 {
             break;
         }
     }
@@ -48,12 +55,16 @@ pub async fn reseal_all(
     report.users_stale = users::count_stale_seals(pool, current).await?;
     report.webhook_events_stale = webhooks::count_stale_seals(pool, current).await?;
     report.idempotency_keys_stale = idempotency::count_stale_seals(pool, current).await?;
+    (report.document_files_stale, report.documents_stale) =
+        documents::count_stale_seals(pool, current).await?;
     crate::telemetry::record_encryption_stale_rows("users", report.users_stale);
     crate::telemetry::record_encryption_stale_rows("webhook_events", report.webhook_events_stale);
     crate::telemetry::record_encryption_stale_rows(
         "idempotency_keys",
         report.idempotency_keys_stale,
     );
+    crate::telemetry::record_encryption_stale_rows("document_files", report.document_files_stale);
+    crate::telemetry::record_encryption_stale_rows("documents", report.documents_stale);
     Ok(report)
 }
 
@@ -78,12 +89,16 @@ pub fn start(
                 Ok(report) => {
                     let moved = report.users_moved
                         + report.webhook_events_moved
-                        + report.idempotency_keys_moved;
+                        + report.idempotency_keys_moved
+                        + report.document_files_moved
+                        + report.documents_moved;
                     if moved > 0 {
                         tracing::info!(
                             users = report.users_moved,
                             webhook_events = report.webhook_events_moved,
                             idempotency_keys = report.idempotency_keys_moved,
+                            document_files = report.document_files_moved,
+                            documents = report.documents_moved,
                             key_id = keyring.current_key_id(),
                             "re-sealed rows under the current data key"
                         );

@@ -4,6 +4,7 @@
 mod helpers;
 
 mod auth;
+mod documents;
 mod health;
 mod idempotency;
 mod limits;
