@@ -195,7 +195,7 @@ impl NextAction {
 }
 
 /// Why a provider rejected the user.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Rejection {
     /// The provider's reason code, or `rejected` when it gives none.
     pub code: String,

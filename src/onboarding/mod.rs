@@ -3,9 +3,10 @@
 
 //! Modules import one way, from the use-cases down to the leaves:
 //! `users`, `erasure` → `jobs` (runs jobs inline) → `links`, `notify`, `provider_erasure` (what
-//! each kind of job does) → `attempt`, `calls`, `queue` (leaves); `reconcile` and `webhooks`
-//! use `links`. None of them imports a module above it.
+//! each kind of job does) → `attempt`, `calls`, `queue`, `actions` (leaves); `reconcile` and
+//! `webhooks` use `links`. None of them imports a module above it.
 
+pub mod actions;
 pub mod attempt;
 pub mod calls;
 pub mod erasure;

@@ -9,6 +9,7 @@ mod idempotency;
 mod limits;
 mod malformed;
 mod metrics;
+mod next_actions;
 mod notifications;
 mod openapi;
 mod providers_e2e;
