@@ -10,7 +10,9 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::domain::provider::ProviderId;
 
-use super::{health, jobs, problem, providers, reconciliation, resources, users, webhooks};
+use super::{
+    health, jobs, problem, providers, reconciliation, resources, sessions, users, webhooks,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -38,6 +40,7 @@ When the gateway already works on `server.max_requests_in_flight` API requests, 
         users::link_provider,
         users::sync_user,
         providers::user_requirements,
+        sessions::create_session,
         providers::list_providers,
         jobs::list_jobs,
         jobs::retry_job,
@@ -69,6 +72,8 @@ When the gateway already works on `server.max_requests_in_flight` API requests, 
         crate::domain::verification::NextActionKind,
         crate::domain::verification::DocumentType,
         crate::domain::verification::Rejection,
+        sessions::VerificationSessionRequest,
+        sessions::VerificationSessionResource,
         jobs::JobResource,
         jobs::JobList,
         reconciliation::ReconciliationReport,

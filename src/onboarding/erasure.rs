@@ -2,7 +2,8 @@
 //! statuses stays.
 //!
 //! Locally, in one transaction: the sealed profile and e-mail hash, the bodies of the user's
-//! webhooks and the stored idempotent answers that show the user are removed, and a
+//! webhooks, the stored idempotent answers that show the user and the user's hosted
+//! verification sessions are removed, and a
 //! `user_erased` event is written. At each linked provider: one that can delete accounts (KillB)
 //! gets a durable `erase_link` job (retried through outages like any job); one that cannot
 //! (Kraken, Carbn), or that refuses, is listed under `erasure_follow_up` in the reconciliation
@@ -20,7 +21,7 @@ use super::{OnboardingError, Services};
 use crate::store::jobs::JobKind;
 pub use crate::store::links::ProviderErasure;
 use crate::store::links::{self, LinkRow};
-use crate::store::{events, idempotency, users, webhooks};
+use crate::store::{events, idempotency, sessions, users, webhooks};
 
 /// One provider's part of an erasure.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -86,6 +87,7 @@ pub async fn erase(services: &Services, id: Uuid) -> Result<ErasureReceipt, Onbo
     let erased_at = users::erase(&mut tx, id).await?;
     let bodies = webhooks::forget_user_bodies(&mut tx, id).await?;
     let answers = idempotency::forget_resource(&mut tx, id).await?;
+    let session_urls = sessions::forget_user(&mut tx, id).await?;
     let mut job_ids = Vec::new();
     let mut outcomes = Vec::new();
     for link in links::for_users(&mut *tx, &[id]).await? {
@@ -130,6 +132,7 @@ pub async fn erase(services: &Services, id: Uuid) -> Result<ErasureReceipt, Onbo
             "providers": outcomes,
             "webhook_bodies_removed": bodies,
             "idempotent_answers_removed": answers,
+            "verification_sessions_removed": session_urls,
         }),
     )
     .await?;

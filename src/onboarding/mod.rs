@@ -2,7 +2,7 @@
 //! transactions begin and end.
 
 //! Modules import one way, from the use-cases down to the leaves:
-//! `users`, `erasure` → `jobs` (runs jobs inline) → `links`, `notify`, `provider_erasure` (what
+//! `sessions` → `users`, `erasure` → `jobs` (runs jobs inline) → `links`, `notify`, `provider_erasure` (what
 //! each kind of job does) → `attempt`, `calls`, `queue`, `actions` (leaves); `reconcile` and
 //! `webhooks` use `links`. None of them imports a module above it.
 
@@ -16,6 +16,7 @@ pub mod notify;
 pub mod provider_erasure;
 pub mod queue;
 pub mod reconcile;
+pub mod sessions;
 pub mod users;
 pub mod webhooks;
 

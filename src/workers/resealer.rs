@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::crypto::Keyring;
-use crate::store::{idempotency, users, webhooks, StoreError};
+use crate::store::{idempotency, sessions, users, webhooks, StoreError};
 
 /// Rows re-sealed by one pass, and rows still stale after it, per table.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -18,9 +18,11 @@ pub struct ResealReport {
     pub users_moved: u64,
     pub webhook_events_moved: u64,
     pub idempotency_keys_moved: u64,
+    pub verification_sessions_moved: u64,
     pub users_stale: i64,
     pub webhook_events_stale: i64,
     pub idempotency_keys_stale: i64,
+    pub verification_sessions_stale: i64,
 }
 
 /// Re-seals everything not under the current key, batch by batch, until nothing is left.
@@ -36,11 +38,13 @@ pub async fn reseal_all(
         let users = users::reseal_batch(&mut tx, keyring, limit).await?;
         let events = webhooks::reseal_batch(&mut tx, keyring, limit).await?;
         let answers = idempotency::reseal_batch(&mut tx, keyring, limit).await?;
+        let session_urls = sessions::reseal_batch(&mut tx, keyring, limit).await?;
         tx.commit().await.map_err(StoreError::from_sqlx)?;
         report.users_moved += users;
         report.webhook_events_moved += events;
         report.idempotency_keys_moved += answers;
-        if users + events + answers == 0 {
+        report.verification_sessions_moved += session_urls;
+        if users + events + answers + session_urls == 0 {
             break;
         }
     }
@@ -48,11 +52,16 @@ pub async fn reseal_all(
     report.users_stale = users::count_stale_seals(pool, current).await?;
     report.webhook_events_stale = webhooks::count_stale_seals(pool, current).await?;
     report.idempotency_keys_stale = idempotency::count_stale_seals(pool, current).await?;
+    report.verification_sessions_stale = sessions::count_stale_seals(pool, current).await?;
     crate::telemetry::record_encryption_stale_rows("users", report.users_stale);
     crate::telemetry::record_encryption_stale_rows("webhook_events", report.webhook_events_stale);
     crate::telemetry::record_encryption_stale_rows(
         "idempotency_keys",
         report.idempotency_keys_stale,
+    );
+    crate::telemetry::record_encryption_stale_rows(
+        "verification_sessions",
+        report.verification_sessions_stale,
     );
     Ok(report)
 }
@@ -78,12 +87,14 @@ pub fn start(
                 Ok(report) => {
                     let moved = report.users_moved
                         + report.webhook_events_moved
-                        + report.idempotency_keys_moved;
+                        + report.idempotency_keys_moved
+                        + report.verification_sessions_moved;
                     if moved > 0 {
                         tracing::info!(
                             users = report.users_moved,
                             webhook_events = report.webhook_events_moved,
                             idempotency_keys = report.idempotency_keys_moved,
+                            verification_sessions = report.verification_sessions_moved,
                             key_id = keyring.current_key_id(),
                             "re-sealed rows under the current data key"
                         );

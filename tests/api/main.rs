@@ -16,6 +16,7 @@ mod providers_e2e;
 mod reconciliation;
 mod reliability;
 mod security;
+mod sessions;
 mod stored_values;
 mod users_create;
 mod users_list;
