@@ -43,6 +43,7 @@ pub struct Settings {
     pub notifications: NotificationSettings,
     #[serde(default)]
     pub documents: DocumentSettings,
+    pub verification: VerificationSettings,
     pub encryption: EncryptionSettings,
     /// The deployment environment (`GATEWAY_ENV`), not read from files.
     #[serde(skip)]
@@ -461,6 +462,28 @@ fn default_reconcile_batch() -> u32 {
 }
 fn default_reconcile_concurrency() -> usize {
     8
+}
+
+/// Hosted verification sessions (`POST /v1/users/{id}/verification-sessions`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerificationSettings {
+    /// A stored session whose provider gave no expiry is handed out again for this long (one
+    /// with an expiry, while it has more than a minute left).
+    #[serde(default = "default_session_reuse")]
+    pub session_reuse_secs: u64,
+}
+
+impl Default for VerificationSettings {
+    fn default() -> Self {
+        Self {
+            session_reuse_secs: default_session_reuse(),
+        }
+    }
+}
+
+fn default_session_reuse() -> u64 {
+    600
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]

@@ -45,19 +45,20 @@ fn json_response(status: StatusCode, body: Vec<u8>, content_type: &str) -> HttpR
         .body(body)
 }
 
-fn render(result: &Result<Answer, Problem>) -> StoredResponse {
+fn render(result: &Result<Answer, Problem>, user_id: Option<uuid::Uuid>) -> StoredResponse {
     match result {
         Ok((status, body)) => StoredResponse {
             status: status.as_u16(),
             headers: vec![("content-type".into(), "application/json".into())],
             body: body.to_string().into_bytes(),
-            // The user this answer shows (a user, or a user's resource naming it in `user_id`),
-            // so erasing the user removes the stored answer too.
-            resource_id: body
-                .get("user_id")
-                .or_else(|| body.get("id"))
-                .and_then(|id| id.as_str())
-                .and_then(|id| uuid::Uuid::parse_str(id).ok()),
+            // The user this answer shows (a user, or a user's resource naming it in `user_id`,
+            // or the user the route names), so erasing the user removes the stored answer too.
+            resource_id: user_id.or_else(|| {
+                body.get("user_id")
+                    .or_else(|| body.get("id"))
+                    .and_then(|id| id.as_str())
+                    .and_then(|id| uuid::Uuid::parse_str(id).ok())
+            }),
         },
         Err(problem) => StoredResponse {
             status: problem.status.as_u16(),
@@ -87,6 +88,7 @@ fn into_response(stored: StoredResponse, replayed: bool) -> HttpResponse {
 }
 
 /// Runs `work` at most once per (API key, Idempotency-Key), replaying its answer afterwards.
+/// The stored answer belongs to the user whose `id` it shows (erasure removes it).
 pub async fn run<F, Fut>(
     pool: &PgPool,
     keyring: &Keyring,
@@ -99,10 +101,28 @@ where
     F: FnOnce() -> Fut,
     Fut: Future<Output = Result<Answer, Problem>>,
 {
+    run_for_user(pool, keyring, req, principal, body, None, work).await
+}
+
+/// [`run`] for an answer about `user_id` that does not show the user's `id` (erasing the user
+/// removes the stored answer all the same).
+pub async fn run_for_user<F, Fut>(
+    pool: &PgPool,
+    keyring: &Keyring,
+    req: &HttpRequest,
+    principal: &Principal,
+    body: &serde_json::Value,
+    user_id: Option<uuid::Uuid>,
+    work: F,
+) -> Result<HttpResponse, Problem>
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<Answer, Problem>>,
+{
     let Some(key) = key_of(req)? else {
         let result = work().await;
         return match result {
-            Ok(_) => Ok(into_response(render(&result), false)),
+            Ok(_) => Ok(into_response(render(&result, user_id), false)),
             Err(problem) => Ok(problem.error_response()),
         };
     };
@@ -141,7 +161,7 @@ where
         }),
         Claim::Claimed => {
             let result = work().await;
-            let stored = render(&result);
+            let stored = render(&result, user_id);
             let outcome = if stored.status >= 500 {
                 // A server failure is not an answer worth replaying: let the client retry.
                 idempotency::release(pool, &principal.name, &key).await

@@ -15,6 +15,7 @@ pub mod rate_limit;
 pub mod reconciliation;
 pub mod request_id;
 pub mod resources;
+pub mod sessions;
 pub mod users;
 pub mod webhooks;
 
@@ -111,6 +112,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         web::resource("/v1/users/{id}/requirements")
             .route(web::get().to(providers::user_requirements))
             .default_service(web::to(method_not_allowed("GET"))),
+    )
+    .service(
+        web::resource("/v1/users/{id}/verification-sessions")
+            .route(web::post().to(sessions::create_session))
+            .default_service(web::to(method_not_allowed("POST"))),
     )
     .service(
         web::resource("/v1/jobs")

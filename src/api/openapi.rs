@@ -11,7 +11,8 @@ use utoipa_swagger_ui::SwaggerUi;
 use crate::domain::provider::ProviderId;
 
 use super::{
-    documents, health, jobs, problem, providers, reconciliation, resources, users, webhooks,
+    documents, health, jobs, problem, providers, reconciliation, resources, sessions, users,
+    webhooks,
 };
 
 #[derive(OpenApi)]
@@ -43,6 +44,7 @@ When the gateway already works on `server.max_requests_in_flight` API requests, 
         documents::list_documents,
         documents::get_document,
         providers::user_requirements,
+        sessions::create_session,
         providers::list_providers,
         jobs::list_jobs,
         jobs::retry_job,
@@ -81,6 +83,12 @@ When the gateway already works on `server.max_requests_in_flight` API requests, 
         providers::ProviderList,
         providers::ProviderRequirements,
         providers::RequirementsList,
+        crate::domain::verification::NextAction,
+        crate::domain::verification::NextActionKind,
+        crate::domain::verification::DocumentType,
+        crate::domain::verification::Rejection,
+        sessions::VerificationSessionRequest,
+        sessions::VerificationSessionResource,
         jobs::JobResource,
         jobs::JobList,
         reconciliation::ReconciliationReport,

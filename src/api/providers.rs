@@ -10,9 +10,10 @@ use super::{authorize, AppState};
 use crate::auth::Scope;
 use crate::domain::provider::ProviderId;
 use crate::domain::status::LinkStatus;
+use crate::domain::verification::NextAction;
 use crate::onboarding;
 use crate::providers::registry::ProviderState;
-use crate::providers::requirements::{missing_fields, required_fields};
+use crate::providers::requirements::required_fields;
 
 /// A configured provider.
 #[derive(Debug, Serialize, ToSchema)]
@@ -108,6 +109,10 @@ pub struct ProviderRequirements {
     /// Carbn `requirements`/`rejection_reasons`, KillB access level).
     #[schema(value_type = Vec<Object>)]
     pub provider_requirements: Vec<serde_json::Value>,
+    /// What to do next, in the canonical vocabulary: every provider value above mapped onto one
+    /// action (an unknown one as `contact_support` with `unrecognised: true`), then the missing
+    /// canonical fields as one `update_field` action with code `missing_fields`.
+    pub actions: Vec<NextAction>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -118,12 +123,14 @@ pub struct RequirementsList {
 /// What each provider still needs from a user.
 ///
 /// For every linked provider and every enabled provider the user could be linked to: the
-/// canonical fields still missing, and the provider's own outstanding actions.
+/// canonical fields still missing, the provider's own outstanding actions as it reported them,
+/// and `actions[]`, the next actions in one vocabulary (`update_field`, `upload_document`,
+/// `open_link`, `accept_terms`, `wait`, `contact_support`; README "Verification").
 #[utoipa::path(
     get, path = "/v1/users/{id}/requirements", tag = "users",
     params(("id" = uuid::Uuid, Path, description = "The gateway's user id")),
     responses(
-        (status = 200, description = "Per provider: missing fields and outstanding actions", body = RequirementsList),
+        (status = 200, description = "Per provider: missing fields, outstanding actions as reported, and the next actions", body = RequirementsList),
         (status = 401, description = "Missing or unknown API key", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 403, description = "The key lacks `users:read`", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 404, description = "No such user", body = ProblemDocument, content_type = "application/problem+json"),
@@ -139,28 +146,20 @@ pub async fn user_requirements(
     authorize(&req, &state, Scope::UsersRead)?;
     let id =
         uuid::Uuid::parse_str(&path).map_err(|_| Problem::not_found("no user with this id"))?;
-    let view = onboarding::users::get(&state.services, id).await?;
-    let user = &view.profile;
-    let mut data = Vec::new();
-    for provider in ProviderId::ALL {
-        let link = view.links.iter().find(|l| l.provider == *provider);
-        if link.is_none() && !state.services.providers.is_available(*provider) {
-            continue;
-        }
-        let provider_requirements = match link.map(|l| &l.requirements.0) {
-            Some(serde_json::Value::Array(items)) => items.clone(),
-            _ => Vec::new(),
-        };
-        data.push(ProviderRequirements {
-            provider: *provider,
-            linked: link.is_some(),
-            status: link.map(|l| l.status),
-            missing_fields: missing_fields(*provider, user)
-                .into_iter()
-                .map(|e| e.field)
-                .collect(),
-            provider_requirements,
-        });
-    }
+    let data = onboarding::users::requirements(&state.services, id)
+        .await?
+        .into_iter()
+        .map(|r| ProviderRequirements {
+            provider: r.provider,
+            linked: r.link.is_some(),
+            status: r.link.as_ref().map(|l| l.status),
+            missing_fields: r.missing_fields.into_iter().map(|e| e.field).collect(),
+            provider_requirements: match r.link.map(|l| l.requirements.0) {
+                Some(serde_json::Value::Array(items)) => items,
+                _ => Vec::new(),
+            },
+            actions: r.actions,
+        })
+        .collect();
     Ok(HttpResponse::Ok().json(RequirementsList { data }))
 }

@@ -50,7 +50,8 @@ pub struct ReconciliationLink {
     /// when the raw status is unknown to the mapping or the link was never read.
     pub provider_mapped_status: Option<String>,
     /// Why the link is listed: `last_error.code` (`missing_at_provider`,
-    /// `possible_duplicate_account`, `provider_rejected`, …) or `unknown_provider_status`.
+    /// `possible_duplicate_account`, `provider_rejected`, …), `unknown_provider_status`, or
+    /// `unknown_provider_requirement` (a requirement value no mapping knows).
     pub reason: Option<String>,
     #[serde(with = "time::serde::rfc3339::option")]
     pub submitted_at: Option<OffsetDateTime>,
@@ -64,6 +65,10 @@ impl From<ReportRow> for ReconciliationLink {
     fn from(row: ReportRow) -> Self {
         let reason = match &row.error_code {
             Some(code) => Some(code.clone()),
+            // A known status flagged anyway: a requirement value no mapping knows.
+            None if row.needs_review && row.provider_mapped_status.is_some() => {
+                Some("unknown_provider_requirement".to_owned())
+            }
             None if row.needs_review => Some("unknown_provider_status".to_owned()),
             None => None,
         };

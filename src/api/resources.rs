@@ -7,6 +7,7 @@ use uuid::Uuid;
 
 use crate::domain::status::LinkStatus;
 use crate::domain::user::CanonicalUser;
+use crate::domain::verification::Rejection;
 use crate::onboarding::users::UserView;
 use crate::store::events::EventRow;
 use crate::store::links::LinkRow;
@@ -42,6 +43,9 @@ pub struct LinkResource {
     #[schema(value_type = Vec<Object>)]
     pub requirements: Vec<serde_json::Value>,
     pub last_error: Option<LinkError>,
+    /// Why the provider rejected (or closed) the account, when it did; null otherwise.
+    /// `user_message` is safe to show the person, `developer_message` may not be.
+    pub rejection: Option<Rejection>,
     #[serde(with = "time::serde::rfc3339::option")]
     pub submitted_at: Option<OffsetDateTime>,
     #[serde(with = "time::serde::rfc3339::option")]
@@ -93,6 +97,7 @@ pub struct EventList {
 
 impl From<LinkRow> for LinkResource {
     fn from(row: LinkRow) -> Self {
+        let rejection = crate::onboarding::actions::rejection(&row);
         let requirements = match row.requirements.0 {
             serde_json::Value::Array(items) => items,
             serde_json::Value::Null => Vec::new(),
@@ -107,6 +112,7 @@ impl From<LinkRow> for LinkResource {
             last_error: row
                 .last_error
                 .and_then(|e| serde_json::from_value(e.0).ok()),
+            rejection,
             submitted_at: row.submitted_at,
             last_synced_at: row.last_synced_at,
             updated_at: row.updated_at,

@@ -310,7 +310,7 @@ impl NextAction {
 }
 
 /// Why a provider rejected the user.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Rejection {
     /// The provider's reason code, or `rejected` when it gives none.
     pub code: String,
@@ -322,9 +322,66 @@ pub struct Rejection {
     pub retryable: bool,
 }
 
+/// The longest `redirect_url` a hosted session accepts.
+pub const MAX_REDIRECT_URL_LEN: usize = 2048;
+
+/// Whether `raw` may be where a provider's hosted verification sends the person afterwards: an
+/// absolute `https` URL with a host, or `http` to this machine (`localhost`, `127.0.0.1`,
+/// `[::1]`) for development; at most [`MAX_REDIRECT_URL_LEN`] characters, no credentials, no
+/// spaces or control characters. `Err` says why not.
+pub fn check_redirect_url(raw: &str) -> Result<(), String> {
+    if raw.len() > MAX_REDIRECT_URL_LEN {
+        return Err(format!("must be at most {MAX_REDIRECT_URL_LEN} characters"));
+    }
+    if raw.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("must not contain spaces or control characters".into());
+    }
+    let url = url::Url::parse(raw).map_err(|_| "must be an absolute URL".to_owned())?;
+    let host = url.host_str().unwrap_or_default();
+    match url.scheme() {
+        "https" if !host.is_empty() => {}
+        "http" if matches!(host, "localhost" | "127.0.0.1" | "[::1]") => {}
+        _ => return Err("must be an https URL (http only for localhost)".into()),
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("must not carry credentials".into());
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn redirect_urls_are_absolute_https_or_local_http() {
+        for ok in [
+            "https://app.example.com/kyc/done?x=1#top",
+            "https://app.example.com",
+            "http://localhost:3000/done",
+            "http://127.0.0.1/done",
+            "http://[::1]:8080/",
+        ] {
+            assert_eq!(check_redirect_url(ok), Ok(()), "{ok}");
+        }
+        let long = format!("https://example.com/{}", "a".repeat(MAX_REDIRECT_URL_LEN));
+        for bad in [
+            "",
+            "/relative/path",
+            "example.com/done",
+            "http://app.example.com/done",
+            "ftp://example.com/x",
+            "javascript:alert(1)",
+            "https://user:pw@example.com/",
+            "https://exa mple.com/",
+            " https://example.com/",
+            "https://example.com/\n",
+            "https://example.com/\u{7f}",
+            long.as_str(),
+        ] {
+            assert!(check_redirect_url(bad).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn content_types_are_recognised_by_their_magic_bytes() {

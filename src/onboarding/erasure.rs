@@ -2,7 +2,8 @@
 //! statuses stays.
 //!
 //! Locally, in one transaction: the sealed profile and e-mail hash, the bodies of the user's
-//! webhooks and the stored idempotent answers that show the user are removed, and a
+//! webhooks, the stored idempotent answers that show the user and the user's hosted
+//! verification sessions are removed, and a
 //! `user_erased` event is written. At each linked provider: one that can delete accounts (KillB)
 //! gets a durable `erase_link` job (retried through outages like any job); one that cannot
 //! (Kraken, Carbn), or that refuses, is listed under `erasure_follow_up` in the reconciliation
@@ -27,7 +28,7 @@ use crate::domain::verification::{DocumentSide, DocumentType};
 use crate::store::jobs::JobKind;
 pub use crate::store::links::ProviderErasure;
 use crate::store::links::{self, LinkRow};
-use crate::store::{documents, events, idempotency, users, webhooks};
+use crate::store::{documents, events, idempotency, sessions, users, webhooks};
 
 /// One provider's part of an erasure.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -170,6 +171,7 @@ pub async fn erase(services: &Services, id: Uuid) -> Result<ErasureReceipt, Onbo
     let answers = idempotency::forget_resource(&mut tx, id).await?;
     let before = links::for_users(&mut *tx, &[id]).await?;
     let documents = document_part(&mut tx, id, &before).await?;
+    let session_urls = sessions::forget_user(&mut tx, id).await?;
     let mut job_ids = Vec::new();
     let mut outcomes = Vec::new();
     for link in links::for_users(&mut *tx, &[id]).await? {
@@ -218,6 +220,7 @@ pub async fn erase(services: &Services, id: Uuid) -> Result<ErasureReceipt, Onbo
             "document_follow_up": documents.1.iter().map(|f| json!({
                 "provider": f.provider, "documents": f.documents.len(),
             })).collect::<Vec<_>>(),
+            "verification_sessions_removed": session_urls,
         }),
     )
     .await?;

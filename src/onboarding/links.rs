@@ -10,6 +10,7 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::actions;
 use super::attempt::Attempt;
 use super::calls::{addressable, call_events, error_json, now_rfc3339};
 use super::{OnboardingError, Services};
@@ -333,7 +334,64 @@ async fn apply_state(
     if let Some((event_type, data)) = event {
         change.event(event_type, data);
     }
+    for (event_type, data) in
+        flag_unrecognised_requirements(change.link(), state, &mut update, source)
+    {
+        change.event(event_type, data);
+    }
     change.update(&update).await
+}
+
+/// Longest requirement code kept in an event (an unknown value is shown as its JSON).
+const MAX_EVENT_CODE_CHARS: usize = 200;
+
+/// Flags provider values no mapping knows, as an unknown status is flagged: the link is marked
+/// for review, and each value not already flagged on the link gets a
+/// `provider_requirement_unrecognized` event naming the provider and the value's code. The
+/// value itself stays in the link's requirements and shows as `contact_support`.
+fn flag_unrecognised_requirements(
+    link: &LinkRow,
+    state: &ProviderUserState,
+    update: &mut LinkUpdate,
+    source: Source,
+) -> Vec<(&'static str, serde_json::Value)> {
+    let now = OffsetDateTime::now_utc();
+    let status = update.status.unwrap_or(link.status);
+    let requirements = serde_json::Value::Array(state.requirements.clone());
+    // What the link will hold: the stored `provider_data` merged with the new facts.
+    let mut link_data = link.provider_data.0.clone();
+    link_data.extend(state.link_data.clone());
+    let after = actions::facts(
+        status,
+        Some(&state.provider_status),
+        &requirements,
+        &link_data,
+        &[],
+        now,
+    );
+    let unknown = actions::unrecognised_codes(link.provider, &after);
+    if unknown.is_empty() {
+        return Vec::new();
+    }
+    update.needs_review = Some(true);
+    let before = actions::unrecognised_codes(link.provider, &actions::link_facts(link, &[], now));
+    unknown
+        .into_iter()
+        .filter(|code| !before.contains(code))
+        .map(|code| {
+            let code: String = code.chars().take(MAX_EVENT_CODE_CHARS).collect();
+            (
+                "provider_requirement_unrecognized",
+                json!({
+                    "provider": link.provider,
+                    "code": code,
+                    "provider_status": state.provider_status,
+                    "source": source.as_str(),
+                    "flagged_for_review": true,
+                }),
+            )
+        })
+        .collect()
 }
 
 /// How a submission attempt starts.

@@ -2,11 +2,13 @@
 //! transactions begin and end.
 
 //! Modules import one way, from the use-cases down to the leaves:
-//! `users`, `erasure`, `documents` → `jobs` (runs jobs inline) → `links`, `notify`,
-//! `provider_erasure` (what each kind of job does) → `submissions` (documents at providers; the
-//! link's submission queues those waiting for it) → `attempt`, `calls`, `queue` (leaves);
-//! `reconcile` and `webhooks` use `links`. None of them imports a module above it.
+//! `sessions` → `users`, `erasure`, `documents` → `jobs` (runs jobs inline) → `links`,
+//! `notify`, `provider_erasure` (what each kind of job does) → `submissions` (documents at
+//! providers; the link's submission queues those waiting for it) → `attempt`, `calls`, `queue`,
+//! `actions` (leaves); `reconcile` and `webhooks` use `links`. None of them imports a module
+//! above it.
 
+pub mod actions;
 pub mod attempt;
 pub mod calls;
 pub mod documents;
@@ -17,6 +19,7 @@ pub mod notify;
 pub mod provider_erasure;
 pub mod queue;
 pub mod reconcile;
+pub mod sessions;
 pub mod submissions;
 pub mod users;
 pub mod webhooks;

@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use std::time::Duration;
 
+use super::actions;
 use super::links::{self as link_ops, Source};
 use super::queue::{enqueue_link_job, queue_key, LinkJob};
 use super::{OnboardingError, Services};
@@ -16,6 +17,7 @@ use crate::domain::parse::parse_user;
 use crate::domain::provider::ProviderId;
 use crate::domain::status::{summarize, LinkStatus};
 use crate::domain::user::CanonicalUser;
+use crate::domain::verification::{DocumentType, NextAction, NextActionKind};
 use crate::domain::FieldError;
 use crate::providers::connector::FieldPolicy;
 use crate::providers::requirements::missing_fields;
@@ -247,6 +249,62 @@ pub async fn get(services: &Services, id: Uuid) -> Result<UserView, OnboardingEr
         .await?
         .ok_or(OnboardingError::NotFound)?;
     UserView::new(user, links)
+}
+
+/// What one provider still needs from a user.
+#[derive(Debug, Clone)]
+pub struct ProviderRequirements {
+    pub provider: ProviderId,
+    /// The user's link there, if any.
+    pub link: Option<LinkRow>,
+    /// Canonical fields the user lacks for the provider (and values it cannot take).
+    pub missing_fields: Vec<FieldError>,
+    /// What the provider asks next, then the gateway's own missing fields as one action.
+    pub actions: Vec<NextAction>,
+}
+
+/// `code` of the action listing the canonical fields the gateway itself finds missing for a
+/// provider (some providers, like those without structured requirements, never say).
+pub const MISSING_FIELDS_ACTION: &str = "missing_fields";
+
+/// For every linked provider and every available one the user could be linked to: the missing
+/// canonical fields, and the next actions (the provider's mapped values, then the missing fields
+/// as one `update_field`).
+pub async fn requirements(
+    services: &Services,
+    id: Uuid,
+) -> Result<Vec<ProviderRequirements>, OnboardingError> {
+    let view = get(services, id).await?;
+    let mut out = Vec::new();
+    for provider in ProviderId::ALL {
+        let link = view.links.iter().find(|l| l.provider == *provider);
+        if link.is_none() && !services.providers.is_available(*provider) {
+            continue;
+        }
+        let missing = missing_fields(*provider, &view.profile);
+        let mut next = match link {
+            Some(link) => {
+                // What the provider already has, so an action asks only for what is missing.
+                let submitted: Vec<DocumentType> =
+                    crate::store::documents::submitted_types(&services.pool, id, *provider).await?;
+                actions::next_actions(link, &submitted)
+            }
+            None => Vec::new(),
+        };
+        if !missing.is_empty() {
+            next.push(NextAction {
+                fields: missing.iter().map(|e| e.field.clone()).collect(),
+                ..NextAction::new(MISSING_FIELDS_ACTION, NextActionKind::UpdateField)
+            });
+        }
+        out.push(ProviderRequirements {
+            provider: *provider,
+            link: link.cloned(),
+            missing_fields: missing,
+            actions: next,
+        });
+    }
+    Ok(out)
 }
 
 /// One page of users with their links (two queries, whatever the page size).

@@ -155,14 +155,29 @@ pub struct HostedSession {
     /// Carries a session token: PII-grade, never logged.
     pub url: String,
     pub expires_at: Option<OffsetDateTime>,
+    /// The provider's id of the user the session is for, when its answer names one (it should
+    /// be the link's; a different one is kept off the link and flagged for review).
+    pub provider_user_id: Option<String>,
 }
 
 impl std::fmt::Debug for HostedSession {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HostedSession")
             .field("expires_at", &self.expires_at)
+            .field("provider_user_id", &self.provider_user_id)
             .finish_non_exhaustive()
     }
+}
+
+/// Whether a stored hosted session may be handed out again without asking the provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionReuse {
+    /// Each call opens a new session (an application at the provider): a stored one is reused
+    /// while it has not expired (or, without an expiry, within the configured window).
+    WhileValid,
+    /// The provider keeps one current link per user that may change at any time: it is read
+    /// again for every request, and counts as reused when it is the one handed out before.
+    AskEachTime,
 }
 
 /// A provider integration. Implementations live in `providers/<name>/mod.rs`, with the wire
@@ -244,6 +259,17 @@ pub trait Connector: Send + Sync + 'static {
                 format!("{} takes no document uploads", self.id().as_str()),
             ))
         })
+    }
+
+    /// How [`Connector::create_verification_session`]'s sessions may be reused.
+    fn session_reuse(&self) -> SessionReuse {
+        SessionReuse::WhileValid
+    }
+
+    /// Whether a session needs the caller's `redirect_url` (the provider requires one and no
+    /// default is configured): checked before anything is sent.
+    fn session_needs_redirect_url(&self) -> bool {
+        false
     }
 
     /// Opens the provider's hosted verification for the user.

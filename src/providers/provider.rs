@@ -40,6 +40,8 @@ pub struct LinkFacts<'a> {
     pub requirements: &'a [Value],
     /// Provider-specific facts kept with the link.
     pub link_data: &'a Map<String, Value>,
+    /// The document types already submitted (status `submitted`) to this provider for the user.
+    pub submitted_documents: &'a [DocumentType],
     pub now: OffsetDateTime,
 }
 

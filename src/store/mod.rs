@@ -51,6 +51,7 @@ pub mod jobs;
 pub mod links;
 pub mod notifications;
 pub mod reconciliation;
+pub mod sessions;
 pub mod users;
 pub mod webhooks;
 
@@ -170,14 +171,15 @@ pub async fn wait_and_migrate(pool: &PgPool, timeout: Duration) -> Result<(), sq
 }
 
 /// Every data key id that sealed something still stored (users, webhook bodies, idempotent
-/// answers, document files and attestations).
+/// answers, document files and attestations, verification session URLs).
 pub async fn sealed_key_ids(pool: &PgPool) -> Result<Vec<String>, StoreError> {
     sqlx::query_scalar(
         "SELECT pii_key_id FROM users WHERE pii_key_id IS NOT NULL
          UNION SELECT raw_body_key_id FROM webhook_events WHERE raw_body_key_id IS NOT NULL
          UNION SELECT response_key_id FROM idempotency_keys WHERE response_key_id IS NOT NULL
          UNION SELECT file_key_id FROM document_files
-         UNION SELECT verification_key_id FROM documents WHERE verification_key_id IS NOT NULL",
+         UNION SELECT verification_key_id FROM documents WHERE verification_key_id IS NOT NULL
+         UNION SELECT url_key_id FROM verification_sessions",
     )
     .fetch_all(pool)
     .await

@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::crypto::Keyring;
-use crate::store::{documents, idempotency, users, webhooks, StoreError};
+use crate::store::{documents, idempotency, sessions, users, webhooks, StoreError};
 
 /// Rows re-sealed by one pass, and rows still stale after it, per table.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -20,11 +20,13 @@ pub struct ResealReport {
     pub idempotency_keys_moved: u64,
     pub document_files_moved: u64,
     pub documents_moved: u64,
+    pub verification_sessions_moved: u64,
     pub users_stale: i64,
     pub webhook_events_stale: i64,
     pub idempotency_keys_stale: i64,
     pub document_files_stale: i64,
     pub documents_stale: i64,
+    pub verification_sessions_stale: i64,
 }
 
 /// Re-seals everything not under the current key, batch by batch, until nothing is left.
@@ -41,13 +43,15 @@ pub async fn reseal_all(
         let events = webhooks::reseal_batch(&mut tx, keyring, limit).await?;
         let answers = idempotency::reseal_batch(&mut tx, keyring, limit).await?;
         let (files, attestations) = documents::reseal_batch(&mut tx, keyring, limit).await?;
+        let session_urls = sessions::reseal_batch(&mut tx, keyring, limit).await?;
         tx.commit().await.map_err(StoreError::from_sqlx)?;
         report.users_moved += users;
         report.webhook_events_moved += events;
         report.idempotency_keys_moved += answers;
         report.document_files_moved += files;
         report.documents_moved += attestations;
-        if users + events + answers + files + attestations == 0 {
+        report.verification_sessions_moved += session_urls;
+        if users + events + answers + files + attestations + session_urls == 0 {
             break;
         }
     }
@@ -57,6 +61,7 @@ pub async fn reseal_all(
     report.idempotency_keys_stale = idempotency::count_stale_seals(pool, current).await?;
     (report.document_files_stale, report.documents_stale) =
         documents::count_stale_seals(pool, current).await?;
+    report.verification_sessions_stale = sessions::count_stale_seals(pool, current).await?;
     crate::telemetry::record_encryption_stale_rows("users", report.users_stale);
     crate::telemetry::record_encryption_stale_rows("webhook_events", report.webhook_events_stale);
     crate::telemetry::record_encryption_stale_rows(
@@ -65,6 +70,10 @@ pub async fn reseal_all(
     );
     crate::telemetry::record_encryption_stale_rows("document_files", report.document_files_stale);
     crate::telemetry::record_encryption_stale_rows("documents", report.documents_stale);
+    crate::telemetry::record_encryption_stale_rows(
+        "verification_sessions",
+        report.verification_sessions_stale,
+    );
     Ok(report)
 }
 
@@ -91,7 +100,8 @@ pub fn start(
                         + report.webhook_events_moved
                         + report.idempotency_keys_moved
                         + report.document_files_moved
-                        + report.documents_moved;
+                        + report.documents_moved
+                        + report.verification_sessions_moved;
                     if moved > 0 {
                         tracing::info!(
                             users = report.users_moved,
@@ -99,6 +109,7 @@ pub fn start(
                             idempotency_keys = report.idempotency_keys_moved,
                             document_files = report.document_files_moved,
                             documents = report.documents_moved,
+                            verification_sessions = report.verification_sessions_moved,
                             key_id = keyring.current_key_id(),
                             "re-sealed rows under the current data key"
                         );

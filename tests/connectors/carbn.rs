@@ -10,7 +10,7 @@ use onboarding_gateway::domain::{CanonicalUser, LinkStatus, ProviderId};
 use onboarding_gateway::providers::carbn::CarbnConnector;
 use onboarding_gateway::providers::carbn::CarbnSettings;
 use onboarding_gateway::providers::connector::{
-    CallLog, Connector, CreateRequest, FieldPolicy, LinkRef,
+    CallLog, Connector, CreateRequest, FieldPolicy, HostedSession, LinkRef, SessionRequest,
 };
 use onboarding_gateway::providers::error::ProviderErrorKind;
 use onboarding_gateway::providers::http::{HttpTimeouts, ProviderHttp};
@@ -29,6 +29,8 @@ fn settings(key: Option<&str>) -> CarbnSettings {
         base_url: "http://127.0.0.1:1".into(),
         api_key: key.map(|k| SecretString::from(k.to_owned())),
         webhook_public_key: None,
+        session_currency: "EUR".into(),
+        session_redirect_url: None,
     }
 }
 
@@ -1089,4 +1091,294 @@ async fn documents_are_not_supported_and_nothing_is_sent() {
         );
         assert!(log.take().is_empty());
     }
+}
+
+// Hosted onboarding session
+// (https://docs.carbn.xyz/api-reference/user-management/create-user-onboarding-session)
+
+/// A JWT whose payload is `claims` (header as in Carbn's example; signature not checked).
+fn jwt(claims: &str) -> String {
+    use base64::Engine as _;
+    let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+    format!(
+        "{}.{}.{}",
+        b64(r#"{"alg":"ES384","kid":"kms","typ":"JWT"}"#),
+        b64(claims),
+        b64("signature")
+    )
+}
+
+fn session_connector(server: &MockServer, redirect_default: Option<&str>) -> CarbnConnector {
+    let mut s = settings(Some(KEY));
+    s.session_currency = "USD".into();
+    s.session_redirect_url = redirect_default.map(str::to_owned);
+    CarbnConnector::new(&s, http(&server.uri(), Duration::from_secs(5))).unwrap()
+}
+
+async fn mount_session(server: &MockServer, status: u16, answer: Value) {
+    Mock::given(method("POST"))
+        .and(path("/onboarding/api/v1/users/session"))
+        .respond_with(ResponseTemplate::new(status).set_body_json(answer))
+        .mount(server)
+        .await;
+}
+
+async fn open_session(
+    carbn: &CarbnConnector,
+    redirect_url: Option<&str>,
+    log: &CallLog,
+) -> Result<HostedSession, onboarding_gateway::providers::error::ProviderError> {
+    let u = user();
+    let link_data = tnc_link_data();
+    carbn
+        .create_verification_session(
+            LinkRef {
+                provider_user_id: USER_ID,
+                link_data: &link_data,
+            },
+            SessionRequest {
+                user: &u,
+                redirect_url,
+            },
+            log,
+        )
+        .await
+}
+
+#[tokio::test]
+async fn a_session_sends_email_currency_and_redirect_with_the_api_key() {
+    let server = MockServer::start().await;
+    let url = format!(
+        "https://checkout.noah.com/kyc?session={}",
+        jwt(r#"{"sub":"u","exp":1797076800}"#)
+    );
+    mount_session(
+        &server,
+        200,
+        json!({"onboarding_url": url, "user_id": USER_ID}),
+    )
+    .await;
+    let carbn = session_connector(&server, Some("https://default.example/done"));
+    assert!(!carbn.session_needs_redirect_url());
+    let log = CallLog::new();
+    let session = open_session(
+        &carbn,
+        Some("https://app.example.com/kyc/done?step=2"),
+        &log,
+    )
+    .await
+    .unwrap();
+
+    let requests = server.received_requests().await.unwrap();
+    assert_eq!(requests.len(), 1);
+    let r = &requests[0];
+    assert_eq!(r.method.as_str(), "POST");
+    assert_eq!(r.url.path(), "/onboarding/api/v1/users/session");
+    assert_eq!(r.url.query(), None);
+    assert_eq!(header(r, "x-api-key"), Some(KEY));
+    assert_eq!(header(r, "content-type"), Some("application/json"));
+    assert_eq!(header(r, "accept"), Some("application/json"));
+    assert!(header(r, "authorization").is_none());
+    // Exactly the three documented fields, in this order; the canonical email (domain lower-cased).
+    assert_eq!(
+        body(r),
+        r#"{"email":"Jane.Doe@example.com","currency":"USD","redirect_url":"https://app.example.com/kyc/done?step=2"}"#
+    );
+
+    assert_eq!(session.url, url);
+    assert_eq!(
+        session.expires_at,
+        Some(time::OffsetDateTime::from_unix_timestamp(1_797_076_800).unwrap())
+    );
+    assert_eq!(session.provider_user_id.as_deref(), Some(USER_ID));
+    // The URL carries a token: Debug never shows it.
+    assert!(!format!("{session:?}").contains("session="));
+    let calls = log.take();
+    assert_eq!(calls.len(), 1);
+    assert_eq!(
+        (calls[0].operation, calls[0].http_status, calls[0].outcome),
+        ("verification_session", Some(200), "ok")
+    );
+}
+
+#[tokio::test]
+async fn without_a_redirect_the_configured_default_is_sent_or_nothing_is() {
+    let server = MockServer::start().await;
+    mount_session(
+        &server,
+        201,
+        json!({"onboarding_url": "https://checkout.noah.com/kyc?session=x", "user_id": USER_ID}),
+    )
+    .await;
+    let carbn = session_connector(&server, Some("https://default.example/done"));
+    open_session(&carbn, None, &CallLog::new()).await.unwrap();
+    let requests = server.received_requests().await.unwrap();
+    assert_eq!(
+        body(&requests[0]),
+        r#"{"email":"Jane.Doe@example.com","currency":"USD","redirect_url":"https://default.example/done"}"#
+    );
+
+    // No default: the gateway must ask the caller first, and the connector never sends one.
+    let carbn = session_connector(&server, None);
+    assert!(carbn.session_needs_redirect_url());
+    let err = open_session(&carbn, None, &CallLog::new())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ProviderErrorKind::Rejected);
+    assert!(err.message.contains("redirect_url"), "{}", err.message);
+    assert_eq!(server.received_requests().await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn the_session_expiry_is_the_tokens_exp_when_it_can_be_read() {
+    let server = MockServer::start().await;
+    let carbn = session_connector(&server, None);
+    for (url, want) in [
+        (
+            format!(
+                "https://checkout.noah.com/kyc?session={}",
+                jwt(r#"{"exp":1797076800}"#)
+            ),
+            Some(1_797_076_800),
+        ),
+        // `exp` as a float (some issuers send one) is cut to whole seconds.
+        (
+            format!(
+                "https://checkout.noah.com/kyc?a=1&session={}",
+                jwt(r#"{"exp":1797076800.9}"#)
+            ),
+            Some(1_797_076_800),
+        ),
+        // No `exp` claim.
+        (
+            format!(
+                "https://checkout.noah.com/kyc?session={}",
+                jwt(r#"{"sub":"u"}"#)
+            ),
+            None,
+        ),
+        // `exp` of the wrong type.
+        (
+            format!(
+                "https://checkout.noah.com/kyc?session={}",
+                jwt(r#"{"exp":"soon"}"#)
+            ),
+            None,
+        ),
+        // A payload that is not JSON, not base64, or missing.
+        (
+            format!("https://checkout.noah.com/kyc?session={}", jwt("not json")),
+            None,
+        ),
+        (
+            "https://checkout.noah.com/kyc?session=aaa.%%%.bbb".to_owned(),
+            None,
+        ),
+        (
+            "https://checkout.noah.com/kyc?session=opaque-token".to_owned(),
+            None,
+        ),
+        // No session parameter at all.
+        ("https://checkout.noah.com/kyc?other=1".to_owned(), None),
+    ] {
+        server.reset().await;
+        mount_session(
+            &server,
+            200,
+            json!({"onboarding_url": url, "user_id": USER_ID}),
+        )
+        .await;
+        let session = open_session(&carbn, Some("https://app.example.com/"), &CallLog::new())
+            .await
+            .unwrap();
+        assert_eq!(
+            session.expires_at.map(|t| t.unix_timestamp()),
+            want,
+            "{url}"
+        );
+        assert_eq!(session.url, url);
+    }
+}
+
+#[tokio::test]
+async fn session_answers_without_a_url_or_with_an_error_are_errors() {
+    let server = MockServer::start().await;
+    let carbn = session_connector(&server, None);
+    mount_session(
+        &server,
+        200,
+        json!({"onboarding_url": "", "user_id": USER_ID}),
+    )
+    .await;
+    let err = open_session(&carbn, Some("https://app.example.com/"), &CallLog::new())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ProviderErrorKind::InvalidResponse);
+
+    server.reset().await;
+    mount_session(&server, 200, json!({"user_id": USER_ID})).await;
+    let err = open_session(&carbn, Some("https://app.example.com/"), &CallLog::new())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ProviderErrorKind::InvalidResponse);
+
+    // No user id in the answer: the session stands, with nothing to compare.
+    server.reset().await;
+    mount_session(
+        &server,
+        200,
+        json!({"onboarding_url": "https://checkout.noah.com/kyc?session=x"}),
+    )
+    .await;
+    let session = open_session(&carbn, Some("https://app.example.com/"), &CallLog::new())
+        .await
+        .unwrap();
+    assert_eq!(session.provider_user_id, None);
+
+    server.reset().await;
+    mount_session(
+        &server,
+        400,
+        envelope(
+            "4000",
+            "redirect_url must be a URI",
+            "POST",
+            "/onboarding/api/v1/users/session",
+        ),
+    )
+    .await;
+    let err = open_session(&carbn, Some("https://app.example.com/"), &CallLog::new())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ProviderErrorKind::Rejected);
+    assert_eq!(err.provider_code.as_deref(), Some("4000"));
+    assert!(
+        err.message.contains("redirect_url must be a URI"),
+        "{}",
+        err.message
+    );
+}
+
+#[test]
+fn session_settings_are_checked() {
+    let http = http("http://127.0.0.1:1", Duration::from_secs(1));
+    let mut s = settings(Some(KEY));
+    assert_eq!(s.session_currency, "EUR");
+    for bad in ["eur", "EURO", "", "E1R"] {
+        s.session_currency = bad.into();
+        let err = CarbnConnector::new(&s, http.clone()).unwrap_err();
+        assert!(err.contains("providers.carbn.session_currency"), "{err}");
+    }
+    s.session_currency = "EUR".into();
+    for bad in ["http://app.example.com/done", "not a url", "/done"] {
+        s.session_redirect_url = Some(bad.into());
+        let err = CarbnConnector::new(&s, http.clone()).unwrap_err();
+        assert!(
+            err.contains("providers.carbn.session_redirect_url"),
+            "{err}"
+        );
+        assert!(!err.contains(bad), "the value is not echoed: {err}");
+    }
+    s.session_redirect_url = Some("https://app.example.com/done".into());
+    assert!(CarbnConnector::new(&s, http).is_ok());
 }

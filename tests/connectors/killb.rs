@@ -13,8 +13,8 @@ use onboarding_gateway::domain::status::LinkStatus;
 use onboarding_gateway::domain::user::CanonicalUser;
 use onboarding_gateway::domain::verification::{DocumentContentType, DocumentSide, DocumentType};
 use onboarding_gateway::providers::connector::{
-    CallLog, Connector, CreateRequest, DocumentFile, DocumentUpload, FieldPolicy, LinkRef,
-    SubmittedDocument,
+    CallLog, Connector, CreateRequest, DocumentFile, DocumentUpload, FieldPolicy, HostedSession,
+    LinkRef, SessionRequest, SessionReuse, SubmittedDocument,
 };
 use onboarding_gateway::providers::error::{ProviderError, ProviderErrorKind};
 use onboarding_gateway::providers::http::{HttpTimeouts, ProviderHttp};
@@ -1430,4 +1430,106 @@ async fn upload_error_envelopes_map_by_code_and_message() {
     .await;
     assert_eq!(e.kind, ProviderErrorKind::RateLimited);
     assert_eq!(e.retry_after, Some(Duration::from_secs(3)));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hosted verification: the user's `complianceUrl` (https://docs.killb.com/concepts/users)
+
+async fn open_session(
+    killb: &KillbConnector,
+    log: &CallLog,
+) -> Result<HostedSession, onboarding_gateway::providers::error::ProviderError> {
+    let u = user();
+    killb
+        .create_verification_session(
+            link(),
+            SessionRequest {
+                user: &u,
+                redirect_url: Some("https://app.example.com/done"),
+            },
+            log,
+        )
+        .await
+}
+
+#[tokio::test]
+async fn a_session_is_the_compliance_url_read_again_with_the_bearer_token() {
+    let server = MockServer::start().await;
+    login_mock("tok-s", 3_600_000)
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(user_path()))
+        .and(header("authorization", bearer("tok-s").as_str()))
+        .respond_with(ResponseTemplate::new(200).set_body_json(killb_user("PENDING")))
+        .expect(2)
+        .mount(&server)
+        .await;
+    let killb = connector(&server);
+    assert_eq!(killb.session_reuse(), SessionReuse::AskEachTime);
+    assert!(!killb.session_needs_redirect_url());
+    let log = CallLog::new();
+    let session = open_session(&killb, &log).await.unwrap();
+    assert_eq!(session.url, "https://kyc.example.com/session/abc");
+    assert_eq!(session.expires_at, None);
+    assert_eq!(session.provider_user_id.as_deref(), Some(USER_ID));
+    // Asked again for the next session: KillB's link may change at any time.
+    open_session(&killb, &log).await.unwrap();
+
+    let gets = requests_to(&server, "GET", &user_path()).await;
+    assert_eq!(gets.len(), 2);
+    for get in &gets {
+        assert!(get.body.is_empty());
+        assert_eq!(get.url.query(), None);
+        let auth = get.headers.get("authorization").unwrap().to_str().unwrap();
+        assert_eq!(auth, "Bearer tok-s");
+    }
+    let ops: Vec<_> = log
+        .take()
+        .iter()
+        .map(|c| (c.operation, c.outcome))
+        .collect();
+    assert_eq!(
+        ops,
+        [
+            ("login", "ok"),
+            ("verification_session", "ok"),
+            ("verification_session", "ok")
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_user_without_a_compliance_url_or_a_failed_read_is_an_error() {
+    let server = MockServer::start().await;
+    login_mock("tok", 3_600_000).mount(&server).await;
+    for missing in [json!(null), json!(""), json!("  ")] {
+        server.reset().await;
+        login_mock("tok", 3_600_000).mount(&server).await;
+        let mut answer = killb_user("PENDING");
+        answer["complianceUrl"] = missing.clone();
+        Mock::given(method("GET"))
+            .and(path(user_path()))
+            .respond_with(ResponseTemplate::new(200).set_body_json(answer))
+            .mount(&server)
+            .await;
+        let err = open_session(&connector(&server), &CallLog::new())
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind, ProviderErrorKind::InvalidResponse, "{missing}");
+    }
+    server.reset().await;
+    login_mock("tok", 3_600_000).mount(&server).await;
+    Mock::given(method("GET"))
+        .and(path(user_path()))
+        .respond_with(ResponseTemplate::new(404).set_body_json(json!({
+            "errorCode": "USER.0001", "message": ["User not found"], "statusCode": "404"})))
+        .mount(&server)
+        .await;
+    let err = open_session(&connector(&server), &CallLog::new())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ProviderErrorKind::NotFound);
+    assert_eq!(err.provider_code.as_deref(), Some("USER.0001"));
 }

@@ -12,6 +12,11 @@
 //!   full user.
 //! - No idempotency key and no external id exist: [`CarbnConnector::find_existing_user`]
 //!   scans `GET /users/all` to recover a user created but not recorded.
+//! - Hosted onboarding: `POST /users/session` `{email, currency, redirect_url}` →
+//!   `{onboarding_url, user_id}`
+//!   (https://docs.carbn.xyz/api-reference/user-management/create-user-onboarding-session); the
+//!   currency and a default redirect come from `session_currency` / `session_redirect_url`, the
+//!   expiry from the `exp` of the JWT in the URL's `session` parameter (read unverified).
 //! - Errors use the API Gateway envelope (https://docs.carbn.xyz/api-reference/errors); 401 and 403
 //!   both mean bad credentials.
 
@@ -30,7 +35,7 @@ pub use settings::CarbnSettings;
 use std::sync::Arc;
 
 use super::provider::{DocumentFacts, DocumentPolicy, LinkFacts, Provider, WebhookSignature};
-use crate::domain::verification::{NextAction, Rejection};
+use crate::domain::verification::{check_redirect_url, NextAction, Rejection};
 use super::webhook::{Headers, Verified, WebhookEvent, WebhookVerifier};
 use crate::domain::FieldError;
 
@@ -43,7 +48,8 @@ use self::transformers::{
     TransformError, LINK_TNC_ID,
 };
 use super::connector::{
-    BoxFuture, CallLog, Connector, CreateRequest, FieldPolicy, LinkRef, ProviderUserState,
+    BoxFuture, CallLog, Connector, CreateRequest, FieldPolicy, HostedSession, LinkRef,
+    ProviderUserState, SessionRequest,
 };
 use super::error::{ProviderError, ProviderErrorKind};
 use super::http::{ProviderHttp, RawResponse};
@@ -59,6 +65,10 @@ pub const API_KEY_HEADER: &str = "x-api-key";
 pub struct CarbnConnector {
     http: ProviderHttp,
     api_key: SecretString,
+    /// `providers.carbn.session_currency`, checked as an ISO 4217 code.
+    session_currency: String,
+    /// `providers.carbn.session_redirect_url`, checked like a caller's `redirect_url`.
+    session_redirect_url: Option<String>,
 }
 
 impl std::fmt::Debug for CarbnConnector {
@@ -99,9 +109,67 @@ impl CarbnConnector {
                 }
             ));
         }
+        let currency = settings.session_currency.trim();
+        if currency.len() != 3 || !currency.bytes().all(|b| b.is_ascii_uppercase()) {
+            return Err(
+                "providers.carbn.session_currency must be an ISO 4217 code (three capital letters, e.g. EUR)"
+                    .to_owned(),
+            );
+        }
+        let redirect = settings
+            .session_redirect_url
+            .as_deref()
+            .map(str::trim)
+            .filter(|u| !u.is_empty());
+        if let Some(url) = redirect {
+            check_redirect_url(url)
+                .map_err(|why| format!("providers.carbn.session_redirect_url {why}"))?;
+        }
         Ok(Self {
             http,
             api_key: SecretString::from(key),
+            session_currency: currency.to_owned(),
+            session_redirect_url: redirect.map(str::to_owned),
+        })
+    }
+
+    /// `POST /users/session`: a hosted onboarding session for the user's email, in the
+    /// configured currency, sending the person to `redirect_url` afterwards (the caller's, else
+    /// `session_redirect_url`). Carbn answers the URL and its user id for that email; the URL's
+    /// token says when it expires ([`transformers::session_expiry`]).
+    pub async fn create_session(
+        &self,
+        user: &CanonicalUser,
+        redirect_url: Option<&str>,
+        log: &CallLog,
+    ) -> Result<HostedSession, ProviderError> {
+        let redirect_url = redirect_url
+            .or(self.session_redirect_url.as_deref())
+            .ok_or_else(|| {
+                ProviderError::new(
+                    ProviderErrorKind::Rejected,
+                    "Carbn needs a redirect_url for its hosted onboarding (none given, and no \
+                     providers.carbn.session_redirect_url configured)",
+                )
+            })?;
+        let body = transformers::SessionRequest {
+            email: user.email.as_str(),
+            currency: &self.session_currency,
+            redirect_url,
+        };
+        let req = self.json_request(reqwest::Method::POST, "/users/session", &body)?;
+        let answer: transformers::SessionResponse =
+            self.call(log, "verification_session", req).await?;
+        if answer.onboarding_url.trim().is_empty() {
+            return Err(ProviderError::new(
+                ProviderErrorKind::InvalidResponse,
+                "Carbn answered a session without an onboarding_url",
+            ));
+        }
+        Ok(HostedSession {
+            expires_at: transformers::session_expiry(&answer.onboarding_url),
+            url: answer.onboarding_url,
+            provider_user_id: answer.user_id.filter(|id| !id.is_empty()),
         })
     }
 
@@ -310,6 +378,21 @@ impl Connector for CarbnConnector {
         log: &'a CallLog,
     ) -> BoxFuture<'a, Result<Option<ProviderUserState>, ProviderError>> {
         Box::pin(self.find_existing_user(request.user, log))
+    }
+
+    fn session_needs_redirect_url(&self) -> bool {
+        self.session_redirect_url.is_none()
+    }
+
+    /// Carbn's hosted onboarding session
+    /// (https://docs.carbn.xyz/api-reference/user-management/create-user-onboarding-session).
+    fn create_verification_session<'a>(
+        &'a self,
+        _link: LinkRef<'a>,
+        request: SessionRequest<'a>,
+        log: &'a CallLog,
+    ) -> BoxFuture<'a, Result<HostedSession, ProviderError>> {
+        Box::pin(self.create_session(request.user, request.redirect_url, log))
     }
 
     /// Carbn's update-user reference says "all fields are optional, only include [the fields to

@@ -632,6 +632,66 @@ impl CarbnUser {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Hosted onboarding session
+// (https://docs.carbn.xyz/api-reference/user-management/create-user-onboarding-session)
+
+/// `POST /users/session`: all three fields are required. Field order is the wire order.
+#[derive(Serialize)]
+pub struct SessionRequest<'a> {
+    pub email: &'a str,
+    pub currency: &'a str,
+    pub redirect_url: &'a str,
+}
+
+impl fmt::Debug for SessionRequest<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionRequest")
+            .field("email", &"***")
+            .field("currency", &self.currency)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `{onboarding_url, user_id}`. The URL carries a session token.
+#[derive(Deserialize)]
+pub struct SessionResponse {
+    pub onboarding_url: String,
+    #[serde(default)]
+    pub user_id: Option<String>,
+}
+
+impl fmt::Debug for SessionResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionResponse")
+            .field("user_id", &self.user_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// When the session in `onboarding_url` expires: the `exp` claim (seconds since the epoch) of
+/// the JWT in its `session` query parameter, read without verifying the token (the gateway has
+/// no key for it, and only uses the time to decide when to stop reusing the session). Carbn
+/// documents no lifetime; `None` when there is no such parameter, claim, or readable token.
+pub fn session_expiry(onboarding_url: &str) -> Option<OffsetDateTime> {
+    use base64::Engine as _;
+    let url = url::Url::parse(onboarding_url).ok()?;
+    let token = url
+        .query_pairs()
+        .find(|(name, _)| name == "session")
+        .map(|(_, value)| value.into_owned())?;
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    let claims: Value = serde_json::from_slice(&bytes).ok()?;
+    let exp = claims.get("exp")?;
+    let seconds = exp
+        .as_i64()
+        .or_else(|| exp.as_f64().filter(|f| f.is_finite()).map(|f| f as i64))?;
+    OffsetDateTime::from_unix_timestamp(seconds).ok()
+}
+
+// ---------------------------------------------------------------------------------------------
 // Error envelope (https://docs.carbn.xyz/api-reference/errors)
 
 /// `{"code":"4030","httpMethod","message","path","requestId","resourcePath"}` (API Gateway).

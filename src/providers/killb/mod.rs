@@ -3,7 +3,8 @@
 //! Every call carries `Authorization: Bearer <JWT>` from [`auth::TokenManager`]; a 401 (or
 //! `AUTH.0002`/`AUTH.0003`) invalidates the token, logs in again once and retries the call once
 //! (https://docs.killb.com/resources/error-handling). Errors use KillB's envelope and never carry
-//! its free-text messages unless they are recognisably PII-free.
+//! its free-text messages unless they are recognisably PII-free. The hosted KYC flow is the
+//! user's `complianceUrl`, read again for every verification session.
 
 /// Login and the shared, single-flight access token.
 pub mod auth;
@@ -37,8 +38,8 @@ use self::transformers::{
 };
 use crate::domain::provider::ProviderId;
 use crate::providers::connector::{
-    BoxFuture, CallLog, Connector, CreateRequest, DocumentUpload, FieldPolicy, LinkRef,
-    ProviderUserState, SubmittedDocument,
+    BoxFuture, CallLog, Connector, CreateRequest, DocumentUpload, FieldPolicy, HostedSession,
+    LinkRef, ProviderUserState, SessionRequest, SessionReuse, SubmittedDocument,
 };
 use crate::providers::error::{ProviderError, ProviderErrorKind};
 use crate::providers::http::{ProviderHttp, RawResponse};
@@ -286,6 +287,38 @@ impl KillbConnector {
         Self::user_state(&raw)
     }
 
+    /// KillB's hosted KYC flow is the user's `complianceUrl` (https://docs.killb.com/concepts/users):
+    /// read again from `GET /api/v2/users/{id}` for every session, since KillB documents
+    /// neither its lifetime nor whether it changes after use (so no `expires_at`).
+    async fn hosted_session(
+        &self,
+        link: LinkRef<'_>,
+        log: &CallLog,
+    ) -> Result<HostedSession, ProviderError> {
+        let url = self.http.url(&user_path(link.provider_user_id));
+        let raw = self
+            .call(log, "verification_session", |c| c.get(url.as_str()))
+            .await?;
+        if !raw.is_success() {
+            return Err(error_from(&raw));
+        }
+        let user: KillbUser = raw.json()?;
+        let compliance_url = user
+            .compliance_url
+            .filter(|u| !u.trim().is_empty())
+            .ok_or_else(|| {
+                ProviderError::new(
+                    ProviderErrorKind::InvalidResponse,
+                    "KillB answered the user without a complianceUrl",
+                )
+            })?;
+        Ok(HostedSession {
+            url: compliance_url,
+            expires_at: None,
+            provider_user_id: Some(user.id),
+        })
+    }
+
     async fn update(
         &self,
         link: LinkRef<'_>,
@@ -381,6 +414,20 @@ impl Connector for KillbConnector {
         log: &'a CallLog,
     ) -> BoxFuture<'a, Result<ProviderUserState, ProviderError>> {
         Box::pin(self.create(request, log))
+    }
+
+    /// The `complianceUrl` is KillB's one current link per user: asked for every time.
+    fn session_reuse(&self) -> SessionReuse {
+        SessionReuse::AskEachTime
+    }
+
+    fn create_verification_session<'a>(
+        &'a self,
+        link: LinkRef<'a>,
+        _request: SessionRequest<'a>,
+        log: &'a CallLog,
+    ) -> BoxFuture<'a, Result<HostedSession, ProviderError>> {
+        Box::pin(self.hosted_session(link, log))
     }
 
     fn get_user<'a>(

@@ -777,6 +777,10 @@ impl From<KillbUser> for ProviderUserState {
         if let Some(active) = u.active {
             link_data.insert("active".into(), json!(active));
         }
+        // KillB's word on the compliance process: a rejection's only explanation.
+        if let Some(note) = u.note.as_ref().filter(|n| !n.is_empty()) {
+            link_data.insert("note".into(), json!(note));
+        }
         let observed_at = u
             .updated_at
             .as_deref()
@@ -1263,6 +1267,7 @@ mod tests {
             ]
         );
         assert_eq!(s.link_data["access_level"], json!("L1"));
+        assert_eq!(s.link_data["note"], json!("n"));
         assert!(s.observed_at.is_some());
         // Old shape: no status, isBlocked.
         let old: KillbUser =
