@@ -47,7 +47,9 @@ const MAX_OTHER_BYTES: usize = 64 * 1024;
 const FRAMING_ALLOWANCE: u64 = MAX_OTHER_BYTES as u64 + 16 * 1024;
 
 /// The parts of `POST /v1/users/{id}/documents` (`multipart/form-data`, in any order).
+// Parts other than these are refused (`unknown_field`), so the schema says so.
 #[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
 #[allow(dead_code)] // describes the form for the OpenAPI document only
 pub struct DocumentUploadForm {
     /// The kind of document.
