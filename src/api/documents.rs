@@ -515,7 +515,8 @@ fn check_content_type(req: &HttpRequest) -> Result<(), Problem> {
         ("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]{1,255}$", description = "Makes the request safe to retry: the same key and parts replay the first answer"),
     ),
     request_body(content = DocumentUploadForm, content_type = "multipart/form-data",
-        description = "The parts `type`, `side`, `file` and `verification`, in any order"),
+        description = "The parts `type`, `side`, `file` and `verification`, in any order",
+        encoding(("verification" = (content_type = "application/json")))),
     responses(
         (status = 201, description = "Stored; `submissions` says where it stands at each linked provider", body = DocumentResource),
         (status = 400, description = "`malformed_request`: not valid multipart/form-data (a boundary other than the one in Content-Type, a part without a name, a truncated body)", body = ProblemDocument, content_type = "application/problem+json"),
