@@ -28,6 +28,8 @@
 #   BENCH_KEEP_DB=1          keep the databases afterwards
 #   BENCH_PGBENCH=0          skip pgbench (profiling runs; no ratios then)
 #   BENCH_UPLOAD_ROUNDS [3]  scenario 8b: how many times 32 uploads of documents.max_bytes go at once
+#   BENCH_UPLOAD_PROVIDERS=carbn  scenarios 8, 8b upload only to users at these (profiling: at
+#                            Carbn an upload is stored and sent nowhere)
 #   BENCH_SCENARIOS=1,3      run only these scenarios (profiling; 8 and 8b are ids too)
 #   and those of scripts/lib/postgres.sh (DATABASE_URL names the server to use).
 set -euo pipefail

@@ -9,8 +9,8 @@
 //! scenario), `BENCH_SOAK_SECS`, `BENCH_SOAK_RATE`, `BENCH_SEED_USERS`, `BENCH_PGBENCH_SELECT_TPS`,
 //! `BENCH_PGBENCH_PERSIST_TPS`, `BENCH_OUT` (JSON path), `BENCH_QUICK`, `BENCH_SCENARIOS`,
 //! `BENCH_LATENCY_PROVIDER` and `BENCH_LATENCY_PATH` (scenario 5's slow create call),
-//! `BENCH_UPLOAD_ROUNDS` (scenario 8b's rounds of 32 uploads) (`BENCH_SCENARIOS` e.g. `1,3`:
-//! only those, for profiling).
+//! `BENCH_UPLOAD_ROUNDS` (scenario 8b's rounds of 32 uploads), `BENCH_UPLOAD_PROVIDERS` (8 and
+//! 8b upload only to users at these) (`BENCH_SCENARIOS` e.g. `1,3`: only those, for profiling).
 //!
 //! Load is real HTTP from this separate process, every create with a unique `external_id`.
 //! Closed-loop scenarios keep N requests in flight; open-loop ones send at a fixed rate and
@@ -114,6 +114,9 @@ struct Env {
     latency_path: String,
     /// Scenario 8b: how many times 32 uploads of `documents.max_bytes` go at once.
     upload_rounds: u64,
+    /// `BENCH_UPLOAD_PROVIDERS=carbn`: upload only to users at these providers (profiling: at
+    /// Carbn an upload is stored and sent nowhere).
+    upload_providers: Option<Vec<String>>,
 }
 
 impl Env {
@@ -145,6 +148,8 @@ impl Env {
                 .unwrap_or_else(|| ProviderId::ALL[0].as_str().to_owned()),
             latency_path: var("BENCH_LATENCY_PATH").unwrap_or_default(),
             upload_rounds: num("BENCH_UPLOAD_ROUNDS", if quick { 2 } else { 3 }).max(1),
+            upload_providers: var("BENCH_UPLOAD_PROVIDERS")
+                .map(|v| v.split(',').map(|s| s.trim().to_owned()).collect()),
             scenarios: var("BENCH_SCENARIOS")
                 .map(|v| v.split(',').map(|s| s.trim().to_owned()).collect()),
         }
@@ -954,10 +959,18 @@ async fn run(env: Env) -> Result<(), String> {
     let upload_users: Arc<Vec<Vec<String>>> = Arc::new(
         ProviderId::ALL
             .iter()
+            .filter(|p| {
+                env.upload_providers
+                    .as_ref()
+                    .is_none_or(|only| only.iter().any(|o| o == p.as_str()))
+            })
             .filter_map(|p| by_provider.get(p.as_str()).cloned())
             .filter(|users| !users.is_empty())
             .collect(),
     );
+    if upload_users.is_empty() && (want("8") || want("8b")) {
+        return Err("no seeded user at the providers of BENCH_UPLOAD_PROVIDERS".into());
+    }
 
     // 8. POST /v1/users/{id}/documents: a 1 MiB proof-of-address PDF, 8 in flight.
     if want("8") {
