@@ -9,9 +9,12 @@
 # standalone provider-sim and the gateway (release, JSON logs at info), then runs `bench run`:
 # seeding through the API and real HTTP load from a separate process. Prints one table and
 # writes target/bench/results.json (plus results.txt and the gateway/sim logs). Everything it
-# started is stopped on exit; the databases are dropped unless BENCH_KEEP_DB=1.
+# started is stopped on exit; the databases are dropped unless BENCH_KEEP_DB=1. After the soak,
+# scenario 8 uploads 1 MiB documents (8 in flight) and 8b sends 32 uploads of documents.max_bytes
+# at once, checking that the gateway's RSS follows its upload slots (scenario 7's RSS target is
+# read before them).
 #
-#   --quick   a smoke run: 3 s per scenario, 15 s soak, 300 seeded users
+#   --quick   a smoke run: 3 s per scenario, 15 s soak, 300 seeded users, 2 rounds of 8b
 #
 # Environment (defaults in brackets; --quick lowers them):
 #   BENCH_SECS [20]          measured seconds per scenario (after a short warm-up)
@@ -24,7 +27,10 @@
 #   BENCH_PG_SSLMODE [disable]  sslmode of the gateway's and pgbench's database connections
 #   BENCH_KEEP_DB=1          keep the databases afterwards
 #   BENCH_PGBENCH=0          skip pgbench (profiling runs; no ratios then)
-#   BENCH_SCENARIOS=1,3      run only these scenarios (profiling)
+#   BENCH_UPLOAD_ROUNDS [3]  scenario 8b: how many times 32 uploads of documents.max_bytes go at once
+#   BENCH_UPLOAD_PROVIDERS=carbn  scenarios 8, 8b upload only to users at these (profiling: at
+#                            Carbn an upload is stored and sent nowhere)
+#   BENCH_SCENARIOS=1,3      run only these scenarios (profiling; 8 and 8b are ids too)
 #   and those of scripts/lib/postgres.sh (DATABASE_URL names the server to use).
 set -euo pipefail
 

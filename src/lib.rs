@@ -18,7 +18,10 @@ pub mod auth;
 pub mod crypto;
 /// The canonical user and its rules, the provider list and ids: pure, no I/O.
 pub mod domain;
-/// The use-cases: where the store and the providers meet, and transactions live.
+/// The use-cases: where the store and the providers meet, and transactions live. Users and
+/// their provider links (`users`, `links`), erasure, webhooks, reconciliation, and
+/// verification: uploaded documents (`documents`) and their submission to each provider
+/// (`submissions`), hosted verification sessions (`sessions`), next actions (`actions`).
 pub mod onboarding;
 /// One folder per provider (settings section, client, transformers, signing, webhooks,
 /// requirements) behind the `Provider` trait; the registry of configured connectors; routing.

@@ -8,8 +8,9 @@
 //! `BENCH_SIM_URL`, `BENCH_API_KEY`, `BENCH_GATEWAY_PID` (for RSS), `BENCH_SECS` (per
 //! scenario), `BENCH_SOAK_SECS`, `BENCH_SOAK_RATE`, `BENCH_SEED_USERS`, `BENCH_PGBENCH_SELECT_TPS`,
 //! `BENCH_PGBENCH_PERSIST_TPS`, `BENCH_OUT` (JSON path), `BENCH_QUICK`, `BENCH_SCENARIOS`,
-//! `BENCH_LATENCY_PROVIDER` and `BENCH_LATENCY_PATH` (scenario 5's slow create call)
-//! (e.g. `1,3`: only those, for profiling).
+//! `BENCH_LATENCY_PROVIDER` and `BENCH_LATENCY_PATH` (scenario 5's slow create call),
+//! `BENCH_UPLOAD_ROUNDS` (scenario 8b's rounds of 32 uploads), `BENCH_UPLOAD_PROVIDERS` (8 and
+//! 8b upload only to users at these) (`BENCH_SCENARIOS` e.g. `1,3`: only those, for profiling).
 //!
 //! Load is real HTTP from this separate process, every create with a unique `external_id`.
 //! Closed-loop scenarios keep N requests in flight; open-loop ones send at a fixed rate and
@@ -25,6 +26,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use onboarding_gateway::domain::provider::ProviderId;
+use onboarding_gateway::settings::DocumentSettings;
 
 /// mimalloc, as the gateway uses: the load generator shares the machine's cores with what it
 /// measures, so it should cost as little of them as it can.
@@ -76,6 +78,12 @@ fn gateway_config(sim: &str) -> String {
             toml.push_str(&format!("{key} = {value}\n"));
         }
     }
+    // Written out, so that the memory bound scenario 8b checks is the one the gateway runs with.
+    let documents = DocumentSettings::default();
+    toml.push_str(&format!(
+        "\n[documents]\nmax_bytes = {}\nmax_concurrent_uploads = {}\nupload_slot_wait_secs = {}\n",
+        documents.max_bytes, documents.max_concurrent_uploads, documents.upload_slot_wait_secs
+    ));
     toml
 }
 
@@ -104,6 +112,11 @@ struct Env {
     /// Scenario 5's slow provider and the path of its create call.
     latency_provider: String,
     latency_path: String,
+    /// Scenario 8b: how many times 32 uploads of `documents.max_bytes` go at once.
+    upload_rounds: u64,
+    /// `BENCH_UPLOAD_PROVIDERS=carbn`: upload only to users at these providers (profiling: at
+    /// Carbn an upload is stored and sent nowhere).
+    upload_providers: Option<Vec<String>>,
 }
 
 impl Env {
@@ -134,6 +147,9 @@ impl Env {
             latency_provider: var("BENCH_LATENCY_PROVIDER")
                 .unwrap_or_else(|| ProviderId::ALL[0].as_str().to_owned()),
             latency_path: var("BENCH_LATENCY_PATH").unwrap_or_default(),
+            upload_rounds: num("BENCH_UPLOAD_ROUNDS", if quick { 2 } else { 3 }).max(1),
+            upload_providers: var("BENCH_UPLOAD_PROVIDERS")
+                .map(|v| v.split(',').map(|s| s.trim().to_owned()).collect()),
             scenarios: var("BENCH_SCENARIOS")
                 .map(|v| v.split(',').map(|s| s.trim().to_owned()).collect()),
         }
@@ -151,6 +167,8 @@ struct Sample {
     /// `Server-Timing` `gateway` and `provider` durations (ms), when present.
     gateway_ms: Option<f64>,
     provider_ms: Option<f64>,
+    /// A `503` whose problem document says `overloaded` (uploads: the slot wait ran out).
+    overloaded: bool,
 }
 
 #[derive(Debug, Default)]
@@ -212,6 +230,10 @@ struct ScenarioResult {
     server_side_added_ms: Option<Latency>,
     /// Scenario 6: the provider time per request.
     provider_ms: Option<Latency>,
+    /// Scenario 8b: `503 overloaded` answers (the slot wait ran out), counted apart from errors.
+    overloaded: Option<u64>,
+    /// Scenarios 8, 8b: the uploads' submissions by `provider: status`, as the 201s showed them.
+    submissions: Option<BTreeMap<String, u64>>,
 }
 
 fn summarise(
@@ -227,9 +249,15 @@ fn summarise(
     let requests = recorder.samples.len() as u64 + transport;
     let mut errors = recorder.errors;
     let mut ok = Vec::new();
+    // 8b sends more uploads at once than there are slots: a refusal after the slot wait is what
+    // the gateway promises, so it is counted on its own, not as an error.
+    let count_overloaded = id == "8b";
+    let mut overloaded = 0;
     for sample in &recorder.samples {
         if expected.contains(&sample.status) {
             ok.push(*sample);
+        } else if count_overloaded && sample.overloaded {
+            overloaded += 1;
         } else {
             *errors.entry(format!("http {}", sample.status)).or_default() += 1;
         }
@@ -262,6 +290,8 @@ fn summarise(
             .then(|| percentiles(server_side))
             .flatten(),
         provider_ms: with_provider_time.then(|| percentiles(provider)).flatten(),
+        overloaded: count_overloaded.then_some(overloaded),
+        submissions: None,
         errors,
     }
 }
@@ -373,6 +403,14 @@ struct Api {
 
 impl Api {
     async fn send(&self, request: reqwest::RequestBuilder) -> Result<Sample, String> {
+        self.send_for_body(request).await.map(|(sample, _)| sample)
+    }
+
+    /// [`Api::send`], keeping the answer's body.
+    async fn send_for_body(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<(Sample, bytes::Bytes), String> {
         let began = Instant::now();
         let response = request
             .header("authorization", &*self.auth)
@@ -381,15 +419,55 @@ impl Api {
             .map_err(|e| transport_error(&e))?;
         let status = response.status().as_u16();
         let (gateway_ms, provider_ms) = server_timing(&response);
-        response.bytes().await.map_err(|e| transport_error(&e))?;
+        let body = response.bytes().await.map_err(|e| transport_error(&e))?;
         let round_trip = began.elapsed();
-        Ok(Sample {
+        let sample = Sample {
             latency: round_trip,
             round_trip,
             status,
             gateway_ms,
             provider_ms,
-        })
+            overloaded: false,
+        };
+        Ok((sample, body))
+    }
+
+    /// `POST /v1/users/{id}/documents` with a prebuilt multipart body (shared, not copied);
+    /// a 201's submissions are counted in `tally` by `provider: status`.
+    async fn upload(
+        &self,
+        user_id: &str,
+        upload: &UploadBody,
+        tally: &Mutex<BTreeMap<String, u64>>,
+    ) -> Result<Sample, String> {
+        let (mut sample, body) = self
+            .send_for_body(
+                self.client
+                    .post(self.url(&format!("/v1/users/{user_id}/documents")))
+                    .header("content-type", &*upload.content_type)
+                    .body(upload.body.clone()),
+            )
+            .await?;
+        match sample.status {
+            201 => {
+                let document: Value = serde_json::from_slice(&body).unwrap_or_default();
+                let mut tally = tally.lock().expect("tally");
+                for submission in document["submissions"].as_array().into_iter().flatten() {
+                    let key = format!(
+                        "{}: {}",
+                        submission["provider"].as_str().unwrap_or("?"),
+                        submission["status"].as_str().unwrap_or("?")
+                    );
+                    *tally.entry(key).or_default() += 1;
+                }
+            }
+            503 => {
+                let problem: Value = serde_json::from_slice(&body).unwrap_or_default();
+                sample.overloaded = problem["code"] == "overloaded";
+            }
+            _ => {}
+        }
+        Ok(sample)
     }
 
     fn url(&self, path: &str) -> String {
@@ -472,6 +550,65 @@ fn user_body(run: &str, provider: &str, n: u64) -> String {
     .to_string()
 }
 
+/// A `multipart/form-data` upload built once and sent as is by every request of a scenario:
+/// `body` is shared (`Bytes` clones count references), so the load generator copies no file.
+struct UploadBody {
+    content_type: String,
+    body: bytes::Bytes,
+}
+
+/// The boundary of [`upload_body`]; the filler of [`pdf_file`] never contains it.
+const UPLOAD_BOUNDARY: &str = "bench-upload-boundary-7f3a9c";
+
+/// A `proof_of_address` upload with a `verification` attestation (Kraken takes only attested
+/// documents; KillB and Carbn ignore it) and `file` as the PDF.
+fn upload_body(file: &[u8]) -> UploadBody {
+    let verification = json!({"verifier": "bench_kyc_vendor", "verified_at": "2026-11-01T09:30:00Z",
+                              "reference": "bench-check-1"});
+    let part = |name: &str| {
+        format!("--{UPLOAD_BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n")
+    };
+    let mut body = Vec::with_capacity(file.len() + 1024);
+    body.extend_from_slice(format!("{}\r\nproof_of_address\r\n", part("type")).as_bytes());
+    body.extend_from_slice(format!("{}\r\n{verification}\r\n", part("verification")).as_bytes());
+    body.extend_from_slice(
+        format!(
+            "--{UPLOAD_BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; \
+             filename=\"statement.pdf\"\r\nContent-Type: application/pdf\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    body.extend_from_slice(file);
+    body.extend_from_slice(format!("\r\n--{UPLOAD_BOUNDARY}--\r\n").as_bytes());
+    UploadBody {
+        content_type: format!("multipart/form-data; boundary={UPLOAD_BOUNDARY}"),
+        body: bytes::Bytes::from(body),
+    }
+}
+
+/// A PDF of exactly `size` bytes: the header the gateway recognises a PDF by, comment lines of
+/// filler (different on every line, so nothing along the way sees one repeated block), the
+/// end-of-file marker.
+fn pdf_file(size: usize) -> Vec<u8> {
+    const HEAD: &[u8] = b"%PDF-1.7\n%\xE2\xE3\xCF\xD3\n";
+    const TAIL: &[u8] = b"\n%%EOF\n";
+    let mut file = Vec::with_capacity(size);
+    file.extend_from_slice(HEAD);
+    let mut line = 0u64;
+    while file.len() < size - TAIL.len() {
+        let text = format!(
+            "% bench filler line {line:010} {:016x}\n",
+            line.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        );
+        let room = size - TAIL.len() - file.len();
+        file.extend_from_slice(&text.as_bytes()[..text.len().min(room)]);
+        line += 1;
+    }
+    file.extend_from_slice(TAIL);
+    debug_assert_eq!(file.len(), size);
+    file
+}
+
 /// Samples the gateway's resident set size (VmRSS) and its kernel-tracked peak (VmHWM), kB.
 fn rss_kb(pid: u32) -> Option<(u64, u64)> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -482,6 +619,20 @@ fn rss_kb(pid: u32) -> Option<(u64, u64)> {
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
     };
     Some((field("VmRSS:")?, field("VmHWM:")?))
+}
+
+/// Restarts the kernel's peak-RSS count (VmHWM) of `pid` at its current RSS
+/// (`/proc/PID/clear_refs`, value 5); false where that is not allowed.
+fn reset_peak_rss(pid: u32) -> bool {
+    std::fs::write(format!("/proc/{pid}/clear_refs"), "5").is_ok()
+}
+
+/// The `n`th upload's user: providers in turn, a spread-out walk within each provider's users
+/// (any 32 consecutive `n` are 32 different users once each provider has 11).
+fn upload_user(users: &[Vec<String>], n: u64) -> String {
+    let group = &users[(n % users.len() as u64) as usize];
+    let k = n / users.len() as u64;
+    group[(k.wrapping_mul(2_654_435_761) % group.len() as u64) as usize].clone()
 }
 
 fn mb(kb: u64) -> f64 {
@@ -534,7 +685,7 @@ async fn run(env: Env) -> Result<(), String> {
 
     // Seed: users at every provider, through the API.
     eprintln!("bench: seeding {} users", env.seed_users);
-    let ids = Arc::new(Mutex::new(Vec::<String>::new()));
+    let ids = Arc::new(Mutex::new(Vec::<(String, &'static str)>::new()));
     let seeded = Arc::new(AtomicU64::new(0));
     {
         let (api, ids, seeded, target) = (api.clone(), ids.clone(), seeded.clone(), env.seed_users);
@@ -560,7 +711,7 @@ async fn run(env: Env) -> Result<(), String> {
                             Ok(r) if r.status() == 201 => {
                                 let v: Value = r.json().await.unwrap_or_default();
                                 if let Some(id) = v["id"].as_str() {
-                                    ids.lock().expect("ids").push(id.to_owned());
+                                    ids.lock().expect("ids").push((id.to_owned(), provider));
                                 }
                             }
                             Ok(r) => eprintln!("bench: seed create answered {}", r.status()),
@@ -574,7 +725,13 @@ async fn run(env: Env) -> Result<(), String> {
             task.await.map_err(|e| e.to_string())?;
         }
     }
-    let ids: Arc<Vec<String>> = Arc::new(std::mem::take(&mut *ids.lock().expect("ids")));
+    let seeded_ids = std::mem::take(&mut *ids.lock().expect("ids"));
+    // Seeded users by provider (each was created at one), for the uploads of scenario 8.
+    let mut by_provider: BTreeMap<&'static str, Vec<String>> = BTreeMap::new();
+    for (id, provider) in &seeded_ids {
+        by_provider.entry(provider).or_default().push(id.clone());
+    }
+    let ids: Arc<Vec<String>> = Arc::new(seeded_ids.into_iter().map(|(id, _)| id).collect());
     if ids.is_empty() {
         return Err("seeding created no user: is the gateway up?".into());
     }
@@ -792,19 +949,151 @@ async fn run(env: Env) -> Result<(), String> {
     }
     let soak_end = started.elapsed().as_secs_f64();
 
+    // Scenario 7's peak is taken here, before the uploads: they hold files in memory by design,
+    // and 8b checks their own bound.
+    let uploads_start = started.elapsed().as_secs_f64();
+    let before_uploads = env.pid.and_then(rss_kb);
+    let documents = DocumentSettings::default();
+    // The upload scenarios' users: round robin over the providers, so that each provider's
+    // handling is in the figures (Kraken and KillB are sent the file, Carbn has no upload API).
+    let upload_users: Arc<Vec<Vec<String>>> = Arc::new(
+        ProviderId::ALL
+            .iter()
+            .filter(|p| {
+                env.upload_providers
+                    .as_ref()
+                    .is_none_or(|only| only.iter().any(|o| o == p.as_str()))
+            })
+            .filter_map(|p| by_provider.get(p.as_str()).cloned())
+            .filter(|users| !users.is_empty())
+            .collect(),
+    );
+    if upload_users.is_empty() && (want("8") || want("8b")) {
+        return Err("no seeded user at the providers of BENCH_UPLOAD_PROVIDERS".into());
+    }
+
+    // 8. POST /v1/users/{id}/documents: a 1 MiB proof-of-address PDF, 8 in flight.
+    if want("8") {
+        eprintln!("bench: 8 document uploads of 1 MiB, 8 in flight");
+        let upload = Arc::new(upload_body(&pdf_file(1024 * 1024)));
+        let tally = Arc::new(Mutex::new(BTreeMap::new()));
+        let (elapsed, rec) = {
+            let (api, users, tally) = (api.clone(), upload_users.clone(), tally.clone());
+            closed_loop(8, warmup, secs, move |n| {
+                let (api, id) = (api.clone(), upload_user(&users, n));
+                let (upload, tally) = (upload.clone(), tally.clone());
+                async move { api.upload(&id, &upload, &tally).await }
+            })
+            .await
+        };
+        let mut result = summarise(
+            "8",
+            "POST /v1/users/{id}/documents, 1 MiB PDF",
+            Some(8),
+            None,
+            elapsed,
+            rec,
+            &[201],
+        );
+        result.submissions = Some(std::mem::take(&mut *tally.lock().expect("tally")));
+        results.push(result);
+    }
+
+    // 8b. 32 uploads of `documents.max_bytes` at once, `upload_rounds` times: the gateway's
+    // memory must follow its upload slots, not the uploads in flight.
+    let mut uploads_rss = Value::Null;
+    if want("8b") {
+        const AT_ONCE: u64 = 32;
+        let rounds = env.upload_rounds;
+        eprintln!(
+            "bench: 8b {rounds} × {AT_ONCE} uploads of {} bytes at once",
+            documents.max_bytes
+        );
+        let upload = Arc::new(upload_body(&pdf_file(documents.max_bytes as usize)));
+        let tally = Arc::new(Mutex::new(BTreeMap::new()));
+        let before = env.pid.and_then(rss_kb);
+        // The kernel's own peak (VmHWM), restarted here: the sampler's 500 ms can miss a spike.
+        let kernel_peak = env.pid.is_some_and(reset_peak_rss);
+        let (t0, began) = (started.elapsed().as_secs_f64(), Instant::now());
+        let mut rec = Recorder::default();
+        for round in 0..rounds {
+            let mut tasks = tokio::task::JoinSet::new();
+            for i in 0..AT_ONCE {
+                let (api, id) = (api.clone(), upload_user(&upload_users, round * AT_ONCE + i));
+                let (upload, tally) = (upload.clone(), tally.clone());
+                tasks.spawn(async move { api.upload(&id, &upload, &tally).await });
+            }
+            while let Some(result) = tasks.join_next().await {
+                rec.add(result.map_err(|e| format!("upload task: {e}"))?);
+            }
+        }
+        let elapsed = began.elapsed();
+        let t1 = started.elapsed().as_secs_f64();
+        let after = env.pid.and_then(rss_kb);
+        let mut result = summarise(
+            "8b",
+            &format!(
+                "{AT_ONCE} uploads at once of {} MiB PDF",
+                documents.max_bytes >> 20
+            ),
+            Some(AT_ONCE as usize),
+            None,
+            elapsed,
+            rec,
+            &[201],
+        );
+        result.submissions = Some(std::mem::take(&mut *tally.lock().expect("tally")));
+        results.push(result);
+        let sampled = rss_series
+            .lock()
+            .expect("series")
+            .iter()
+            .filter(|(t, _)| (t0..=t1).contains(t))
+            .map(|(_, kb)| *kb)
+            .chain(after.map(|(rss, _)| rss))
+            .max();
+        let kernel = kernel_peak.then(|| after.map(|(_, hwm)| hwm)).flatten();
+        let before_kb = before.map(|(rss, _)| rss);
+        let peak = kernel.or(sampled);
+        let bound_mb = (documents.max_concurrent_uploads as f64 * 2.0 * documents.max_bytes as f64)
+            / (1024.0 * 1024.0)
+            + 64.0;
+        uploads_rss = json!({
+            "before_8_mb": before_uploads.map(|(rss, _)| mb(rss)),
+            "before_8b_mb": before_kb.map(mb),
+            "peak_8b_sampled_mb": sampled.map(mb),
+            "peak_8b_kernel_mb": kernel.map(mb),
+            "after_8b_mb": after.map(|(rss, _)| mb(rss)),
+            "growth_8b_mb": peak.zip(before_kb).map(|(peak, before)| mb(peak) - mb(before)),
+            "bound_mb": bound_mb,
+            "bound": "documents.max_concurrent_uploads × 2 × documents.max_bytes + 64 MB",
+            "max_concurrent_uploads": documents.max_concurrent_uploads,
+            "max_bytes": documents.max_bytes,
+            "rounds": rounds,
+            "uploads_per_round": AT_ONCE,
+        });
+    }
+
     // RSS figures.
     let series = rss_series.lock().expect("series").clone();
     let early_mark = soak_start + (env.soak_secs as f64 / 5.0).min(60.0);
     let rss_at = |t: f64| series.iter().rfind(|(at, _)| *at <= t).map(|(_, kb)| *kb);
-    let hwm = env.pid.and_then(rss_kb).map(|(_, hwm)| hwm);
+    let hwm = before_uploads.map(|(_, hwm)| hwm);
     let rss = json!({
+        // Before scenario 8 (the uploads' own peak is under `uploads`).
         "peak_mb": hwm.map(mb),
-        "peak_sampled_mb": series.iter().map(|(_, kb)| *kb).max().map(mb),
+        "peak_sampled_mb": series
+            .iter()
+            .filter(|(t, _)| *t < uploads_start)
+            .map(|(_, kb)| *kb)
+            .max()
+            .map(mb),
         "soak_early_mark_secs": early_mark - soak_start,
         "soak_early_mb": rss_at(early_mark).map(mb),
         "soak_end_mb": rss_at(soak_end).map(mb),
         "soak_secs": env.soak_secs,
         "series": series.iter().map(|(t, kb)| json!([(*t * 10.0).round() / 10.0, mb(*kb)])).collect::<Vec<_>>(),
+        "uploads": uploads_rss,
     });
 
     let report = Report::new(&env, &results, &rss);
@@ -941,6 +1230,16 @@ impl Report {
             if !r.errors.is_empty() {
                 lines.push(format!("    errors: {:?}", r.errors));
             }
+            if let Some(n) = r.overloaded {
+                lines.push(format!(
+                    "    503 overloaded (slot wait ran out; not errors): {n}"
+                ));
+            }
+            if let Some(submissions) = &r.submissions {
+                lines.push(format!(
+                    "    submissions in the 201s (warm-up included): {submissions:?}"
+                ));
+            }
         }
         lines.push(String::new());
         lines.push(format!(
@@ -952,13 +1251,25 @@ impl Report {
         let early = rss["soak_early_mb"].as_f64();
         let end = rss["soak_end_mb"].as_f64();
         lines.push(format!(
-            "gateway RSS: peak {} MB; soak after {:.0} s {} MB, after {} s {} MB",
+            "gateway RSS: peak {} MB (before scenario 8); soak after {:.0} s {} MB, after {} s {} MB",
             f(peak),
             rss["soak_early_mark_secs"].as_f64().unwrap_or_default(),
             f(early),
             env.soak_secs,
             f(end)
         ));
+        let uploads = &rss["uploads"];
+        if !uploads.is_null() {
+            lines.push(format!(
+                "gateway RSS in 8b: before 8 {} MB, before 8b {} MB, peak {} MB (kernel) / {} MB \
+                 (sampled), after {} MB",
+                f(uploads["before_8_mb"].as_f64()),
+                f(uploads["before_8b_mb"].as_f64()),
+                f(uploads["peak_8b_kernel_mb"].as_f64()),
+                f(uploads["peak_8b_sampled_mb"].as_f64()),
+                f(uploads["after_8b_mb"].as_f64()),
+            ));
+        }
         lines.push(String::new());
 
         let s1 = find("1");
@@ -1018,7 +1329,7 @@ impl Report {
             added.map(|a| a.p99 <= 10.0),
         );
         target(
-            "7: peak RSS ≤ 150 MB",
+            "7: peak RSS (before scenario 8) ≤ 150 MB",
             peak,
             "<= 150",
             peak.map(|p| p <= 150.0),
@@ -1030,6 +1341,20 @@ impl Report {
             "<= 0.05",
             growth.map(|g| g <= 0.05),
         );
+        if !uploads.is_null() {
+            let growth = uploads["growth_8b_mb"].as_f64();
+            let bound = uploads["bound_mb"].as_f64().unwrap_or_default();
+            let slots = uploads["max_concurrent_uploads"]
+                .as_u64()
+                .unwrap_or_default();
+            let max_mib = uploads["max_bytes"].as_u64().unwrap_or_default() >> 20;
+            target(
+                &format!("8b: peak − before ≤ {slots} slots × 2 × {max_mib} MiB + 64 MB"),
+                growth,
+                &format!("<= {bound:.0}"),
+                growth.map(|g| g <= bound),
+            );
+        }
         lines.push(format!(
             "{:<62} {:>10} {:>9} {:>6}",
             "target", "value", "goal", ""
