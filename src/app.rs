@@ -150,6 +150,9 @@ impl Application {
                 .map_err(|e| StartupError::HttpClient(e.to_string()))?,
             keyring,
             documents: Arc::new(settings.documents.clone()),
+            document_sends: Arc::new(tokio::sync::Semaphore::new(
+                settings.documents.max_concurrent_sends,
+            )),
         };
         // Before anything is served: events from here on reach every subscriber.
         crate::onboarding::notify::init_cursors(&services)

@@ -268,12 +268,26 @@ impl Default for SealBuffer {
 
 impl SealBuffer {
     pub fn new() -> Self {
-        Self {
-            bytes: Zeroizing::new(vec![0; NONCE_LEN]),
-        }
+        Self::with_capacity(0)
+    }
+
+    /// A buffer that holds `plaintext` bytes (and the tag sealing adds) without growing.
+    pub fn with_capacity(plaintext: usize) -> Self {
+        let mut bytes = Zeroizing::new(Vec::with_capacity(NONCE_LEN + plaintext + TAG_LEN));
+        bytes.resize(NONCE_LEN, 0);
+        Self { bytes }
     }
 
     pub fn extend_from_slice(&mut self, chunk: &[u8]) {
+        let needed = self.bytes.len() + chunk.len() + TAG_LEN;
+        if needed > self.bytes.capacity() {
+            // Grow by hand: a `Vec` that reallocates frees its old buffer without zeroing it,
+            // which would leave plaintext behind. The old one is zeroed when it drops here.
+            let mut grown =
+                Zeroizing::new(Vec::with_capacity(needed.max(2 * self.bytes.capacity())));
+            grown.extend_from_slice(&self.bytes);
+            self.bytes = grown;
+        }
         self.bytes.extend_from_slice(chunk);
     }
 
@@ -306,6 +320,7 @@ impl Keyring {
         let mut nonce = [0u8; NONCE_LEN];
         rand::rng().fill_bytes(&mut nonce);
         let mut bytes = std::mem::take(&mut *buffer.bytes);
+        // `extend_from_slice` keeps room for the tag, so this never moves the plaintext.
         bytes.reserve_exact(TAG_LEN);
         let (head, plaintext) = bytes.split_at_mut(NONCE_LEN);
         head.copy_from_slice(&nonce);
@@ -449,6 +464,15 @@ mod tests {
         buffer.extend_from_slice(b"%PDF-1.7 ");
         buffer.extend_from_slice(b"C01X00T47");
         assert_eq!(buffer.plaintext(), b"%PDF-1.7 C01X00T47");
+        // Room for the tag is always kept, so sealing never moves (and leaves behind) the
+        // plaintext; growing by hand keeps it too.
+        assert!(buffer.bytes.capacity() >= buffer.bytes.len() + TAG_LEN);
+        let mut grown = SealBuffer::with_capacity(4);
+        for _ in 0..1000 {
+            grown.extend_from_slice(b"0123456789");
+            assert!(grown.bytes.capacity() >= grown.bytes.len() + TAG_LEN);
+        }
+        assert_eq!(grown.len(), 10_000);
         assert!(!format!("{buffer:?}").contains("C01X"));
         let sealed = ring.seal_buffer(buffer, b"document_files.file:1");
         assert_eq!(sealed.bytes.len(), 18 + NONCE_LEN + TAG_LEN);

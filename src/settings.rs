@@ -518,6 +518,11 @@ pub struct DocumentSettings {
     /// sides in one call; then the front is sent alone (0: never wait).
     #[serde(default = "default_back_side_wait")]
     pub back_side_wait_secs: u64,
+    /// Document submissions in flight at once in this instance: each holds its files (both
+    /// sides) and the provider's request body in memory, so this bounds that memory as
+    /// `max_concurrent_uploads` bounds the uploads'. A job waits for a slot.
+    #[serde(default = "default_max_concurrent_sends")]
+    pub max_concurrent_sends: usize,
 }
 
 impl Default for DocumentSettings {
@@ -527,6 +532,7 @@ impl Default for DocumentSettings {
             max_concurrent_uploads: default_max_concurrent_uploads(),
             upload_slot_wait_secs: default_upload_slot_wait(),
             back_side_wait_secs: default_back_side_wait(),
+            max_concurrent_sends: default_max_concurrent_sends(),
         }
     }
 }
@@ -539,6 +545,9 @@ fn default_document_max_bytes() -> u64 {
 }
 fn default_max_concurrent_uploads() -> usize {
     4
+}
+fn default_max_concurrent_sends() -> usize {
+    2
 }
 fn default_upload_slot_wait() -> u64 {
     10
@@ -796,6 +805,11 @@ impl Settings {
         if self.documents.max_concurrent_uploads == 0 {
             return Err(ConfigError(
                 "documents.max_concurrent_uploads: must be at least 1".into(),
+            ));
+        }
+        if self.documents.max_concurrent_sends == 0 {
+            return Err(ConfigError(
+                "documents.max_concurrent_sends: must be at least 1".into(),
             ));
         }
         if self.workers.max_attempts == 0 {

@@ -281,6 +281,14 @@ async fn read_text(
     Ok((!over).then_some(text))
 }
 
+/// The request's `Content-Length`, when it sends a valid one.
+fn content_length(req: &HttpRequest) -> Option<u64> {
+    req.headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+}
+
 async fn read_form(
     req: &HttpRequest,
     payload: web::Payload,
@@ -307,7 +315,11 @@ async fn read_form(
                 let declared = field
                     .content_type()
                     .map(|mime| mime.essence_str().to_ascii_lowercase());
-                let mut buffer = SealBuffer::new();
+                // Sized from Content-Length (never beyond the limit), so the file is not
+                // copied as it grows.
+                let mut buffer = SealBuffer::with_capacity(
+                    content_length(req).unwrap_or(0).min(max_bytes) as usize,
+                );
                 let mut hasher = Sha256::new();
                 while let Some(chunk) = field.next().await {
                     let chunk = chunk.map_err(from_multipart)?;
@@ -543,12 +555,7 @@ pub async fn upload_document(
     let user_id = parse_id(&path, "user")?;
     check_content_type(&req)?;
     let max_bytes = state.settings.documents.max_bytes;
-    if let Some(length) = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-    {
+    if let Some(length) = content_length(&req) {
         if length > max_bytes + FRAMING_ALLOWANCE {
             return Err(file_too_large(max_bytes));
         }

@@ -51,6 +51,8 @@ pub struct Services {
     pub keyring: Arc<crate::crypto::Keyring>,
     /// `[documents]`: upload limits and how long a front waits for its back.
     pub documents: Arc<DocumentSettings>,
+    /// Document submissions in flight at once (`documents.max_concurrent_sends`).
+    pub document_sends: Arc<tokio::sync::Semaphore>,
 }
 
 /// Why a use-case did not do what was asked. The HTTP layer turns each into a problem document.

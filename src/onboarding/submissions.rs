@@ -13,6 +13,7 @@
 //! user's documents reach a provider one at a time; hold timers have a queue each, so a held
 //! front never delays anything else.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -407,6 +408,11 @@ async fn send(
             settles: vec![document_id],
         },
     };
+    // A slot bounds the files (and request bodies) held in memory by submissions at once.
+    let slot = Arc::clone(&services.document_sends)
+        .acquire_owned()
+        .await
+        .expect("the send semaphore is never closed");
     let Some(front) = store::open(pool, &services.keyring, call.front).await? else {
         return Ok(Attempt::Done);
     };
@@ -452,7 +458,7 @@ async fn send(
         link_data: &link.provider_data.0,
     };
     let result = connector.submit_document(link_ref, upload, &log).await;
-    drop((front, back));
+    drop((front, back, slot));
     record(
         services,
         job,

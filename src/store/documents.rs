@@ -6,7 +6,7 @@
 use serde::Serialize;
 use sqlx::postgres::PgRow;
 use sqlx::types::Json;
-use sqlx::{PgConnection, PgExecutor, Row};
+use sqlx::{Connection, PgConnection, PgExecutor, PgPool, Row};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -212,7 +212,7 @@ pub async fn insert(
         keyring.seal(&json, &verification_aad(document.id))
     });
     let file = keyring.seal_buffer(document.file, &file_aad(document.id));
-    sqlx::query_as::<_, DocumentRow>(concat!(
+    let row = sqlx::query_as::<_, DocumentRow>(concat!(
         "WITH d AS (
               INSERT INTO documents
                   (id, user_id, type, side, content_type, size, sha256, verification,
@@ -237,9 +237,12 @@ pub async fn insert(
     .bind(verification.as_ref().map(|s| s.key_id.as_str()))
     .bind(&file.bytes)
     .bind(&file.key_id)
-    .fetch_one(conn)
+    .fetch_one(&mut *conn)
     .await
-    .map_err(StoreError::from_sqlx)
+    .map_err(StoreError::from_sqlx);
+    // The connection's buffers grew to the file's size and would stay so in the pool.
+    conn.shrink_buffers();
+    row
 }
 
 /// A submission to write.
@@ -408,11 +411,12 @@ impl std::fmt::Debug for OpenedDocument {
 }
 
 /// Opens a document's file and attestation; `None` when it is gone or erased.
-pub async fn open<'e>(
-    db: impl PgExecutor<'e>,
+pub async fn open(
+    pool: &PgPool,
     keyring: &Keyring,
     document_id: Uuid,
 ) -> Result<Option<OpenedDocument>, StoreError> {
+    let mut conn = pool.acquire().await.map_err(StoreError::from_sqlx)?;
     let row = sqlx::query(concat!(
         "SELECT ",
         document_columns!(),
@@ -421,9 +425,13 @@ pub async fn open<'e>(
           WHERE d.id = $1 AND d.erased_at IS NULL"
     ))
     .bind(document_id)
-    .fetch_optional(db)
+    .fetch_optional(&mut *conn)
     .await
     .map_err(StoreError::from_sqlx)?;
+    // The read buffer grew to the file's size: give it back before the connection returns to
+    // the pool, where it would otherwise keep it for good.
+    conn.shrink_buffers();
+    drop(conn);
     let Some(row) = row else {
         return Ok(None);
     };
@@ -782,6 +790,9 @@ pub async fn reseal_batch(
             .await
             .map_err(StoreError::from_sqlx)?;
         files_moved += 1;
+    }
+    if files_moved > 0 {
+        conn.shrink_buffers();
     }
     let attestations: Vec<(Uuid, Vec<u8>, String)> = sqlx::query_as(
         "SELECT id, verification, verification_key_id FROM documents
