@@ -966,6 +966,22 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn document_slots_must_exist() {
+        for key in [
+            "GATEWAY__DOCUMENTS__MAX_CONCURRENT_UPLOADS",
+            "GATEWAY__DOCUMENTS__MAX_CONCURRENT_SENDS",
+        ] {
+            let err = Settings::load(&sources(&[(key, "0")])).unwrap_err();
+            let name = key
+                .trim_start_matches("GATEWAY__DOCUMENTS__")
+                .to_ascii_lowercase();
+            assert!(err.to_string().contains(&name), "{err}");
+        }
+        let settings = Settings::load(&sources(&[])).unwrap();
+        assert_eq!(settings.documents.max_concurrent_sends, 2);
+    }
+
+    #[test]
     fn an_unknown_key_is_refused() {
         let err = Settings::load(&sources(&[("GATEWAY__SERVER__PROT", "1")])).unwrap_err();
         assert!(err.to_string().contains("prot"), "{err}");
