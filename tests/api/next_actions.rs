@@ -248,11 +248,10 @@ async fn killb_actions_follow_its_status_and_access_level() {
         ])
     );
     assert_eq!(got[2]["document_types"], json!(["proof_of_address"]));
+    // `complianceUrl`: the simulator's own hosted page.
     assert_eq!(
         got[3]["url"],
-        json!(format!(
-            "https://kyc.sim.killb.local/verify/{provider_user_id}"
-        ))
+        json!(app.sim(&format!("/_sim/killb/users/{provider_user_id}/verify")))
     );
     assert!(got.iter().all(|a| a["blocking"] == true));
 
@@ -334,8 +333,9 @@ async fn carbn_actions_follow_its_status_and_requirements() {
     let (id, _, created) = onboard(&app, "carbn", "reject").await;
     assert_eq!(
         link(&created, "carbn")["rejection"],
-        json!({"code": "rejected", "user_message": "identity_document_invalid",
-               "developer_message": "Simulated rejection (magic value or control endpoint)",
+        json!({"code": "rejected",
+               "user_message": "Cannot validate ID -- upload a clear photo of the full ID",
+               "developer_message": "Simulated rejection: the document image is blurry.",
                "retryable": false})
     );
     // The rejection reasons are kept in the raw requirements but are not next actions.

@@ -143,7 +143,8 @@ async fn killb_sessions_are_the_users_current_compliance_url() {
     let app = spawn_app_routed().await;
     let (id, provider_user_id) = onboard(&app, "killb").await;
     let first = session(&app, &id, json!({"provider": "killb"})).await;
-    let url = format!("https://kyc.sim.killb.local/verify/{provider_user_id}");
+    // `complianceUrl`: the simulator's own hosted page.
+    let url = app.sim(&format!("/_sim/killb/users/{provider_user_id}/verify"));
     assert_eq!(
         first,
         json!({"provider": "killb", "url": url, "expires_at": null, "reused": false})
@@ -180,9 +181,7 @@ async fn killb_sessions_are_the_users_current_compliance_url() {
     assert!(calls
         .iter()
         .all(|c| c["provider"] == "killb" && c["outcome"] == "ok"));
-    assert!(!serde_json::to_string(&trail)
-        .unwrap()
-        .contains("kyc.sim.killb.local"));
+    assert!(!serde_json::to_string(&trail).unwrap().contains("/verify"));
     // A session never moves the link.
     let user: Value = app
         .get(&format!("/v1/users/{id}"))
