@@ -1745,11 +1745,43 @@ async fn an_attested_passport_reaches_the_kraken_simulator_with_its_verification
         "{done}"
     );
     assert!(kraken["submitted_at"].is_string());
-    // The link's status moves only on Kraken's own word, not on the upload.
-    let events = events_of(&app, &id).await;
-    let changes: Vec<&Value> = events
+    // The link's status moves only on Kraken's own word, not on the upload: the gateway reads
+    // the account again after the accepted verification, and Kraken now says `wait`.
+    let mut events = events_of(&app, &id).await;
+    for _ in 0..100 {
+        if events
+            .iter()
+            .any(|e| e["type"] == "status_changed" && e["to"] == "under_review")
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        events = events_of(&app, &id).await;
+    }
+    let changes: Vec<(&str, &str)> = events
         .iter()
-        .filter(|e| e["type"] == "status_changed" && e["source"] == "api")
+        .filter(|e| e["type"] == "status_changed")
+        .map(|e| (e["source"].as_str().unwrap(), e["to"].as_str().unwrap()))
+        .take(2)
         .collect();
-    assert_eq!(changes.len(), 1, "only the create's answer: {changes:?}");
+    assert_eq!(
+        changes,
+        [("api", "action_required"), ("api", "under_review")],
+        "{events:#?}"
+    );
+    // Oldest first: the submission, then the read, then the change it found.
+    let submitted = events
+        .iter()
+        .position(|e| e["type"] == "document_submitted")
+        .unwrap();
+    let reread = submitted
+        + events[submitted..]
+            .iter()
+            .position(|e| e["type"] == "provider_call" && e["operation"] == "get_user")
+            .expect("a read after the submission");
+    let review = events
+        .iter()
+        .position(|e| e["type"] == "status_changed" && e["to"] == "under_review")
+        .unwrap();
+    assert!(reread < review, "{events:#?}");
 }
