@@ -57,6 +57,41 @@ pub fn facts(document: &DocumentRow) -> DocumentFacts {
     }
 }
 
+/// What `provider`'s rules say of a document about to get its submission there. A back side
+/// that goes in one call with an attested front (a provider that pairs sides) is sent with the
+/// front's attestation (see `send`), so it is judged as attested too: the front's attestation
+/// covers the pair.
+pub(crate) async fn policy(
+    tx: &mut sqlx::PgConnection,
+    provider: ProviderId,
+    user_id: Uuid,
+    document_id: Uuid,
+    facts: &DocumentFacts,
+) -> Result<DocumentPolicy, OnboardingError> {
+    let module = crate::providers::module(provider);
+    let own = module.document_policy(facts);
+    if facts.side != Some(DocumentSide::Back)
+        || facts.has_verification
+        || !facts.document_type.is_two_sided()
+    {
+        return Ok(own);
+    }
+    let attested_front =
+        store::front_for_back(tx, user_id, facts.document_type, provider, document_id)
+            .await?
+            .is_some_and(|front| front.has_verification);
+    if attested_front {
+        let with_front = module.document_policy(&DocumentFacts {
+            has_verification: true,
+            ..*facts
+        });
+        if matches!(with_front, DocumentPolicy::Accept { pairs_sides: true }) {
+            return Ok(with_front);
+        }
+    }
+    Ok(own)
+}
+
 fn send_queue_key(user_id: Uuid, provider: ProviderId) -> String {
     format!("documents:{user_id}:{}", provider.as_str())
 }
