@@ -115,13 +115,13 @@ pub async fn store(
         size: upload.file.len() as u64,
         has_verification: upload.verification.is_some(),
     };
-    let policies: Vec<(ProviderId, DocumentPolicy)> = user_links
-        .iter()
-        .map(|link| {
-            let policy = crate::providers::module(link.provider).document_policy(&facts);
-            (link.provider, policy)
-        })
-        .collect();
+    let document_id = Uuid::now_v7();
+    let mut policies: Vec<(ProviderId, DocumentPolicy)> = Vec::with_capacity(user_links.len());
+    for link in &user_links {
+        let policy =
+            submissions::policy(&mut tx, link.provider, user_id, document_id, &facts).await?;
+        policies.push((link.provider, policy));
+    }
     let refused: Vec<FieldError> = policies
         .iter()
         .filter_map(|(provider, policy)| match policy {
@@ -136,7 +136,6 @@ pub async fn store(
     if !refused.is_empty() {
         return Err(DocumentError::Refused(refused));
     }
-    let document_id = Uuid::now_v7();
     let document = store::insert(
         &mut tx,
         &services.keyring,
@@ -258,10 +257,11 @@ pub async fn for_new_link(
     user_id: Uuid,
     provider: ProviderId,
 ) -> Result<(), OnboardingError> {
-    let module = crate::providers::module(provider);
     let mut trail = Vec::new();
+    // Oldest first, so a back finds its front's submission at the provider.
     for document in store::all_for_user(&mut *tx, user_id).await? {
-        let policy = module.document_policy(&submissions::facts(&document));
+        let facts = submissions::facts(&document);
+        let policy = submissions::policy(tx, provider, user_id, document.id, &facts).await?;
         let created = submissions::create(
             tx,
             services,

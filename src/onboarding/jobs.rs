@@ -10,7 +10,7 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use super::attempt::Attempt;
-use super::links::{self as link_ops, Submission};
+use super::links::{self as link_ops, Source, Submission};
 use super::queue::LinkJob;
 use super::{OnboardingError, Services};
 use crate::domain::user::CanonicalUser;
@@ -44,7 +44,13 @@ async fn attempt(
 ) -> Result<Attempt, OnboardingError> {
     match job.kind {
         JobKind::Notify => super::notify::deliver(services, &job.payload.0).await,
-        JobKind::SubmitDocument => super::submissions::run(services, job).await,
+        JobKind::SubmitDocument => {
+            let sent = super::submissions::run(services, job).await?;
+            if let Some(link) = &sent.accepted_at {
+                reread_after_document(services, link).await;
+            }
+            Ok(sent.attempt)
+        }
         JobKind::EraseLink => {
             let payload = match link_payload(job) {
                 Ok(payload) => payload,
@@ -100,6 +106,21 @@ async fn attempt(
                 _ => Ok(Attempt::Done),
             }
         }
+    }
+}
+
+/// Reads a link from its provider again after the provider accepted a document, so the link
+/// and its next actions show what the provider wants now rather than at the next
+/// reconciliation pass. The status still moves only on the provider's own answer, recorded as
+/// any sync is (source `api`). The document is already recorded, so a failed read is left to
+/// the poller.
+async fn reread_after_document(services: &Services, link: &LinkRow) {
+    if let Err(error) = link_ops::sync(services, link, Source::Api).await {
+        tracing::warn!(
+            provider = link.provider.as_str(),
+            error = %error,
+            "could not re-read a link after its provider accepted a document; the poller will"
+        );
     }
 }
 

@@ -58,6 +58,41 @@ pub fn facts(document: &DocumentRow) -> DocumentFacts {
     }
 }
 
+/// What `provider`'s rules say of a document about to get its submission there. A back side
+/// that goes in one call with an attested front (a provider that pairs sides) is sent with the
+/// front's attestation (see `send`), so it is judged as attested too: the front's attestation
+/// covers the pair.
+pub(crate) async fn policy(
+    tx: &mut sqlx::PgConnection,
+    provider: ProviderId,
+    user_id: Uuid,
+    document_id: Uuid,
+    facts: &DocumentFacts,
+) -> Result<DocumentPolicy, OnboardingError> {
+    let module = crate::providers::module(provider);
+    let own = module.document_policy(facts);
+    if facts.side != Some(DocumentSide::Back)
+        || facts.has_verification
+        || !facts.document_type.is_two_sided()
+    {
+        return Ok(own);
+    }
+    let attested_front =
+        store::front_for_back(tx, user_id, facts.document_type, provider, document_id)
+            .await?
+            .is_some_and(|front| front.has_verification);
+    if attested_front {
+        let with_front = module.document_policy(&DocumentFacts {
+            has_verification: true,
+            ..*facts
+        });
+        if matches!(with_front, DocumentPolicy::Accept { pairs_sides: true }) {
+            return Ok(with_front);
+        }
+    }
+    Ok(own)
+}
+
 fn send_queue_key(user_id: Uuid, provider: ProviderId) -> String {
     format!("documents:{user_id}:{}", provider.as_str())
 }
@@ -282,14 +317,33 @@ pub(crate) async fn create(
     Ok(created)
 }
 
+/// What one `submit_document` attempt did.
+#[derive(Debug)]
+pub struct Sent {
+    pub attempt: Attempt,
+    /// The link whose provider just accepted a document. An accepted document changes what
+    /// the provider wants next (Kraken swaps the verification action for a review `wait` and
+    /// sends no webhook until it decides), so the job runner reads this link again at once.
+    pub accepted_at: Option<links::LinkRow>,
+}
+
+impl From<Attempt> for Sent {
+    fn from(attempt: Attempt) -> Self {
+        Sent {
+            attempt,
+            accepted_at: None,
+        }
+    }
+}
+
 /// The `submit_document` job.
-pub async fn run(services: &Services, job: &JobRow) -> Result<Attempt, OnboardingError> {
+pub async fn run(services: &Services, job: &JobRow) -> Result<Sent, OnboardingError> {
     let payload: DocumentJob = match serde_json::from_value(job.payload.0.clone()) {
         Ok(payload) => payload,
-        Err(e) => return Ok(Attempt::NeedsReview(format!("unreadable job payload: {e}"))),
+        Err(e) => return Ok(Attempt::NeedsReview(format!("unreadable job payload: {e}")).into()),
     };
     if payload.release_hold {
-        return release(services, job, &payload).await;
+        return release(services, job, &payload).await.map(Sent::from);
     }
     send(services, job, &payload).await
 }
@@ -329,31 +383,31 @@ async fn send(
     services: &Services,
     job: &JobRow,
     payload: &DocumentJob,
-) -> Result<Attempt, OnboardingError> {
+) -> Result<Sent, OnboardingError> {
     let pool = &services.pool;
     let (user_id, provider, document_id) = (payload.user_id, payload.provider, payload.document_id);
     let Some(document) = store::get(pool, user_id, document_id).await? else {
-        return Ok(Attempt::Done);
+        return Ok(Attempt::Done.into());
     };
     let Some(submission) = store::submissions_of(pool, &[document_id])
         .await?
         .into_iter()
         .find(|s| s.provider == provider)
     else {
-        return Ok(Attempt::Done);
+        return Ok(Attempt::Done.into());
     };
     if submission.status != SubmissionStatus::Pending || document.erased_at.is_some() {
-        return Ok(Attempt::Done); // sent with its other side, or erased
+        return Ok(Attempt::Done.into()); // sent with its other side, or erased
     }
     if submission.hold_until.is_some() && submission.partner_document_id.is_none() {
-        return Ok(Attempt::Done); // still held: its timer job releases it
+        return Ok(Attempt::Done.into()); // still held: its timer job releases it
     }
     let link = links::for_users(pool, &[user_id])
         .await?
         .into_iter()
         .find(|l| l.provider == provider);
     let Some(link) = link else {
-        return Ok(Attempt::Done);
+        return Ok(Attempt::Done.into());
     };
     let Some(provider_user_id) = link.provider_user_id.as_deref() else {
         // Not submitted to the provider yet: wait for the link's account.
@@ -368,13 +422,14 @@ async fn send(
         )
         .await?;
         tx.commit().await?;
-        return Ok(Attempt::Done);
+        return Ok(Attempt::Done.into());
     };
     let Some(connector) = services.providers.connector(provider) else {
         return Ok(Attempt::Retry(ProviderError::new(
             ProviderErrorKind::Unavailable,
             format!("{provider} is not configured; the document waits for it"),
-        )));
+        ))
+        .into());
     };
     let partner = match submission.partner_document_id {
         Some(partner) => store::submissions_of(pool, &[partner])
@@ -414,12 +469,12 @@ async fn send(
         .await
         .expect("the send semaphore is never closed");
     let Some(front) = store::open(pool, &services.keyring, call.front).await? else {
-        return Ok(Attempt::Done);
+        return Ok(Attempt::Done.into());
     };
     let back = match call.back {
         Some(back) => match store::open(pool, &services.keyring, back).await? {
             Some(opened) => Some(opened),
-            None => return Ok(Attempt::Done),
+            None => return Ok(Attempt::Done.into()),
         },
         None => None,
     };
@@ -427,7 +482,7 @@ async fn send(
         .await?
         .and_then(|u| u.profile)
     else {
-        return Ok(Attempt::Done); // the user was erased
+        return Ok(Attempt::Done.into()); // the user was erased
     };
     let front_name = format!("front.{}", front.row.content_type.extension());
     let back_name = back
@@ -459,7 +514,8 @@ async fn send(
     };
     let result = connector.submit_document(link_ref, upload, &log).await;
     drop((front, back, slot));
-    record(
+    let accepted = result.is_ok();
+    let attempt = record(
         services,
         job,
         &document,
@@ -468,7 +524,11 @@ async fn send(
         &log,
         result,
     )
-    .await
+    .await?;
+    Ok(Sent {
+        attempt,
+        accepted_at: accepted.then_some(link),
+    })
 }
 
 /// A final answer for the submissions one call settles.

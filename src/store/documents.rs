@@ -463,12 +463,14 @@ pub async fn open(
 
 /// The front a back side pairs with at `provider`: the user's latest front of the same type
 /// uploaded before it, preferring one still pending without a back (waiting for one).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct FrontCandidate {
     pub document_id: Uuid,
     pub status: SubmissionStatus,
     pub partner_document_id: Option<Uuid>,
     pub hold_until: Option<OffsetDateTime>,
+    /// Whether the front carries a `verification` attestation.
+    pub has_verification: bool,
 }
 
 pub async fn front_for_back(
@@ -478,32 +480,24 @@ pub async fn front_for_back(
     provider: ProviderId,
     back_id: Uuid,
 ) -> Result<Option<FrontCandidate>, StoreError> {
-    let row: Option<(Uuid, SubmissionStatus, Option<Uuid>, Option<OffsetDateTime>)> =
-        sqlx::query_as(
-            "SELECT d.id, s.status, s.partner_document_id, s.hold_until
-               FROM documents d
-               JOIN document_submissions s ON s.document_id = d.id AND s.provider = $3
-              WHERE d.user_id = $1 AND d.type = $2 AND d.side = 'front' AND d.id < $4
-                AND d.erased_at IS NULL
-              ORDER BY (s.status = 'pending' AND s.partner_document_id IS NULL) DESC, d.id DESC
-              LIMIT 1
-              FOR UPDATE OF s",
-        )
-        .bind(user_id)
-        .bind(document_type.as_str())
-        .bind(provider.as_str())
-        .bind(back_id)
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(StoreError::from_sqlx)?;
-    Ok(row.map(
-        |(document_id, status, partner_document_id, hold_until)| FrontCandidate {
-            document_id,
-            status,
-            partner_document_id,
-            hold_until,
-        },
-    ))
+    sqlx::query_as::<_, FrontCandidate>(
+        "SELECT d.id AS document_id, s.status, s.partner_document_id, s.hold_until,
+                d.verification IS NOT NULL AS has_verification
+           FROM documents d
+           JOIN document_submissions s ON s.document_id = d.id AND s.provider = $3
+          WHERE d.user_id = $1 AND d.type = $2 AND d.side = 'front' AND d.id < $4
+            AND d.erased_at IS NULL
+          ORDER BY (s.status = 'pending' AND s.partner_document_id IS NULL) DESC, d.id DESC
+          LIMIT 1
+          FOR UPDATE OF s",
+    )
+    .bind(user_id)
+    .bind(document_type.as_str())
+    .bind(provider.as_str())
+    .bind(back_id)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(StoreError::from_sqlx)
 }
 
 /// Pairs a pending front with its back at a provider, ending the front's hold.

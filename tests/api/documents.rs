@@ -1745,11 +1745,206 @@ async fn an_attested_passport_reaches_the_kraken_simulator_with_its_verification
         "{done}"
     );
     assert!(kraken["submitted_at"].is_string());
-    // The link's status moves only on Kraken's own word, not on the upload.
-    let events = events_of(&app, &id).await;
-    let changes: Vec<&Value> = events
+    // The link's status moves only on Kraken's own word, not on the upload: the gateway reads
+    // the account again after the accepted verification, and Kraken now says `wait`.
+    let mut events = events_of(&app, &id).await;
+    for _ in 0..100 {
+        if events
+            .iter()
+            .any(|e| e["type"] == "status_changed" && e["to"] == "under_review")
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        events = events_of(&app, &id).await;
+    }
+    let changes: Vec<(&str, &str)> = events
         .iter()
-        .filter(|e| e["type"] == "status_changed" && e["source"] == "api")
+        .filter(|e| e["type"] == "status_changed")
+        .map(|e| (e["source"].as_str().unwrap(), e["to"].as_str().unwrap()))
+        .take(2)
         .collect();
-    assert_eq!(changes.len(), 1, "only the create's answer: {changes:?}");
+    assert_eq!(
+        changes,
+        [("api", "action_required"), ("api", "under_review")],
+        "{events:#?}"
+    );
+    // Oldest first: the submission, then the read, then the change it found.
+    let submitted = events
+        .iter()
+        .position(|e| e["type"] == "document_submitted")
+        .unwrap();
+    let reread = submitted
+        + events[submitted..]
+            .iter()
+            .position(|e| e["type"] == "provider_call" && e["operation"] == "get_user")
+            .expect("a read after the submission");
+    let review = events
+        .iter()
+        .position(|e| e["type"] == "status_changed" && e["to"] == "under_review")
+        .unwrap();
+    assert!(reread < review, "{events:#?}");
+}
+
+#[tokio::test]
+async fn one_attestation_covers_both_sides_sent_to_kraken_in_one_verification() {
+    // The attestation comes with the front only; the back goes with it in one call, so Kraken
+    // (which takes only attested verifications) takes the back too.
+    let app = spawn_app().await;
+    let mut user = sample_user();
+    user["address"]["country"] = json!("US");
+    user["identity_document"] = json!({"type": "national_id", "number": "X1234567", "issuing_country": "US",
+               "expires_on": "2031-01-31"});
+    user["providers"] = json!(["kraken"]);
+    let id = app.create_user(&user).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let m = marker();
+    let front = upload_ok(
+        &app,
+        &id,
+        &[
+            text("type", "national_id"),
+            text("side", "front"),
+            file(jpeg(4000, &m), None),
+            text("verification", &attestation()),
+        ],
+    )
+    .await;
+    assert_eq!(submission(&front, "kraken")["status"], "pending", "{front}");
+    let back = upload_ok(
+        &app,
+        &id,
+        &[
+            text("type", "national_id"),
+            text("side", "back"),
+            file(jpeg(4000, &m), None),
+        ],
+    )
+    .await;
+    let back_id = back["id"].as_str().unwrap().to_owned();
+    let back_done = submission(&settled(&app, &id, &back_id, "kraken").await, "kraken").clone();
+    assert_eq!(back_done["status"], "submitted", "{back_done}");
+    let front_id = front["id"].as_str().unwrap().to_owned();
+    let front_done = submission(&settled(&app, &id, &front_id, "kraken").await, "kraken").clone();
+    assert_eq!(front_done["status"], "submitted", "{front_done}");
+    assert!(
+        front_done["provider_document_id"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("ver_")),
+        "{front_done}"
+    );
+    assert_eq!(
+        front_done["provider_document_id"], back_done["provider_document_id"],
+        "one verification for both sides"
+    );
+    // Kraken received one identity verification with both files.
+    let recorded: Vec<Value> = app
+        .client
+        .get(app.sim("/_sim/requests?provider=kraken"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let verifications: Vec<&Value> = recorded
+        .iter()
+        .filter(|r| {
+            r["path"]
+                .as_str()
+                .unwrap()
+                .starts_with("/b2b/verifications/")
+        })
+        .collect();
+    assert_eq!(verifications.len(), 1, "{verifications:?}");
+    let body = verifications[0]["body"].as_str().unwrap_or_default();
+    assert!(
+        body.contains("name=\"front\"") && body.contains("name=\"back\""),
+        "{body}"
+    );
+
+    // Without any attestation the back is still not taken.
+    let other = upload_ok(
+        &app,
+        &id,
+        &[
+            text("type", "drivers_license"),
+            text("side", "front"),
+            file(jpeg(4000, &m), None),
+        ],
+    )
+    .await;
+    assert_eq!(submission(&other, "kraken")["status"], "not_supported");
+    let other_back = upload_ok(
+        &app,
+        &id,
+        &[
+            text("type", "drivers_license"),
+            text("side", "back"),
+            file(jpeg(4000, &m), None),
+        ],
+    )
+    .await;
+    let kraken = submission(&other_back, "kraken");
+    assert_eq!(kraken["status"], "not_supported", "{other_back}");
+    assert_eq!(kraken["last_error"]["code"], "not_supported_by_provider");
+}
+
+#[tokio::test]
+async fn a_provider_linked_later_takes_a_back_covered_by_its_fronts_attestation() {
+    // Both sides uploaded while the user is at Carbn only (which takes no documents); Kraken,
+    // linked afterwards, gets them as one attested verification.
+    let app = spawn_app().await;
+    let mut user = sample_user();
+    user["identity_document"] = json!({"type": "national_id", "number": "X1234567", "issuing_country": "DE",
+               "expires_on": "2031-01-31"});
+    user["providers"] = json!(["carbn"]);
+    let id = app.create_user(&user).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let m = marker();
+    let front = upload_ok(
+        &app,
+        &id,
+        &[
+            text("type", "national_id"),
+            text("side", "front"),
+            file(jpeg(4000, &m), None),
+            text("verification", &attestation()),
+        ],
+    )
+    .await;
+    let back = upload_ok(
+        &app,
+        &id,
+        &[
+            text("type", "national_id"),
+            text("side", "back"),
+            file(jpeg(4000, &m), None),
+        ],
+    )
+    .await;
+    assert_eq!(submission(&back, "carbn")["status"], "not_supported");
+    let response = app
+        .client
+        .post(app.url(&format!("/v1/users/{id}/providers")))
+        .bearer_auth(DEV_KEY)
+        .json(&json!({"provider": "kraken"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
+    let mut ids = Vec::new();
+    for document in [&front, &back] {
+        let document_id = document["id"].as_str().unwrap();
+        let done = settled(&app, &id, document_id, "kraken").await;
+        let kraken = submission(&done, "kraken");
+        assert_eq!(kraken["status"], "submitted", "{done}");
+        ids.push(kraken["provider_document_id"].clone());
+    }
+    assert!(ids[0].as_str().is_some_and(|v| v.starts_with("ver_")));
+    assert_eq!(ids[0], ids[1], "one verification for both sides");
 }

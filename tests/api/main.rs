@@ -22,5 +22,6 @@ mod stored_values;
 mod users_create;
 mod users_list;
 mod users_patch;
+mod verification_e2e;
 mod webhooks;
 mod write_path;

@@ -248,6 +248,7 @@ async fn killb_actions_follow_its_status_and_access_level() {
         ])
     );
     assert_eq!(got[2]["document_types"], json!(["proof_of_address"]));
+    // `complianceUrl`: the simulator's own hosted page.
     assert_eq!(
         got[3]["url"],
         json!(app.sim(&format!("/_sim/killb/users/{provider_user_id}/verify")))

@@ -143,6 +143,7 @@ async fn killb_sessions_are_the_users_current_compliance_url() {
     let app = spawn_app_routed().await;
     let (id, provider_user_id) = onboard(&app, "killb").await;
     let first = session(&app, &id, json!({"provider": "killb"})).await;
+    // `complianceUrl`: the simulator's own hosted page.
     let url = app.sim(&format!("/_sim/killb/users/{provider_user_id}/verify"));
     assert_eq!(
         first,
