@@ -153,16 +153,6 @@ async fn new_user(app: &TestApp) -> String {
         .to_owned()
 }
 
-async fn events_of(app: &TestApp, user_id: &str) -> Vec<Value> {
-    let page: Value = app
-        .get(&format!("/v1/users/{user_id}/events"))
-        .await
-        .json()
-        .await
-        .unwrap();
-    page["data"].as_array().unwrap().clone()
-}
-
 /// What is sent, the status and problem code, and the part named with its code.
 type Case = (
     &'static str,
@@ -481,7 +471,7 @@ async fn bad_input_is_a_4xx_naming_the_part_and_nothing_is_stored() {
 
     assert_eq!(stored(&app).await, (0, 0, 0), "nothing was stored");
     assert!(
-        !events_of(&app, &id)
+        !events(&app, &id)
             .await
             .iter()
             .any(|e| e["type"] == "document_uploaded"),
@@ -604,7 +594,7 @@ async fn an_upload_answers_the_resource_and_lists_show_metadata_only() {
     assert_problem(response, 405, "method_not_allowed").await;
 
     // The audit trail: what was uploaded, never bytes, numbers or names.
-    let events = events_of(&app, &id).await;
+    let events = events(&app, &id).await;
     let uploaded: Vec<&Value> = events
         .iter()
         .filter(|e| e["type"] == "document_uploaded")
@@ -947,7 +937,7 @@ async fn erasure_deletes_the_files_and_every_sealed_copy() {
         .await
         .unwrap();
     assert_eq!(again, receipt);
-    let erased = events_of(&app, &id)
+    let erased = events(&app, &id)
         .await
         .into_iter()
         .find(|e| e["type"] == "user_erased")
@@ -1153,7 +1143,7 @@ async fn a_document_for_a_link_still_being_submitted_goes_after_the_link() {
         user["links"][0]["status"], "under_review",
         "KillB's own word: PENDING"
     );
-    let events = events_of(&app, &id).await;
+    let events = events(&app, &id).await;
     let submitted: Vec<&Value> = events
         .iter()
         .filter(|e| e["type"] == "document_submitted")
@@ -1322,7 +1312,7 @@ async fn a_front_waits_for_its_back_and_both_go_in_one_call() {
     assert!(
         contains(&requests[0].body, &front_marker) && contains(&requests[0].body, &back_marker)
     );
-    let events = events_of(&app, &id).await;
+    let events = events(&app, &id).await;
     let submitted: Vec<&Value> = events
         .iter()
         .filter(|e| e["type"] == "document_submitted")
@@ -1661,7 +1651,7 @@ async fn kraken_without_an_attestation_is_not_supported_with_the_reason() {
             .contains("verification"),
         "the reason names what is missing: {body}"
     );
-    let events = events_of(&app, &id).await;
+    let events = events(&app, &id).await;
     assert!(events
         .iter()
         .any(|e| e["type"] == "document_submitted" && e["outcome"] == "not_supported"));
@@ -1747,18 +1737,18 @@ async fn an_attested_passport_reaches_the_kraken_simulator_with_its_verification
     assert!(kraken["submitted_at"].is_string());
     // The link's status moves only on Kraken's own word, not on the upload: the gateway reads
     // the account again after the accepted verification, and Kraken now says `wait`.
-    let mut events = events_of(&app, &id).await;
+    let mut trail = events(&app, &id).await;
     for _ in 0..100 {
-        if events
+        if trail
             .iter()
             .any(|e| e["type"] == "status_changed" && e["to"] == "under_review")
         {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
-        events = events_of(&app, &id).await;
+        trail = events(&app, &id).await;
     }
-    let changes: Vec<(&str, &str)> = events
+    let changes: Vec<(&str, &str)> = trail
         .iter()
         .filter(|e| e["type"] == "status_changed")
         .map(|e| (e["source"].as_str().unwrap(), e["to"].as_str().unwrap()))
@@ -1767,23 +1757,23 @@ async fn an_attested_passport_reaches_the_kraken_simulator_with_its_verification
     assert_eq!(
         changes,
         [("api", "action_required"), ("api", "under_review")],
-        "{events:#?}"
+        "{trail:#?}"
     );
     // Oldest first: the submission, then the read, then the change it found.
-    let submitted = events
+    let submitted = trail
         .iter()
         .position(|e| e["type"] == "document_submitted")
         .unwrap();
     let reread = submitted
-        + events[submitted..]
+        + trail[submitted..]
             .iter()
             .position(|e| e["type"] == "provider_call" && e["operation"] == "get_user")
             .expect("a read after the submission");
-    let review = events
+    let review = trail
         .iter()
         .position(|e| e["type"] == "status_changed" && e["to"] == "under_review")
         .unwrap();
-    assert!(reread < review, "{events:#?}");
+    assert!(reread < review, "{trail:#?}");
 }
 
 #[tokio::test]

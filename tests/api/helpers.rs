@@ -328,3 +328,24 @@ impl std::io::Write for Captured {
         Ok(())
     }
 }
+
+/// The user's audit trail (the first page, oldest first).
+pub async fn events(app: &TestApp, id: &str) -> Vec<Value> {
+    let page: Value = app
+        .get(&format!("/v1/users/{id}/events"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    page["data"].as_array().unwrap().clone()
+}
+
+/// The user's link at `provider`, from a user resource.
+pub fn link<'a>(user: &'a Value, provider: &str) -> &'a Value {
+    user["links"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["provider"] == provider)
+        .unwrap_or_else(|| panic!("no {provider} link in {user}"))
+}

@@ -47,15 +47,6 @@ async fn quiet_app() -> TestApp {
     app
 }
 
-fn link<'a>(user: &'a Value, provider: &str) -> &'a Value {
-    user["links"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|l| l["provider"] == provider)
-        .unwrap_or_else(|| panic!("no {provider} link in {user}"))
-}
-
 /// Creates the user and answers (gateway id, provider user id, the created user).
 async fn onboard(app: &TestApp, provider: &str, tag: &str) -> (String, String, Value) {
     let created = app.create_user(&user_at(provider, tag)).await;
@@ -136,16 +127,6 @@ async fn sync(app: &TestApp, id: &str) -> Value {
         .unwrap();
     assert_eq!(response.status(), 200);
     response.json().await.unwrap()
-}
-
-async fn events(app: &TestApp, id: &str) -> Vec<Value> {
-    let page: Value = app
-        .get(&format!("/v1/users/{id}/events"))
-        .await
-        .json()
-        .await
-        .unwrap();
-    page["data"].as_array().unwrap().clone()
 }
 
 #[tokio::test]

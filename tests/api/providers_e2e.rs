@@ -15,25 +15,6 @@ fn complete_user(country: &str, email: &str) -> Value {
     user
 }
 
-fn link<'a>(user: &'a Value, provider: &str) -> &'a Value {
-    user["links"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|l| l["provider"] == provider)
-        .unwrap_or_else(|| panic!("no {provider} link in {user}"))
-}
-
-async fn events(app: &TestApp, id: &str) -> Vec<Value> {
-    let page: Value = app
-        .get(&format!("/v1/users/{id}/events"))
-        .await
-        .json()
-        .await
-        .unwrap();
-    page["data"].as_array().unwrap().clone()
-}
-
 async fn sim_requests(app: &TestApp, provider: &str) -> Vec<Value> {
     app.client
         .get(app.sim(&format!("/_sim/requests?provider={provider}")))

@@ -123,16 +123,6 @@ async fn user(app: &TestApp, id: &str) -> Value {
         .unwrap()
 }
 
-async fn events(app: &TestApp, id: &str) -> Vec<Value> {
-    let page: Value = app
-        .get(&format!("/v1/users/{id}/events"))
-        .await
-        .json()
-        .await
-        .unwrap();
-    page["data"].as_array().unwrap().clone()
-}
-
 async fn age_last_sync(pool: &sqlx::PgPool, user_id: &str, secs: i64) {
     sqlx::query(
         "UPDATE provider_links SET last_synced_at = now() - make_interval(secs => $2)

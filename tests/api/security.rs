@@ -122,15 +122,6 @@ async fn create_with_idempotency_key(app: &TestApp, user: &Value) -> Value {
     response.json().await.unwrap()
 }
 
-fn link<'a>(body: &'a Value, provider: &str) -> &'a Value {
-    body["links"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|l| l["provider"] == provider)
-        .unwrap_or_else(|| panic!("no {provider} link in {body}"))
-}
-
 #[tokio::test]
 async fn a_database_dump_reveals_no_personal_data() {
     let app = spawn_app_routed().await;

@@ -35,15 +35,6 @@ fn user_at(provider: &str) -> Value {
     user
 }
 
-fn link<'a>(user: &'a Value, provider: &str) -> &'a Value {
-    user["links"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|l| l["provider"] == provider)
-        .unwrap_or_else(|| panic!("no {provider} link in {user}"))
-}
-
 /// Creates a user at `provider`: (gateway id, provider user id).
 async fn onboard(app: &TestApp, provider: &str) -> (String, String) {
     let created = app.create_user(&user_at(provider)).await;
@@ -71,16 +62,6 @@ async fn session(app: &TestApp, id: &str, body: Value) -> Value {
     let answer: Value = response.json().await.unwrap();
     assert_eq!(status, 201, "{answer}");
     answer
-}
-
-async fn events(app: &TestApp, id: &str) -> Vec<Value> {
-    let page: Value = app
-        .get(&format!("/v1/users/{id}/events"))
-        .await
-        .json()
-        .await
-        .unwrap();
-    page["data"].as_array().unwrap().clone()
 }
 
 /// The simulator's record of `provider`'s requests with this method and path prefix.

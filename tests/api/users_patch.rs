@@ -2,16 +2,6 @@ use serde_json::{json, Value};
 
 use crate::helpers::*;
 
-async fn events(app: &TestApp, id: &str) -> Vec<Value> {
-    let page: Value = app
-        .get(&format!("/v1/users/{id}/events"))
-        .await
-        .json()
-        .await
-        .unwrap();
-    page["data"].as_array().unwrap().clone()
-}
-
 #[tokio::test]
 async fn merge_patch_semantics() {
     let app = spawn_app().await;

@@ -38,15 +38,6 @@ fn user_for(provider: &str) -> Value {
     user
 }
 
-fn link<'a>(user: &'a Value, provider: &str) -> &'a Value {
-    user["links"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|l| l["provider"] == provider)
-        .unwrap_or_else(|| panic!("no {provider} link in {user}"))
-}
-
 /// Creates the user (routed by its country) and checks where it went: (id, provider user id,
 /// the created user).
 async fn create_routed(app: &TestApp, provider: &str) -> (String, String, Value) {
@@ -116,16 +107,6 @@ fn codes(actions: &[Value]) -> Vec<(&str, &str)> {
             )
         })
         .collect()
-}
-
-async fn events(app: &TestApp, id: &str) -> Vec<Value> {
-    let page: Value = app
-        .get(&format!("/v1/users/{id}/events"))
-        .await
-        .json()
-        .await
-        .unwrap();
-    page["data"].as_array().unwrap().clone()
 }
 
 fn of_type<'a>(trail: &'a [Value], kind: &str) -> Vec<&'a Value> {

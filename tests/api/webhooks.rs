@@ -38,29 +38,10 @@ fn country_for(provider: &str) -> &'static str {
     }
 }
 
-fn link<'a>(user: &'a Value, provider: &str) -> &'a Value {
-    user["links"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|l| l["provider"] == provider)
-        .unwrap_or_else(|| panic!("no {provider} link in {user}"))
-}
-
 async fn user(app: &TestApp, id: &str) -> Value {
     let response = app.get(&format!("/v1/users/{id}")).await;
     assert_eq!(response.status(), 200);
     response.json().await.unwrap()
-}
-
-async fn events(app: &TestApp, id: &str) -> Vec<Value> {
-    let page: Value = app
-        .get(&format!("/v1/users/{id}/events"))
-        .await
-        .json()
-        .await
-        .unwrap();
-    page["data"].as_array().unwrap().clone()
 }
 
 fn webhook_status_changes<'a>(trail: &'a [Value], to: &str) -> Vec<&'a Value> {
