@@ -586,12 +586,13 @@ pub async fn upload_document(
     let upload = form
         .validate(OffsetDateTime::now_utc())
         .map_err(Problem::validation)?;
-    idempotency::run(
+    idempotency::run_for_user(
         &state.pool,
         &state.services.keyring,
         &req,
         &principal,
         &fingerprint,
+        Some(user_id),
         || async {
             let stored = documents::store(&state.services, user_id, upload).await?;
             // The file is stored: its slot is free while the providers are called.

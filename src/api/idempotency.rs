@@ -51,11 +51,10 @@ fn render(result: &Result<Answer, Problem>, user_id: Option<uuid::Uuid>) -> Stor
             status: status.as_u16(),
             headers: vec![("content-type".into(), "application/json".into())],
             body: body.to_string().into_bytes(),
-            // The user this answer shows (a user, or a user's resource naming it in `user_id`,
-            // or the user the route names), so erasing the user removes the stored answer too.
+            // The user the route names, or else the user this answer shows, so erasing the user
+            // removes the stored answer too.
             resource_id: user_id.or_else(|| {
-                body.get("user_id")
-                    .or_else(|| body.get("id"))
+                body.get("id")
                     .and_then(|id| id.as_str())
                     .and_then(|id| uuid::Uuid::parse_str(id).ok())
             }),
