@@ -113,6 +113,10 @@ pub async fn erase_at_provider(
     let log = CallLog::new();
     let result = connector.delete_user(link_ref, &log).await;
     let mut tx = services.pool.begin().await?;
+    // The user's links before the call events: an event share-locks the user row (its foreign
+    // key), and a repeated DELETE takes the links and then the user; taking them in the other
+    // order deadlocked the two, and Postgres aborted the DELETE (a 500 instead of the receipt).
+    links::lock_user_links(&mut tx, user_id).await?;
     calls::record_calls(&mut tx, user_id, &log).await?;
     let attempt = match result {
         // Gone already counts as deleted: erasure is idempotent at the provider too.

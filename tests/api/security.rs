@@ -331,12 +331,7 @@ async fn erasure_at_a_provider_survives_its_outage() {
         .unwrap();
     assert!(fault.status().is_success());
 
-    let receipt: Value = app
-        .delete(&format!("/v1/users/{id}"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let receipt = erasure_receipt(&app, &id).await;
     assert_eq!(link(&receipt, "killb")["erasure"], "pending", "{receipt}");
 
     // The provider comes back; the job's retry finishes the erasure.
@@ -347,12 +342,7 @@ async fn erasure_at_a_provider_survives_its_outage() {
         .unwrap();
     let mut erasure = Value::Null;
     for _ in 0..100 {
-        let receipt: Value = app
-            .delete(&format!("/v1/users/{id}"))
-            .await
-            .json()
-            .await
-            .unwrap();
+        let receipt = erasure_receipt(&app, &id).await;
         erasure = link(&receipt, "killb")["erasure"].clone();
         if erasure == "deleted" {
             break;
@@ -360,6 +350,63 @@ async fn erasure_at_a_provider_survives_its_outage() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert_eq!(erasure, "deleted");
+}
+
+/// The answer to `DELETE /v1/users/{id}`, which must be a receipt: any other answer is printed.
+async fn erasure_receipt(app: &TestApp, id: &str) -> Value {
+    let response = app.delete(&format!("/v1/users/{id}")).await;
+    let status = response.status();
+    let body = response.text().await.unwrap();
+    assert_eq!(
+        status, 200,
+        "DELETE /v1/users/{id} answered {status}: {body}"
+    );
+    let receipt: Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
+    assert!(receipt["links"].is_array(), "not a receipt: {body}");
+    receipt
+}
+
+/// Repeated DELETEs while the `erase_link` job records the provider's answer: every one is a
+/// receipt. (The job used to write its call events, which share-lock the user row, before it
+/// locked the link; a repeat DELETE locks the links and then the user, so the two deadlocked
+/// and Postgres aborted the DELETE, which answered 500 without `links`.)
+#[tokio::test]
+async fn repeated_erasures_while_the_provider_job_finishes_are_all_receipts() {
+    let app = spawn_app_routed().await;
+    for _ in 0..3 {
+        let (user, _) = distinctive_user("CO", "approve");
+        let created = app.create_user(&user).await;
+        let id = created["id"].as_str().unwrap().to_owned();
+        let fault = app
+            .client
+            .post(app.sim("/_sim/faults"))
+            .json(&json!({"provider": "killb", "status": 503, "error_rate": 1.0}))
+            .send()
+            .await
+            .unwrap();
+        assert!(fault.status().is_success());
+        let receipt = erasure_receipt(&app, &id).await;
+        assert_eq!(link(&receipt, "killb")["erasure"], "pending", "{receipt}");
+        app.client
+            .delete(app.sim("/_sim/faults"))
+            .send()
+            .await
+            .unwrap();
+        // Four callers repeat the DELETE until the worker's retry has deleted the account.
+        let callers = (0..4).map(|_| {
+            let (app, id) = (&app, id.clone());
+            async move {
+                for _ in 0..400 {
+                    let receipt = erasure_receipt(app, &id).await;
+                    if link(&receipt, "killb")["erasure"] == "deleted" {
+                        return;
+                    }
+                }
+                panic!("the erasure at KillB never finished");
+            }
+        });
+        futures_util::future::join_all(callers).await;
+    }
 }
 
 fn keyring_settings(current: &str, keys: &[(&str, &str)]) -> EncryptionSettings {
