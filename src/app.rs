@@ -285,6 +285,10 @@ fn serve(
             settings.rate_limit.webhook_burst,
         )),
         services,
+        readiness: Arc::new(
+            crate::store::ReadinessProbe::new(&settings.database)
+                .map_err(StartupError::Database)?,
+        ),
         pool,
         admission: api::admission::Admission::new(settings.server.max_requests_in_flight),
         uploads: Arc::new(tokio::sync::Semaphore::new(

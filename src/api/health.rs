@@ -19,7 +19,7 @@ pub async fn live() -> HttpResponse {
         (status = 503, description = "The database is unreachable", example = json!({"status": "unavailable", "checks": {"database": "unreachable"}})),
     ))]
 pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
-    if crate::store::ping(&state.pool).await {
+    if state.readiness.check().await {
         HttpResponse::Ok().json(json!({ "status": "ready", "checks": { "database": "ok" } }))
     } else {
         HttpResponse::ServiceUnavailable()

@@ -23,6 +23,23 @@ const REPLAYED: &str = "idempotent-replayed";
 /// What a use-case answered: a status and a JSON body.
 pub type Answer = (StatusCode, serde_json::Value);
 
+/// The fingerprint of a keyed request (`users.created_by_request`): a keyed hash of the API
+/// key's name, the `Idempotency-Key` and the body, or `None` without a key. The same request
+/// retried has the same fingerprint; another body or key has another.
+pub fn request_fingerprint(
+    keyring: &Keyring,
+    req: &HttpRequest,
+    principal: &Principal,
+    body: &serde_json::Value,
+) -> Result<Option<Vec<u8>>, Problem> {
+    Ok(key_of(req)?.map(|key| {
+        keyring.lookup_hash(
+            "users.created_by_request",
+            &format!("{}\n{key}\n{body}", principal.name),
+        )
+    }))
+}
+
 fn key_of(req: &HttpRequest) -> Result<Option<String>, Problem> {
     let Some(value) = req.headers().get(HEADER) else {
         return Ok(None);
@@ -161,7 +178,25 @@ where
         Claim::Claimed => {
             let result = work().await;
             let stored = render(&result, user_id);
-            let outcome = if stored.status >= 500 {
+            let outcome = if stored.status == 503 {
+                // Unavailable (the database, most likely): the release would wait out the
+                // pool's acquire timeout a second time before the client hears anything. Answer
+                // now and release in the background, retrying while the database is away, so
+                // the client's retry runs as soon as it is back (a retry meanwhile hears "in
+                // progress"); past the claim's 60 s it lapses by itself anyway.
+                let (pool, name) = (pool.clone(), principal.name.clone());
+                tokio::spawn(async move {
+                    let lapses = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+                    while let Err(e) = idempotency::release(&pool, &name, &key).await {
+                        if !e.is_unavailable() || tokio::time::Instant::now() >= lapses {
+                            tracing::warn!(error = %e, "idempotency claim not released; it lapses");
+                            break;
+                        }
+                        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                    }
+                });
+                Ok(())
+            } else if stored.status >= 500 {
                 // A server failure is not an answer worth replaying: let the client retry.
                 idempotency::release(pool, &principal.name, &key).await
             } else {

@@ -33,6 +33,8 @@ use problem::Problem;
 #[derive(Clone)]
 pub struct AppState {
     pub pool: PgPool,
+    /// Readiness's own database connection (`/health/ready`).
+    pub readiness: Arc<crate::store::ReadinessProbe>,
     pub rate_limiter: Arc<rate_limit::RateLimiter>,
     /// Webhook deliveries, keyed by provider and peer address.
     pub webhook_rate_limiter: Arc<rate_limit::RateLimiter>,

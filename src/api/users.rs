@@ -136,6 +136,8 @@ pub async fn create_user(
 ) -> Result<HttpResponse, Problem> {
     let principal = authorize(&req, &state, Scope::UsersWrite)?;
     let body = read_json_object(&req, payload, JSON).await?;
+    let fingerprint =
+        idempotency::request_fingerprint(&state.services.keyring, &req, &principal, &body)?;
     idempotency::run(
         &state.pool,
         &state.services.keyring,
@@ -144,7 +146,9 @@ pub async fn create_user(
         &body,
         || async {
             let (user, providers) = parse_create_request(&body).map_err(Problem::validation)?;
-            let view = onboarding::users::create(&state.services, user, providers).await?;
+            let view =
+                onboarding::users::create(&state.services, user, providers, fingerprint.as_deref())
+                    .await?;
             Ok((StatusCode::CREATED, to_json(&UserResource::from(view))))
         },
     )

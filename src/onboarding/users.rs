@@ -65,10 +65,14 @@ fn requirement_errors(providers: &[ProviderId], user: &CanonicalUser) -> Vec<Fie
 /// provider (one transaction), then submits to the providers concurrently. A provider that
 /// fails or times out does not fail the create: its link stays `pending_submission` with the
 /// error recorded.
+///
+/// `request` is the creating request's fingerprint (see `users.created_by_request`): a retry of a
+/// create that committed the user but could not answer meets its own user, and gets it.
 pub async fn create(
     services: &Services,
     user: CanonicalUser,
     requested: Option<Vec<ProviderId>>,
+    request: Option<&[u8]>,
 ) -> Result<UserView, OnboardingError> {
     let providers = route(
         requested.as_deref(),
@@ -108,18 +112,28 @@ pub async fn create(
         lease: Duration::from_secs(services.workers.lease_secs),
         event_type: "user_created",
         event_data: json!({ "source": "api", "providers": names }),
+        created_by_request: request,
     };
-    let created_at =
-        match users::insert_with_links(pool, &services.keyring, id, &user, &graph).await {
-            Ok(created_at) => created_at,
-            Err(e) if e.is_unique(EXTERNAL_ID_CONSTRAINT) => {
-                let existing = users::id_by_external_id(pool, user.external_id.as_str()).await?;
-                return Err(OnboardingError::UserAlreadyExists {
-                    existing_user_id: existing,
-                });
-            }
-            Err(e) => return Err(e.into()),
-        };
+    let created_at = match users::insert_with_links(pool, &services.keyring, id, &user, &graph)
+        .await
+    {
+        Ok(created_at) => created_at,
+        Err(e) if e.is_unique(EXTERNAL_ID_CONSTRAINT) => {
+            let existing = users::creator_by_external_id(pool, user.external_id.as_str()).await?;
+            return match existing {
+                // This very request, retried: it committed the user, then failed to answer.
+                // Its submissions are durable jobs already; the user is answered as it is.
+                Some((existing, Some(creator))) if Some(creator.as_slice()) == request => {
+                    tracing::info!(user_id = %existing, "create retried after its commit");
+                    get(services, existing).await
+                }
+                _ => Err(OnboardingError::UserAlreadyExists {
+                    existing_user_id: existing.map(|(id, _)| id),
+                }),
+            };
+        }
+        Err(e) => return Err(e.into()),
+    };
     // The submissions are durable jobs, claimed by this request: run them now for a fast answer.
     let written =
         crate::onboarding::jobs::run_claimed(services, &jobs, graph.max_attempts, &user).await;

@@ -139,6 +139,9 @@ pub struct NewUserGraph<'a> {
     pub lease: std::time::Duration,
     pub event_type: &'a str,
     pub event_data: serde_json::Value,
+    /// The creating request's fingerprint (`users.created_by_request`), when it had an
+    /// `Idempotency-Key`.
+    pub created_by_request: Option<&'a [u8]>,
 }
 
 /// A new user with its pending links, its claimed submission jobs and its first event, in
@@ -169,8 +172,9 @@ pub async fn insert_with_links(
         .collect();
     sqlx::query_scalar(concat!(
         "WITH new_user AS (
-              INSERT INTO users (id, external_id, email_hash, status, pii, pii_key_id)
-              VALUES ($1, $2, $3, $4, $5, $6)
+              INSERT INTO users (id, external_id, email_hash, status, pii, pii_key_id,
+                                 created_by_request)
+              VALUES ($1, $2, $3, $4, $5, $6, $10)
               RETURNING created_at),
           new_links AS (
               INSERT INTO provider_links (user_id, provider, status)
@@ -190,6 +194,7 @@ pub async fn insert_with_links(
     .bind(graph.providers)
     .bind(super::jobs::rows(&jobs))
     .bind(super::events::rows([(graph.event_type, &graph.event_data)]))
+    .bind(graph.created_by_request)
     .fetch_one(db)
     .await
     .map_err(StoreError::from_sqlx)
@@ -291,7 +296,17 @@ pub async fn id_by_external_id<'e>(
     db: impl PgExecutor<'e>,
     external_id: &str,
 ) -> Result<Option<Uuid>, StoreError> {
-    sqlx::query_scalar("SELECT id FROM users WHERE external_id = $1")
+    Ok(creator_by_external_id(db, external_id)
+        .await?
+        .map(|(id, _)| id))
+}
+
+/// The user holding `external_id`, with the fingerprint of the request that created it.
+pub async fn creator_by_external_id<'e>(
+    db: impl PgExecutor<'e>,
+    external_id: &str,
+) -> Result<Option<(Uuid, Option<Vec<u8>>)>, StoreError> {
+    sqlx::query_as("SELECT id, created_by_request FROM users WHERE external_id = $1")
         .bind(external_id)
         .fetch_optional(db)
         .await
@@ -437,7 +452,7 @@ pub async fn erase(conn: &mut PgConnection, id: Uuid) -> Result<OffsetDateTime, 
     sqlx::query_scalar(
         "UPDATE users
             SET pii = NULL, pii_key_id = NULL, email_hash = NULL, profile = NULL, email = NULL,
-                erased_at = COALESCE(erased_at, now()), updated_at = now()
+                created_by_request = NULL, erased_at = COALESCE(erased_at, now()), updated_at = now()
           WHERE id = $1
       RETURNING erased_at",
     )

@@ -21,9 +21,9 @@ pub fn admin_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
 }
 
-/// `admin_url` with its database path replaced by `name`.
-pub fn url_for_database(name: &str) -> String {
-    let admin = admin_url();
+/// The server URL `admin` with its database path replaced by `name`.
+pub fn database_on(admin: &str, name: &str) -> String {
+    let admin = admin.to_owned();
     let (base, query) = match admin.split_once('?') {
         Some((b, q)) => (b.to_owned(), format!("?{q}")),
         None => (admin.clone(), String::new()),
@@ -39,12 +39,19 @@ pub fn url_for_database(name: &str) -> String {
 pub struct TestDatabase {
     pub name: String,
     pub url: String,
+    /// The admin connection it was created through (and is dropped through).
+    admin: String,
 }
 
 impl TestDatabase {
     pub async fn create() -> Self {
+        Self::create_on(&admin_url()).await
+    }
+
+    /// A fresh database on the server of the admin URL `admin_url`.
+    pub async fn create_on(admin_url: &str) -> Self {
         let name = format!("gw_test_{}", Uuid::new_v4().simple());
-        let admin = sqlx::PgPool::connect(&admin_url()).await.expect(
+        let admin = sqlx::PgPool::connect(admin_url).await.expect(
             "tests need Postgres: run scripts/test.sh, or set DATABASE_URL to a server URL",
         );
         sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
@@ -52,22 +59,26 @@ impl TestDatabase {
             .await
             .expect("create the test database (the role needs CREATEDB)");
         admin.close().await;
-        let url = url_for_database(&name);
-        Self { name, url }
+        let url = database_on(admin_url, &name);
+        Self {
+            name,
+            url,
+            admin: admin_url.to_owned(),
+        }
     }
 }
 
 impl Drop for TestDatabase {
     fn drop(&mut self) {
         // Dropping needs async I/O; do it on a short-lived runtime of its own.
-        let name = self.name.clone();
+        let (name, admin_url) = (self.name.clone(), self.admin.clone());
         let _ = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .expect("runtime");
             runtime.block_on(async move {
-                if let Ok(admin) = sqlx::PgPool::connect(&admin_url()).await {
+                if let Ok(admin) = sqlx::PgPool::connect(&admin_url).await {
                     let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
                         "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
                     )))

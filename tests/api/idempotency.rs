@@ -35,6 +35,49 @@ async fn the_same_key_and_body_replay_the_first_answer() {
     assert_eq!(count, 1);
 }
 
+/// A create that committed its user and then could not answer (the database went away before
+/// its answer was stored, so the key was released): the client's retry with the same key and
+/// body meets its own user under the external_id's constraint and gets it (201), not
+/// `409 user_already_exists`; another key, or the same key with another body, still gets 409.
+#[tokio::test]
+async fn a_retry_of_a_create_that_committed_but_never_answered_gets_its_user() {
+    let app = spawn_app().await;
+    let body = sample_user();
+    let first: Value = post_with_key(&app, "lost-answer", &body)
+        .await
+        .json()
+        .await
+        .unwrap();
+    // The state such a failure leaves: the user is there, its idempotent answer is not.
+    sqlx::query("DELETE FROM idempotency_keys")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+
+    let retry = post_with_key(&app, "lost-answer", &body).await;
+    assert_eq!(retry.status(), 201);
+    let retry: Value = retry.json().await.unwrap();
+    assert_eq!(retry["id"], first["id"]);
+    assert_eq!(retry["external_id"], first["external_id"]);
+
+    let other_key = post_with_key(&app, "another-key", &body).await;
+    let problem = assert_problem(other_key, 409, "user_already_exists").await;
+    assert_eq!(problem["existing_user_id"], first["id"]);
+    sqlx::query("DELETE FROM idempotency_keys")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let mut changed = body.clone();
+    changed["language"] = json!("en");
+    let other_body = post_with_key(&app, "lost-answer", &changed).await;
+    assert_problem(other_body, 409, "user_already_exists").await;
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM users")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(count, 1);
+}
+
 #[tokio::test]
 async fn the_same_key_with_another_body_is_409() {
     let app = spawn_app().await;
@@ -90,7 +133,7 @@ async fn concurrent_requests_with_one_key_create_exactly_one_user() {
             409 => {
                 assert_problem(response, 409, "idempotency_request_in_progress").await;
             }
-            other => panic!("unexpected {other}"),
+            other => panic!("unexpected {other}: {}", response.text().await.unwrap()),
         }
     }
     assert_eq!(ids.len(), 1, "every 201 is the same user");

@@ -4,6 +4,7 @@
 mod helpers;
 
 mod auth;
+mod database_restart;
 mod documents;
 mod health;
 mod idempotency;

@@ -15,11 +15,45 @@ use crate::helpers::*;
 
 const SECRET: &str = "whsec_test_subscriber";
 
+/// A notification subscriber: a real HTTP server that records what it is sent (or answers 503
+/// while `failing`).
 #[derive(Default)]
-struct Receiver {
-    failing: AtomicBool,
-    attempts: Mutex<usize>,
-    delivered: Mutex<Vec<(String, Value)>>,
+pub(crate) struct Receiver {
+    pub(crate) failing: AtomicBool,
+    pub(crate) attempts: Mutex<usize>,
+    pub(crate) delivered: Mutex<Vec<(String, Value)>>,
+}
+
+/// Starts a [`Receiver`] on a free port; notifications go to `http://127.0.0.1:{port}/hooks`.
+pub(crate) fn spawn_receiver(failing: bool) -> (Arc<Receiver>, u16) {
+    let receiver = Arc::new(Receiver::default());
+    receiver.failing.store(failing, Ordering::SeqCst);
+    let state = web::Data::new(receiver.clone());
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .route("/hooks", web::post().to(receive))
+    })
+    .workers(1)
+    .bind("127.0.0.1:0")
+    .unwrap();
+    let port = server.addrs()[0].port();
+    tokio::spawn(server.run());
+    (receiver, port)
+}
+
+/// A subscriber of every event type, signed with the test secret.
+pub(crate) fn subscriber(port: u16) -> SubscriberSettings {
+    SubscriberSettings {
+        url: format!("http://127.0.0.1:{port}/hooks"),
+        secret: SECRET.to_owned().into(),
+        events: vec![
+            "user.created".into(),
+            "user.updated".into(),
+            "user.status_changed".into(),
+            "link.submission_failed".into(),
+        ],
+    }
 }
 
 async fn receive(
@@ -67,19 +101,7 @@ fn verify(header: &str, raw: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_subscriber_receives_everything_in_order_once_it_recovers() {
-    let receiver = Arc::new(Receiver::default());
-    receiver.failing.store(true, Ordering::SeqCst);
-    let state = web::Data::new(receiver.clone());
-    let server = HttpServer::new(move || {
-        App::new()
-            .app_data(state.clone())
-            .route("/hooks", web::post().to(receive))
-    })
-    .workers(1)
-    .bind("127.0.0.1:0")
-    .unwrap();
-    let port = server.addrs()[0].port();
-    tokio::spawn(server.run());
+    let (receiver, port) = spawn_receiver(true);
 
     let db = TestDatabase::create().await;
     let config_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
@@ -92,16 +114,7 @@ async fn a_failing_subscriber_receives_everything_in_order_once_it_recovers() {
         s.workers.retry_base_ms = 100;
         s.workers.retry_max_secs = 1;
         s.workers.max_attempts = 100;
-        s.notifications.subscribers.push(SubscriberSettings {
-            url: format!("http://127.0.0.1:{port}/hooks"),
-            secret: SECRET.to_owned().into(),
-            events: vec![
-                "user.created".into(),
-                "user.updated".into(),
-                "user.status_changed".into(),
-                "link.submission_failed".into(),
-            ],
-        });
+        s.notifications.subscribers.push(subscriber(port));
     })
     .await;
 
