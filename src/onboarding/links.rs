@@ -647,6 +647,78 @@ async fn record_submission(
     Ok(attempt)
 }
 
+/// Adopts the account a webhook names when it is the one a flagged link lost its answer for
+/// ([`ACCOUNT_ID_UNKNOWN`]): the provider is asked whose account it is (its `external_id`), and
+/// if the gateway user with that external id has a link still waiting for its account, the link
+/// gets the account and its state (a `provider_account_adopted` event), its review flag is
+/// lifted and its failed submission job marked done. Returns the user adopted for, `None` when
+/// no link waits for this account (nothing is written then).
+pub async fn adopt_revealed_account(
+    services: &Services,
+    provider: ProviderId,
+    provider_user_id: &str,
+) -> Result<Option<Uuid>, OnboardingError> {
+    if !links::any_awaiting_account(&services.pool, provider, ACCOUNT_ID_UNKNOWN).await? {
+        return Ok(None);
+    }
+    let Some(connector) = services.providers.connector(provider) else {
+        return Ok(None);
+    };
+    let log = CallLog::new();
+    let no_data = serde_json::Map::new();
+    let link_ref = crate::providers::connector::LinkRef {
+        provider_user_id,
+        link_data: &no_data,
+    };
+    let state = match connector.get_user(link_ref, &log).await {
+        Ok(state) => state,
+        Err(error) => {
+            tracing::warn!(provider = provider.as_str(), kind = ?error.kind,
+                "could not ask the provider whose account a webhook names");
+            return Ok(None);
+        }
+    };
+    let Some(external_id) = state.external_id.as_deref() else {
+        return Ok(None);
+    };
+    let Some(user_id) = users::id_by_external_id(&services.pool, external_id).await? else {
+        return Ok(None);
+    };
+    let Some(mut change) = LockedChange::begin(services, user_id, provider).await? else {
+        return Ok(None);
+    };
+    let waiting = change.link.provider_user_id.is_none()
+        && change.link.erasure.is_none()
+        && change
+            .link
+            .last_error
+            .as_ref()
+            .is_some_and(|e| e.0["code"] == ACCOUNT_ID_UNKNOWN);
+    if !waiting {
+        return Ok(None); // the transaction rolls back unused
+    }
+    change.calls(&log);
+    change.event(
+        "provider_account_adopted",
+        json!({ "provider": provider.as_str(), "reason": "revealed_by_webhook" }),
+    );
+    apply_state(&mut change, &state, Source::Webhook, true).await?;
+    if state.status.is_some() {
+        // The account is found: nothing is left to review (an unknown status keeps its flag).
+        change
+            .update(&LinkUpdate {
+                needs_review: Some(false),
+                ..LinkUpdate::default()
+            })
+            .await?;
+    }
+    super::submissions::link_submitted(&mut change.tx, services, user_id, provider).await?;
+    let key = super::queue::queue_key(user_id, provider);
+    let failed_job = crate::store::jobs::failed_submission(&mut *change.tx, &key).await?;
+    change.commit(failed_job).await?;
+    Ok(Some(user_id))
+}
+
 /// Keeps a failed call's error on the link (its status is left as it is).
 async fn record_error(
     change: &mut LockedChange,

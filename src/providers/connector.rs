@@ -34,6 +34,9 @@ pub struct ProviderUserState {
     pub link_data: Map<String, Value>,
     /// When the provider stamped this state, if it says.
     pub observed_at: Option<OffsetDateTime>,
+    /// The partner's id for the user as the provider reports it (Kraken's `external_id`), so an
+    /// account whose create answer was lost can be recognised when it shows up.
+    pub external_id: Option<String>,
 }
 
 /// The parts of a stored link a connector needs to address the provider's user.

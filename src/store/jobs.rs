@@ -301,6 +301,23 @@ pub async fn retry_later(
     Ok(())
 }
 
+/// The latest failed submission job under `queue_key`, if any (a link flagged for review after
+/// its create, whose account later turned up).
+pub async fn failed_submission<'e>(
+    db: impl PgExecutor<'e>,
+    queue_key: &str,
+) -> Result<Option<Uuid>, StoreError> {
+    sqlx::query_scalar(
+        "SELECT id FROM jobs WHERE queue_key = $1 AND kind = $2 AND state = 'failed'
+          ORDER BY id DESC LIMIT 1",
+    )
+    .bind(queue_key)
+    .bind(JobKind::SubmitLink.as_str())
+    .fetch_optional(db)
+    .await
+    .map_err(StoreError::from_sqlx)
+}
+
 /// Gives up on a job: it stays visible for ops (`GET /v1/jobs?state=failed`) to re-drive.
 pub async fn fail(pool: &PgPool, id: Uuid, error: &str) -> Result<(), StoreError> {
     sqlx::query(

@@ -247,9 +247,18 @@ pub fn complete_user(country: &str, email: &str) -> Value {
     user
 }
 
-/// The JSON answer to a plain `GET` of `url` (the simulators' control routes).
+/// The JSON answer to a `GET` of `url` with the development key (a gateway's routes; the
+/// simulators' control routes ignore the key).
 pub async fn get_json(url: &str) -> Value {
-    reqwest::get(url).await.unwrap().json().await.unwrap()
+    reqwest::Client::new()
+        .get(url)
+        .bearer_auth(DEV_KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
 }
 
 /// A complete, valid canonical user (the OpenAPI document's example) with a unique external_id.

@@ -387,16 +387,7 @@ async fn unknown_provider_values_are_flagged_and_shown_as_contact_support() {
     .await
     .unwrap();
     assert!(needs_review);
-    let report: Value = app
-        .client
-        .get(app.url("/v1/reconciliation"))
-        .bearer_auth(DEV_KEY)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let report = get_json(&app.url("/v1/reconciliation")).await;
     assert!(
         report["needs_review"]["data"]
             .as_array()

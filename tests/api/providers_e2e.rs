@@ -6,14 +6,8 @@ use serde_json::{json, Value};
 use crate::helpers::*;
 
 async fn sim_requests(app: &TestApp, provider: &str) -> Vec<Value> {
-    app.client
-        .get(app.sim(&format!("/_sim/requests?provider={provider}")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    let requests = get_json(&app.sim(&format!("/_sim/requests?provider={provider}"))).await;
+    serde_json::from_value(requests).unwrap()
 }
 
 #[tokio::test]

@@ -425,6 +425,7 @@ impl KrakenConnector {
                     requirements: Vec::new(),
                     link_data: serde_json::Map::new(),
                     observed_at: None,
+                    external_id: Some(user.external_id.clone()),
                 })
             }
         }
