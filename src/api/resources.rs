@@ -59,6 +59,14 @@ pub struct LinkError {
     pub code: String,
     pub message: String,
     pub at: String,
+    /// `provider_account_id_unknown`, `possible_duplicate_account`: the `external_id` the
+    /// create was sent with, by which ops find the account at the provider.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
+    /// The same codes: when the first create whose answer was lost was sent (RFC 3339), when
+    /// known; the account dates from then or later.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_attempt_at: Option<String>,
 }
 
 /// A page of users, newest first.

@@ -98,6 +98,21 @@ async fn process(
     };
     let Some(link) = link_store::find_by_provider_user_id(pool, provider, provider_user_id).await?
     else {
+        // The account a create made without its answer being recorded, now named.
+        if let Some(user_id) =
+            links::adopt_revealed_account(services, provider, provider_user_id).await?
+        {
+            webhooks::mark(
+                pool,
+                id,
+                WebhookOutcome::Applied.as_str(),
+                true,
+                Some(user_id),
+                None,
+            )
+            .await?;
+            return Ok(WebhookOutcome::Applied);
+        }
         // Often a race with our own create (the provider notifies before we stored its id);
         // the create's answer carries the same state. Kept unprocessed for reconciliation.
         tracing::info!(

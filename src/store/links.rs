@@ -433,3 +433,23 @@ pub async fn set_erasure(
     .map_err(StoreError::from_sqlx)?;
     Ok(())
 }
+
+/// Whether any link at `provider` has no account id and waits, flagged for review with
+/// `last_error.code = code`, for its account to turn up (a cheap check before asking the
+/// provider whose account a webhook names).
+pub async fn any_awaiting_account<'e>(
+    db: impl PgExecutor<'e>,
+    provider: ProviderId,
+    code: &str,
+) -> Result<bool, StoreError> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM provider_links
+                         WHERE provider = $1 AND provider_user_id IS NULL AND needs_review
+                           AND last_error->>'code' = $2)",
+    )
+    .bind(provider.as_str())
+    .bind(code)
+    .fetch_one(db)
+    .await
+    .map_err(StoreError::from_sqlx)
+}

@@ -8,14 +8,6 @@ use uuid::Uuid;
 
 use crate::helpers::*;
 
-fn country_for(provider: &str) -> &'static str {
-    match provider {
-        "killb" => "CO",
-        "carbn" => "DE",
-        _ => "US",
-    }
-}
-
 /// A user every provider takes, routed by country to `provider`, with the simulator's `tag`.
 fn user_at(provider: &str, tag: &str) -> Value {
     let mut user = sample_user();
@@ -395,16 +387,7 @@ async fn unknown_provider_values_are_flagged_and_shown_as_contact_support() {
     .await
     .unwrap();
     assert!(needs_review);
-    let report: Value = app
-        .client
-        .get(app.url("/v1/reconciliation"))
-        .bearer_auth(DEV_KEY)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let report = get_json(&app.url("/v1/reconciliation")).await;
     assert!(
         report["needs_review"]["data"]
             .as_array()

@@ -87,6 +87,13 @@ async fn create(address: &str, body: &Value) -> Result<reqwest::Response, reqwes
         .await
 }
 
+/// The created user (a `201` answer) as JSON.
+async fn create_json(address: &str, body: &Value) -> Value {
+    let response = create(address, body).await.unwrap();
+    assert_eq!(response.status(), 201);
+    response.json().await.unwrap()
+}
+
 async fn set_fault(sim: &SimHandle, fault: Value) {
     let r = client()
         .post(format!("{}/_sim/faults", sim.base_url()))
@@ -125,6 +132,11 @@ async fn carbn_emails(sim: &SimHandle) -> Vec<String> {
                 .to_owned()
         })
         .collect()
+}
+
+/// The one number `sql` (a `SELECT count(*) …`) answers.
+async fn count(pool: &sqlx::PgPool, sql: &'static str) -> i64 {
+    sqlx::query_scalar(sql).fetch_one(pool).await.unwrap()
 }
 
 /// Waits until every link in the database has a provider id, or panics after `limit`.
@@ -183,12 +195,11 @@ async fn a_provider_outage_during_a_burst_loses_nobody_and_duplicates_nobody() {
         let user: Value = response.json().await.unwrap();
         assert_eq!(user["links"][0]["status"], "pending_submission");
     }
-    let pending: i64 = sqlx::query_scalar(
+    let pending = count(
+        &pool,
         "SELECT count(*) FROM jobs WHERE kind = 'submit_link' AND state IN ('queued', 'running')",
     )
-    .fetch_one(&pool)
-    .await
-    .unwrap();
+    .await;
     assert_eq!(pending, n as i64, "every submission waits in the queue");
     clear_faults(&sim).await;
     wait_all_submitted(&pool, n as i64, Duration::from_secs(30)).await;
@@ -331,15 +342,7 @@ async fn failed_jobs_are_listed_and_can_be_re_driven() {
         .unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     let failed = loop {
-        let page: Value = client()
-            .get(format!("{}/v1/jobs?state=failed", gw.address))
-            .bearer_auth(DEV_KEY)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let page = get_json(&format!("{}/v1/jobs?state=failed", gw.address)).await;
         if let Some(job) = page["data"].as_array().unwrap().first() {
             break job.clone();
         }
@@ -387,4 +390,436 @@ async fn failed_jobs_are_listed_and_can_be_re_driven() {
         .await
         .unwrap();
     assert_problem(again, 409, "job_not_failed").await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Ambiguous outcomes (issue 14): a provider that read the request and then dropped it, or never
+// answered, may or may not have acted on it. KillB and Carbn are asked before a create is sent
+// again; Kraken's create is sent again with the same external_id (Kraken refuses a second
+// account for it). Either way every user ends up submitted once, with no operator action.
+
+/// How a provider fails during an outage.
+#[derive(Debug, Clone, Copy)]
+enum Outage {
+    /// Reads each request, then drops the connection without acting on it or answering.
+    ResetAfterRead,
+    /// Reads each request and never answers (the gateway's read timeout fires).
+    ReadTimeout,
+    /// Answers 503.
+    Unavailable,
+    /// Nothing listens: every connection is refused.
+    ConnectionRefused,
+}
+
+const OUTAGES: [Outage; 4] = [
+    Outage::ResetAfterRead,
+    Outage::ReadTimeout,
+    Outage::Unavailable,
+    Outage::ConnectionRefused,
+];
+
+impl Outage {
+    /// The simulator fault, for the outages the simulator plays.
+    fn fault(self, provider: &str) -> Option<Value> {
+        match self {
+            Outage::ResetAfterRead => Some(json!({"provider": provider, "drop_connection": true})),
+            Outage::ReadTimeout => Some(json!({"provider": provider, "timeout": true})),
+            Outage::Unavailable => Some(json!({"provider": provider, "status": 503})),
+            Outage::ConnectionRefused => None,
+        }
+    }
+
+    /// Whether the gateway cannot know if the provider acted on the request.
+    fn outcome_unknown(self) -> bool {
+        matches!(self, Outage::ResetAfterRead | Outage::ReadTimeout)
+    }
+}
+
+/// A complete user the configured routing sends to `provider`.
+fn user_routed_to(provider: &str, email: &str) -> Value {
+    complete_user(country_for(provider), email)
+}
+
+/// How many accounts the simulator holds for each of `emails` at `provider` (matched on the
+/// email in the profile the provider received, whatever its field is called).
+async fn accounts_per_user(sim_url: &str, provider: &str, emails: &[String]) -> Vec<usize> {
+    let users = get_json(&format!("{sim_url}/_sim/{provider}/users")).await;
+    let profiles: Vec<String> = users
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["profile"].to_string())
+        .collect();
+    emails
+        .iter()
+        .map(|email| {
+            let quoted = format!("\"{email}\"");
+            profiles.iter().filter(|p| p.contains(&quoted)).count()
+        })
+        .collect()
+}
+
+/// Waits until every submission job has been tried at least `attempts` times.
+async fn wait_attempts(pool: &sqlx::PgPool, attempts: i32, limit: Duration) {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let fewest: Option<i32> =
+            sqlx::query_scalar("SELECT min(attempts) FROM jobs WHERE kind = 'submit_link'")
+                .fetch_one(pool)
+                .await
+                .unwrap();
+        if fewest.is_some_and(|n| n >= attempts) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the submissions were not retried {attempts} times in time (fewest: {fewest:?})"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A socket bound to a port but not listening: connections to it are refused until
+/// [`tokio::net::TcpSocket::listen`] (the port stays ours in between).
+fn refusing_socket() -> tokio::net::TcpSocket {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    socket
+}
+
+/// `n` users, spread over `providers` by routing, are created during `outage` at all of them,
+/// retried through it, then the providers come back: every user is submitted with no operator
+/// action, each has exactly one account at its provider, no job failed and no link waits for
+/// review.
+async fn survives(providers: &[&str], outage: Outage, n: usize) {
+    let tag = format!("{outage:?}").to_lowercase();
+    let db = TestDatabase::create().await;
+    let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+    let (sim, refusing) = if matches!(outage, Outage::ConnectionRefused) {
+        (None, Some(refusing_socket()))
+    } else {
+        let sim = standalone_sim().await;
+        for provider in providers {
+            set_fault(&sim, outage.fault(provider).unwrap()).await;
+        }
+        (Some(sim), None)
+    };
+    let provider_url = match (&sim, &refusing) {
+        (Some(sim), _) => sim.base_url().to_owned(),
+        (None, Some(socket)) => format!("http://{}", socket.local_addr().unwrap()),
+        _ => unreachable!(),
+    };
+    let gw = gateway(settings_for(&db.url, &provider_url)).await;
+    let users: Vec<(&str, String)> = (0..n)
+        .map(|i| {
+            let provider = providers[i % providers.len()];
+            (provider, format!("u{i}.{tag}.{provider}@example.com"))
+        })
+        .collect();
+    let bodies: Vec<Value> = users
+        .iter()
+        .map(|(provider, email)| user_routed_to(provider, email))
+        .collect();
+    let responses =
+        futures_util::future::join_all(bodies.iter().map(|b| create(&gw.address, b))).await;
+    for (response, (provider, _)) in responses.into_iter().zip(&users) {
+        let response = response.unwrap();
+        assert_eq!(response.status(), 201, "{provider} {outage:?}: accepted");
+        let user: Value = response.json().await.unwrap();
+        assert_eq!(
+            link(&user, provider)["status"],
+            "pending_submission",
+            "{provider} {outage:?}: {user}"
+        );
+    }
+    // Every submission goes through the outage again before the providers come back.
+    wait_attempts(&pool, 2, Duration::from_secs(60)).await;
+    if outage.outcome_unknown() {
+        let unknown = count(
+            &pool,
+            "SELECT count(*) FROM jobs WHERE kind = 'submit_link' AND outcome_unknown",
+        )
+        .await;
+        assert_eq!(
+            unknown, n as i64,
+            "{providers:?} {outage:?}: outcomes unknown"
+        );
+    }
+    let sim = match sim {
+        Some(sim) => {
+            clear_faults(&sim).await;
+            sim
+        }
+        None => {
+            let listener = refusing.unwrap().listen(1024).unwrap().into_std().unwrap();
+            sim::spawn(SimConfig::development(), listener)
+                .await
+                .unwrap()
+        }
+    };
+    wait_all_submitted(&pool, n as i64, Duration::from_secs(60)).await;
+    for provider in providers {
+        let emails: Vec<String> = users
+            .iter()
+            .filter(|(p, _)| p == provider)
+            .map(|(_, email)| email.clone())
+            .collect();
+        let accounts = accounts_per_user(sim.base_url(), provider, &emails).await;
+        assert_eq!(
+            accounts,
+            vec![1; emails.len()],
+            "{provider} {outage:?}: one account per user"
+        );
+    }
+    // What would need an operator: unfinished jobs and links flagged for review, shown whole.
+    let waiting: Vec<String> = sqlx::query_scalar(
+        "SELECT format('job %s %s: %s', kind, state, last_error) FROM jobs
+          WHERE state <> 'succeeded'
+         UNION ALL
+         SELECT format('link %s %s (%s): %s', provider, status, provider_status, last_error)
+           FROM provider_links WHERE needs_review",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert!(
+        waiting.is_empty(),
+        "{providers:?} {outage:?}: no operator action, but {waiting:#?}"
+    );
+    println!(
+        "outage {providers:?} {outage:?}: users={n} submitted={n} duplicates=0 needs_review=0 failed_jobs=0"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kraken_users_are_all_submitted_once_after_each_kind_of_outage() {
+    for outage in OUTAGES {
+        survives(&["kraken"], outage, 5).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killb_users_are_all_submitted_once_after_each_kind_of_outage() {
+    for outage in OUTAGES {
+        survives(&["killb"], outage, 5).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn carbn_users_are_all_submitted_once_after_each_kind_of_outage() {
+    for outage in OUTAGES {
+        survives(&["carbn"], outage, 5).await;
+    }
+}
+
+/// The issue's reproduction: every provider reads each request and drops the connection for a
+/// while, 20 users are created, then the providers are back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_creates_while_every_provider_drops_connections_all_end_submitted_once() {
+    survives(&["kraken", "killb", "carbn"], Outage::ResetAfterRead, 20).await;
+}
+
+/// A standalone simulator playing `fault`, and a fresh database with a pool on it.
+async fn faulty_sim_and_database(fault: Value) -> (SimHandle, TestDatabase, sqlx::PgPool) {
+    let sim = standalone_sim().await;
+    set_fault(&sim, fault).await;
+    let db = TestDatabase::create().await;
+    let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+    (sim, db, pool)
+}
+
+/// The link of `user_id` at `provider` as the API shows it, once `ready` holds (or a panic after
+/// `limit`).
+async fn wait_link(
+    address: &str,
+    user_id: &str,
+    provider: &str,
+    limit: Duration,
+    ready: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let user = get_json(&format!("{address}/v1/users/{user_id}")).await;
+        let found = link(&user, provider).clone();
+        if ready(&found) {
+            return found;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the {provider} link did not get there in time: {found}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Kraken acts on a create, then the connection drops before its answer: the resend is refused
+/// as a duplicate, so the link is flagged with the external_id and the time of the first attempt
+/// (one account at Kraken, none created twice); Kraken's next webhook names the account and the
+/// gateway adopts it, lifting the flag and settling the job.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kraken_create_that_landed_unanswered_is_flagged_then_adopted_from_its_webhook() {
+    let (sim, db, pool) = faulty_sim_and_database(
+        json!({"provider": "kraken", "method": "POST", "path": "/b2b/users",
+               "drop_connection": true, "after_handling": true, "count": 1}),
+    )
+    .await;
+    let mut settings = settings_for(&db.url, sim.base_url());
+    settings.providers.set(
+        "kraken",
+        "webhook_secret",
+        sim::kraken::DEV_WEBHOOK_SECRET_B64,
+    );
+    let gw = gateway(settings).await;
+    let targets = client()
+        .put(format!("{}/_sim/webhook-targets", sim.base_url()))
+        .json(&json!({"kraken": format!("{}/v1/webhooks/kraken", gw.address)}))
+        .send()
+        .await
+        .unwrap();
+    assert!(targets.status().is_success());
+    let email = "landed.unanswered@example.com";
+    let body = user_routed_to("kraken", email);
+    let created = create_json(&gw.address, &body).await;
+    let user_id = created["id"].as_str().unwrap();
+    assert_eq!(link(&created, "kraken")["status"], "pending_submission");
+
+    let flagged = wait_link(
+        &gw.address,
+        user_id,
+        "kraken",
+        Duration::from_secs(30),
+        |l| l["last_error"]["code"] == "provider_account_id_unknown",
+    )
+    .await;
+    let review = count(
+        &pool,
+        "SELECT count(*) FROM provider_links WHERE needs_review",
+    )
+    .await;
+    assert_eq!(review, 1, "flagged for review");
+    let error = &flagged["last_error"];
+    assert_eq!(error["external_id"], body["external_id"], "{flagged}");
+    let first = time::OffsetDateTime::parse(
+        error["first_attempt_at"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    let created_at = time::OffsetDateTime::parse(
+        created["created_at"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    assert!(
+        first >= created_at - time::Duration::seconds(1),
+        "the first attempt followed the create: {first} vs {created_at}"
+    );
+    assert!(flagged["provider_user_id"].is_null());
+    assert_eq!(
+        accounts_per_user(sim.base_url(), "kraken", &[email.to_owned()]).await,
+        vec![1],
+        "the resend made no second account"
+    );
+    let failed = count(&pool, "SELECT count(*) FROM jobs WHERE state = 'failed'").await;
+    assert_eq!(failed, 1, "the submission waits for the account");
+
+    // Kraken verifies the user and says so: the webhook names the IIBAN.
+    let accounts = get_json(&format!("{}/_sim/kraken/users", sim.base_url())).await;
+    let iiban = accounts[0]["id"].as_str().unwrap().to_owned();
+    let approved = client()
+        .post(format!(
+            "{}/_sim/kraken/users/{}/status",
+            sim.base_url(),
+            iiban.replace(' ', "%20")
+        ))
+        .json(&json!({"status": "approved", "webhook": true}))
+        .send()
+        .await
+        .unwrap();
+    assert!(approved.status().is_success());
+    let adopted = wait_link(
+        &gw.address,
+        user_id,
+        "kraken",
+        Duration::from_secs(30),
+        |l| !l["provider_user_id"].is_null(),
+    )
+    .await;
+    assert_eq!(adopted["provider_user_id"], iiban.as_str(), "{adopted}");
+    assert_eq!(adopted["status"], "approved", "{adopted}");
+    assert!(adopted["last_error"].is_null(), "{adopted}");
+    let review = count(
+        &pool,
+        "SELECT count(*) FROM provider_links WHERE needs_review",
+    )
+    .await;
+    assert_eq!(review, 0, "the flag is lifted");
+    let adoptions = count(
+        &pool,
+        "SELECT count(*) FROM user_events WHERE type = 'provider_account_adopted'
+            AND data->>'reason' = 'revealed_by_webhook'",
+    )
+    .await;
+    assert_eq!(adoptions, 1);
+    let unfinished = count(
+        &pool,
+        "SELECT count(*) FROM jobs WHERE state <> 'succeeded'",
+    )
+    .await;
+    assert_eq!(unfinished, 0, "the adoption settled the submission");
+    println!("kraken create landed unanswered: flagged=1 adopted_from_webhook=1 accounts=1");
+}
+
+/// With `on_unknown_outcome = "review"` Kraken keeps the old behaviour: a create whose answer
+/// was lost is not sent again; the link waits for an operator, who re-drives the job.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_on_unknown_outcome_review_a_lost_kraken_answer_waits_for_an_operator() {
+    let (sim, db, pool) = faulty_sim_and_database(
+        json!({"provider": "kraken", "method": "POST", "path": "/b2b/users",
+               "drop_connection": true, "count": 1}),
+    )
+    .await;
+    let mut settings = settings_for(&db.url, sim.base_url());
+    settings
+        .providers
+        .set("kraken", "on_unknown_outcome", "review");
+    let gw = gateway(settings).await;
+    let email = "review.setting@example.com";
+    let body = user_routed_to("kraken", email);
+    let created = create_json(&gw.address, &body).await;
+    let user_id = created["id"].as_str().unwrap();
+    let flagged = wait_link(
+        &gw.address,
+        user_id,
+        "kraken",
+        Duration::from_secs(30),
+        |l| l["last_error"]["code"] == "possible_duplicate_account",
+    )
+    .await;
+    assert_eq!(flagged["last_error"]["external_id"], body["external_id"]);
+    assert!(
+        flagged["last_error"]["first_attempt_at"].is_string(),
+        "{flagged}"
+    );
+    assert_eq!(
+        accounts_per_user(sim.base_url(), "kraken", &[email.to_owned()]).await,
+        vec![0],
+        "nothing was sent again"
+    );
+    let job: uuid::Uuid =
+        sqlx::query_scalar("SELECT id FROM jobs WHERE state = 'failed' AND kind = 'submit_link'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    let retried = client()
+        .post(format!("{}/v1/jobs/{job}/retry", gw.address))
+        .bearer_auth(OPS_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(retried.status(), 200);
+    wait_all_submitted(&pool, 1, Duration::from_secs(30)).await;
+    assert_eq!(
+        accounts_per_user(sim.base_url(), "kraken", &[email.to_owned()]).await,
+        vec![1]
+    );
 }

@@ -359,6 +359,8 @@ fn state_from(user: &CarbnUser, link_data: &Map<String, Value>) -> ProviderUserS
         link_data: user.link_data(link_data),
         // Carbn's `updated_at` format is odd and undocumented.
         observed_at: None,
+        // Carbn keeps no partner id for its users.
+        external_id: None,
     }
 }
 

@@ -792,6 +792,7 @@ impl From<KillbUser> for ProviderUserState {
             requirements,
             link_data,
             observed_at,
+            external_id: u.external_id,
         }
     }
 }

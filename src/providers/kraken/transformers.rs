@@ -490,6 +490,7 @@ impl GetUserResult {
             requirements: self.status.required_actions,
             link_data,
             observed_at: None,
+            external_id: self.external_id,
         }
     }
 }
