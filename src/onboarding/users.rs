@@ -10,9 +10,12 @@ use std::time::Duration;
 
 use super::actions;
 use super::links::{self as link_ops, Source};
+use super::operator::Operator;
 use super::queue::{enqueue_link_job, queue_key, LinkJob};
 use super::{OnboardingError, Services};
+use crate::domain::masking::{self, RevealableField};
 use crate::domain::merge_patch::{apply_merge_patch, changed_paths};
+use crate::domain::operator::Reason;
 use crate::domain::parse::parse_user;
 use crate::domain::provider::ProviderId;
 use crate::domain::status::{summarize, LinkStatus};
@@ -243,13 +246,46 @@ pub async fn link_provider(
     get(services, id).await
 }
 
-/// Fetches every submitted link's status from its provider now.
-pub async fn sync(services: &Services, id: Uuid) -> Result<UserView, OnboardingError> {
+/// Fetches every submitted link's status from its provider now (only `provider`'s, when
+/// given), after recording who asked and why (`sync_requested`).
+pub async fn sync(
+    services: &Services,
+    id: Uuid,
+    provider: Option<ProviderId>,
+    operator: Operator<'_>,
+) -> Result<UserView, OnboardingError> {
     let current = get(services, id).await?;
+    if let Some(provider) = provider {
+        if !current
+            .links
+            .iter()
+            .any(|l| l.provider == provider && l.provider_user_id.is_some())
+        {
+            return Err(OnboardingError::Validation(vec![FieldError {
+                field: "provider".into(),
+                code: "invalid_value",
+                message: format!("the user has no submitted link at {provider}"),
+            }]));
+        }
+    }
+    let mut conn = services.pool.acquire().await?;
+    events::insert(
+        &mut conn,
+        id,
+        "sync_requested",
+        json!({
+            "provider": provider.map(|p| p.as_str()),
+            "reason": operator.reason.map(Reason::as_str),
+            "key_name": operator.key_name,
+        }),
+    )
+    .await?;
+    drop(conn);
     let syncs = current
         .links
         .iter()
         .filter(|l| l.provider_user_id.is_some())
+        .filter(|l| provider.is_none_or(|p| l.provider == p))
         .map(|l| link_ops::sync(services, l, Source::Api));
     for result in futures_util::future::join_all(syncs).await {
         result?;
@@ -447,6 +483,31 @@ pub async fn patch(
     tx.commit().await?;
     run_inline(services, &job_ids).await;
     get(services, id).await
+}
+
+/// The values of `fields`, after recording the reveal (field names, reason and key name; never
+/// the values) in the user's audit trail: no value is shown without its record.
+pub async fn reveal(
+    services: &Services,
+    id: Uuid,
+    fields: &[RevealableField],
+    reason: &Reason,
+    key_name: &str,
+) -> Result<serde_json::Map<String, serde_json::Value>, OnboardingError> {
+    let view = get(services, id).await?;
+    let names: Vec<&str> = fields.iter().map(|f| f.as_str()).collect();
+    let mut conn = services.pool.acquire().await?;
+    events::insert(
+        &mut conn,
+        id,
+        "pii_revealed",
+        json!({ "fields": names, "reason": reason.as_str(), "key_name": key_name }),
+    )
+    .await?;
+    Ok(fields
+        .iter()
+        .map(|f| (f.as_str().to_owned(), masking::reveal(&view.profile, *f)))
+        .collect())
 }
 
 /// A page of a user's audit trail, oldest first.
