@@ -134,12 +134,14 @@ test("a 422 is a GatewayProblem naming each invalid field, with the request id",
 test("a problem that is not about fields: 404, and 401 for an unknown key", async () => {
   const missing = await problemOf(() => client.getUser("00000000-0000-7000-8000-000000000000"));
   assert.equal(missing.status, 404);
+  assert.equal(missing.code, "not_found");
   assert.deepEqual(missing.errors, []);
   assert.ok(missing.requestId);
 
   const stranger = createGatewayClient({ baseUrl, apiKey: "sk_not_a_key_of_this_gateway" });
   const unauthorized = await problemOf(() => stranger.listUsers());
   assert.equal(unauthorized.status, 401);
+  assert.equal(unauthorized.code, "unauthorized");
 });
 
 test("paginate follows next_cursor through every page, each item once", async () => {
