@@ -12,7 +12,7 @@
 # 4. builds the debug gateway, starts it (simulators on) on a fresh database and a free port
 #    (scripts/lib/gateway.sh), compiles the tests with the client (`tsc`, strict, which also
 #    checks test/types.test.ts's compile-time assertions) and runs them with Node's test runner
-#    against that gateway.
+#    against that gateway, one file at a time (they share the simulators and their faults).
 # scripts/test.sh runs it after the cargo tests when it runs the whole suite.
 #
 # Environment:
@@ -81,12 +81,14 @@ fi
 # 4. The tests, against a real gateway.
 log="$work/gateway.log"
 trap test_gateway_exit_trap EXIT INT TERM
-start_test_gateway typescript "$log"
+# Two attempts with short delays: test/ops.test.ts waits for a job to fail, then re-drives it.
+GATEWAY__WORKERS__MAX_ATTEMPTS=2 GATEWAY__WORKERS__RETRY_BASE_MS=50 \
+  start_test_gateway typescript "$log"
 
 rm -rf "$client/build"
 (cd "$client" && npm run --silent build)
 (cd "$client" && GATEWAY_TEST_URL="$TEST_GATEWAY_URL" GATEWAY_TEST_API_KEY="$TEST_GATEWAY_DEV_KEY" \
-  node --test build/test/)
+  node --test --test-concurrency=1 build/test/*.test.js)
 
 # A 5xx is logged by the gateway; no test should have caused one.
 if grep -q 'status=5[0-9][0-9]' "$log"; then

@@ -21,6 +21,8 @@ export type User = Schemas["UserResource"];
 export type UserList = Schemas["UserList"];
 export type Event = Schemas["EventResource"];
 export type Job = Schemas["JobResource"];
+export type JobList = Schemas["JobList"];
+export type Provider = Schemas["ProviderResource"];
 export type ProblemDocument = Schemas["ProblemDocument"];
 
 /** One entry of a problem document's `errors[]`: the offending field by JSON path. */
@@ -295,6 +297,21 @@ export function createGatewayClient(options: GatewayClientOptions) {
     /** `GET /v1/users`: one page of users (use `paginate("/v1/users", query)` for all). */
     async listUsers(query: NonNullable<operations["list_users"]["parameters"]["query"]> = {}): Promise<UserList> {
       return unwrap(await raw.GET("/v1/users", { params: { query } }));
+    },
+
+    /** `POST /v1/users/{id}/sync`: fetch every link's status from its provider now. */
+    async syncUser(id: string): Promise<User> {
+      return unwrap(await raw.POST("/v1/users/{id}/sync", { params: { path: { id } } }));
+    },
+
+    /** `GET /v1/jobs` (`ops`): one page of background jobs, e.g. `{state: "failed"}`. */
+    async listJobs(query: NonNullable<operations["list_jobs"]["parameters"]["query"]> = {}): Promise<JobList> {
+      return unwrap(await raw.GET("/v1/jobs", { params: { query } }));
+    },
+
+    /** `POST /v1/jobs/{id}/retry` (`ops`): queue a failed job again; answers the job. */
+    async retryJob(id: string): Promise<Job> {
+      return unwrap(await raw.POST("/v1/jobs/{id}/retry", { params: { path: { id } } }));
     },
 
     /** `GET /v1/users/{id}/events`: the user's whole audit trail, oldest first. */
