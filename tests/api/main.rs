@@ -4,6 +4,7 @@
 mod helpers;
 
 mod auth;
+mod console_api;
 mod documents;
 mod health;
 mod idempotency;
