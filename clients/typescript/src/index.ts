@@ -44,6 +44,9 @@ export type Event = Schemas["EventResource"];
 export type Job = Schemas["JobResource"];
 export type JobList = Schemas["JobList"];
 export type Provider = Schemas["ProviderResource"];
+export type RetryJobsRequest = Schemas["RetryJobsRequest"];
+export type RetryJobsResponse = Schemas["RetryJobsResponse"];
+export type SyncRequest = Schemas["SyncRequest"];
 export type ProblemDocument = Schemas["ProblemDocument"];
 
 /** One entry of a problem document's `errors[]`: the offending field by JSON path. */
@@ -352,9 +355,13 @@ export function createGatewayClient(options: GatewayClientOptions) {
       return unwrap(await raw.GET("/v1/users", { params: { query } }));
     },
 
-    /** `POST /v1/users/{id}/sync`: fetch every link's status from its provider now. */
-    async syncUser(id: string): Promise<User> {
-      return unwrap(await raw.POST("/v1/users/{id}/sync", { params: { path: { id } } }));
+    /**
+     * `POST /v1/users/{id}/sync` (`users:write` or `ops`): fetch the links' statuses from their
+     * providers now (only `provider`'s when given); `reason` goes into the user's audit trail
+     * with the key's name (`sync_requested`).
+     */
+    async syncUser(id: string, request: SyncRequest = {}): Promise<User> {
+      return unwrap(await raw.POST("/v1/users/{id}/sync", { params: { path: { id } }, body: request }));
     },
 
     /** `GET /v1/jobs` (`ops`): one page of background jobs, e.g. `{state: "failed"}`. */
@@ -362,9 +369,21 @@ export function createGatewayClient(options: GatewayClientOptions) {
       return unwrap(await raw.GET("/v1/jobs", { params: { query } }));
     },
 
-    /** `POST /v1/jobs/{id}/retry` (`ops`): queue a failed job again; answers the job. */
-    async retryJob(id: string): Promise<Job> {
-      return unwrap(await raw.POST("/v1/jobs/{id}/retry", { params: { path: { id } } }));
+    /**
+     * `POST /v1/jobs/{id}/retry` (`ops`): queue a failed job again; answers the job. `reason`
+     * goes into the user's audit trail with the key's name (`job_redriven`).
+     */
+    async retryJob(id: string, reason?: string): Promise<Job> {
+      const body = reason === undefined ? {} : { body: { reason } };
+      return unwrap(await raw.POST("/v1/jobs/{id}/retry", { params: { path: { id } }, ...body }));
+    },
+
+    /**
+     * `POST /v1/jobs/retry` (`ops`): queue again the failed jobs of `kind` (and `provider`),
+     * at most 500 a call, each recorded with `reason`; answers `{retried, remaining}`.
+     */
+    async retryJobs(request: RetryJobsRequest): Promise<RetryJobsResponse> {
+      return unwrap(await raw.POST("/v1/jobs/retry", { body: request }));
     },
 
     /** `GET /v1/users/{id}/events`: the user's whole audit trail, oldest first. */

@@ -64,11 +64,34 @@ export interface paths {
         };
         /**
          * List background jobs.
-         * @description Newest first; filter by `state` (`queued`, `running`, `succeeded`, `failed`) and `kind`.
+         * @description Newest first; filter by `state` (`queued`, `running`, `succeeded`, `failed`), `kind` and
+         *     `provider` (the provider the job is about).
          */
         get: operations["list_jobs"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/jobs/retry": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Re-drive every failed job of a kind.
+         * @description Queues again, oldest first, at most 500 failed jobs of `kind` (and `provider`, when given)
+         *     per call, each with a fresh attempt budget and one `job_redriven` event in its user's audit
+         *     trail; `remaining` says how many are left for the next call. `reason` is required.
+         */
+        post: operations["retry_jobs"];
         delete?: never;
         options?: never;
         head?: never;
@@ -88,7 +111,9 @@ export interface paths {
          * Re-drive a failed job.
          * @description Queues it now with a fresh attempt budget. For a submission flagged
          *     `possible_duplicate_account` (a Kraken create whose outcome is unknown), re-driving states
-         *     that you checked no account exists at the provider: the next attempt creates one.
+         *     that you checked no account exists at the provider: the next attempt creates one. Records
+         *     `job_redriven` (`job_id`, `kind`, `provider`, `reason`, `key_name`) in the user's audit
+         *     trail; the body, with its `reason`, is optional.
          */
         post: operations["retry_job"];
         delete?: never;
@@ -419,8 +444,10 @@ export interface paths {
         put?: never;
         /**
          * Sync a user's provider statuses now.
-         * @description Fetches every submitted link's status from its provider and records it (transitions are
-         *     recorded with source `api`); returns the user.
+         * @description Fetches every submitted link's status from its provider (only `provider`'s, when the
+         *     optional body names one) and records it (transitions are recorded with source `api`);
+         *     returns the user. Records `sync_requested` (`provider`, `reason`, `key_name`) first. Scope
+         *     `users:write` or `ops`.
          */
         post: operations["sync_user"];
         delete?: never;
@@ -1581,6 +1608,49 @@ export interface components {
             data: components["schemas"]["ProviderRequirements"][];
         };
         /**
+         * @description The body of `POST /v1/jobs/{id}/retry` (optional: an empty body re-drives without a reason).
+         * @example {
+         *       "reason": "Kraken confirmed no account exists (ticket 4711)"
+         *     }
+         */
+        RetryJobRequest: {
+            /** @description Why (1–500 characters after trimming); recorded in the user's audit trail. */
+            reason?: string | null;
+        };
+        /**
+         * @description The body of `POST /v1/jobs/retry`.
+         * @example {
+         *       "kind": "submit_link",
+         *       "provider": "kraken",
+         *       "reason": "Kraken outage over (status page)"
+         *     }
+         */
+        RetryJobsRequest: {
+            kind: components["schemas"]["JobKind"];
+            provider?: components["schemas"]["ProviderId"] | null;
+            /** @description Why (1–500 characters after trimming); recorded in each user's audit trail. */
+            reason: string;
+        };
+        /**
+         * @description What a bulk re-drive did.
+         * @example {
+         *       "retried": 500,
+         *       "remaining": 12
+         *     }
+         */
+        RetryJobsResponse: {
+            /**
+             * Format: int64
+             * @description Failed jobs of the kind (and provider) still left: call again to re-drive them.
+             */
+            remaining: number;
+            /**
+             * Format: int64
+             * @description Failed jobs queued again by this call (at most 500).
+             */
+            retried: number;
+        };
+        /**
          * @description The body of `POST /v1/users/{id}/reveal`.
          * @example {
          *       "fields": [
@@ -1652,6 +1722,18 @@ export interface components {
          * @enum {string}
          */
         SubmissionStatus: "pending" | "submitted" | "rejected" | "not_supported";
+        /**
+         * @description The body of `POST /v1/users/{id}/sync` (optional).
+         * @example {
+         *       "provider": "kraken",
+         *       "reason": "drift report: status_drift"
+         *     }
+         */
+        SyncRequest: {
+            provider?: components["schemas"]["ProviderId"] | null;
+            /** @description Why (1–500 characters after trimming); recorded in the user's audit trail. */
+            reason?: string | null;
+        };
         /**
          * @description A tax identification number. The number is redacted in `Debug`.
          * @example {
@@ -1888,6 +1970,8 @@ export interface operations {
                 state?: string;
                 /** @description `submit_link`, `update_link`, `notify`, `erase_link` or `submit_document` */
                 kind?: string;
+                /** @description Jobs about this provider */
+                provider?: components["schemas"]["ProviderId"];
                 /** @description Page size, 1–100 (default 20) */
                 limit?: number;
                 /** @description `next_cursor` of the previous page */
@@ -1937,6 +2021,84 @@ export interface operations {
             };
         };
     };
+    retry_jobs: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RetryJobsRequest"];
+            };
+        };
+        responses: {
+            /** @description How many were re-driven and how many remain */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RetryJobsResponse"];
+                };
+            };
+            /** @description Malformed JSON or not an object */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDocument"];
+                };
+            };
+            /** @description Missing or unknown API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDocument"];
+                };
+            };
+            /** @description The key lacks `ops` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDocument"];
+                };
+            };
+            /** @description Body over 1 MiB */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDocument"];
+                };
+            };
+            /** @description Content type other than `application/json` */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDocument"];
+                };
+            };
+            /** @description `validation_failed`: a missing or unknown `kind`, an unknown `provider`, a missing or invalid `reason`, an unknown member */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDocument"];
+                };
+            };
+        };
+    };
     retry_job: {
         parameters: {
             query?: never;
@@ -1947,7 +2109,11 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody?: never;
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["RetryJobRequest"] | null;
+            };
+        };
         responses: {
             /** @description The job, queued again */
             200: {
@@ -1956,6 +2122,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["JobResource"];
+                };
+            };
+            /** @description Malformed JSON or not an object */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDocument"];
                 };
             };
             /** @description Missing or unknown API key */
@@ -1987,6 +2162,33 @@ export interface operations {
             };
             /** @description `job_not_failed`: only failed jobs can be re-driven */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDocument"];
+                };
+            };
+            /** @description Body over 1 MiB */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDocument"];
+                };
+            };
+            /** @description A body with a content type other than `application/json` */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDocument"];
+                };
+            };
+            /** @description `validation_failed`: an invalid `reason` or an unknown member */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3169,7 +3371,11 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody?: never;
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["SyncRequest"] | null;
+            };
+        };
         responses: {
             /** @description The user after the sync */
             200: {
@@ -3178,6 +3384,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UserResource"];
+                };
+            };
+            /** @description Malformed JSON or not an object */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDocument"];
                 };
             };
             /** @description Missing or unknown API key */
@@ -3189,7 +3404,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDocument"];
                 };
             };
-            /** @description The key lacks `users:write` */
+            /** @description The key has neither `users:write` nor `ops` */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3209,6 +3424,33 @@ export interface operations {
             };
             /** @description `user_erased`: the user's personal data was erased (`erased_at` says when) */
             410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDocument"];
+                };
+            };
+            /** @description Body over 1 MiB */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDocument"];
+                };
+            };
+            /** @description A body with a content type other than `application/json` */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDocument"];
+                };
+            };
+            /** @description `validation_failed`: an unknown `provider` (or one the user has no submitted link at), an invalid `reason`, an unknown member */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
