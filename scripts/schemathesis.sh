@@ -21,9 +21,10 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=scripts/lib/postgres.sh
 source scripts/lib/postgres.sh
+# shellcheck source=scripts/lib/gateway.sh
+source scripts/lib/gateway.sh
 
 SCHEMATHESIS_VERSION=4.32.5
-DEV_KEY=dev_sk_onboarding_gateway_local
 
 if [[ "${GATEWAY_SKIP_SCHEMATHESIS:-0}" == 1 ]]; then
   if [[ "${CI:-}" == true ]]; then
@@ -57,69 +58,20 @@ if ! "$venv/bin/schemathesis" --version 2>/dev/null | grep -qF "$SCHEMATHESIS_VE
   "$venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
 fi
 
-# 2. The gateway (debug build; already built by `cargo test --all-targets` in scripts/test.sh).
-if [[ -d .sqlx && -z "${SQLX_OFFLINE:-}" ]]; then
-  export SQLX_OFFLINE=true
-fi
-cargo build --quiet --bin onboarding-gateway
-gateway="$target_dir/debug/onboarding-gateway"
-
-# 3. A fresh database and a free port.
-ensure_postgres
-db="gateway_schemathesis_$$"
-ensure_database "$db"
-port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+# 2. The gateway: debug build (already built by `cargo test --all-targets` in scripts/test.sh),
+#    simulators on, a fresh database and a free port (scripts/lib/gateway.sh).
 log="$work/gateway.log"
+trap test_gateway_exit_trap EXIT INT TERM
+start_test_gateway schemathesis "$log"
+base="$TEST_GATEWAY_URL"
 
-gateway_pid=""
-cleanup() {
-  local rc=$?
-  if [[ -n "$gateway_pid" ]] && kill -0 "$gateway_pid" 2>/dev/null; then
-    kill "$gateway_pid" 2>/dev/null || true
-    wait "$gateway_pid" 2>/dev/null || true
-  fi
-  psql -w -X -q -d "$PG_ADMIN_URL/postgres" -c "drop database if exists \"$db\" with (force)" \
-    </dev/null >/dev/null 2>&1 || true
-  if ((rc != 0)) && [[ -f "$log" ]]; then
-    echo "schemathesis: the gateway's log is in $log" >&2
-  fi
-  exit "$rc"
-}
-trap cleanup EXIT INT TERM
-
-GATEWAY_ENV=development \
-  DATABASE_URL="$PG_ADMIN_URL/$db" \
-  GATEWAY__SERVER__HOST=127.0.0.1 \
-  GATEWAY__SERVER__PORT="$port" \
-  GATEWAY__RATE_LIMIT__PER_KEY_PER_SECOND=1000000 \
-  GATEWAY__RATE_LIMIT__BURST=1000000 \
-  GATEWAY__RATE_LIMIT__WEBHOOK_PER_SECOND=1000000 \
-  GATEWAY__RATE_LIMIT__WEBHOOK_BURST=1000000 \
-  GATEWAY__LOG__LEVEL=warn \
-  "$gateway" >"$log" 2>&1 &
-gateway_pid=$!
-
-base="http://127.0.0.1:$port"
-for _ in $(seq 1 120); do
-  if ! kill -0 "$gateway_pid" 2>/dev/null; then
-    echo "error: the gateway exited during start-up:" >&2
-    tail -n 20 "$log" >&2
-    exit 1
-  fi
-  if python3 -c "import urllib.request, sys; urllib.request.urlopen(sys.argv[1], timeout=1)" \
-    "$base/health/ready" 2>/dev/null; then
-    break
-  fi
-  sleep 0.5
-done
-
-# 4. The run. scripts/schemathesis.toml states the one relaxation (422 for business rules
+# 3. The run. scripts/schemathesis.toml states the one relaxation (422 for business rules
 #    on the operations that take a user).
 start=$SECONDS
 echo "schemathesis: $SCHEMATHESIS_VERSION against $base/openapi.json" >&2
 "$venv/bin/schemathesis" --config-file scripts/schemathesis.toml run "$base/openapi.json" \
   --checks all \
-  --header "Authorization: Bearer $DEV_KEY" \
+  --header "Authorization: Bearer $TEST_GATEWAY_DEV_KEY" \
   --max-examples "${SCHEMATHESIS_MAX_EXAMPLES:-100}" \
   --seed "${SCHEMATHESIS_SEED:-20261129}" \
   --generation-database none \

@@ -8,7 +8,9 @@
 # drop a fresh database per test through it, so its role needs CREATEDB (postgres has it).
 # Then `cargo test --all-targets ARGS` and `cargo test --doc`; without ARGS also
 # scripts/schemathesis.sh (the API fuzzed against its OpenAPI document; needs python3 and PyPI
-# the first time; GATEWAY_SKIP_SCHEMATHESIS=1 skips it outside CI).
+# the first time; GATEWAY_SKIP_SCHEMATHESIS=1 skips it outside CI) and scripts/typescript.sh
+# (the TypeScript client: generated types current, tsc, its tests against the gateway; needs
+# Node 20+ and the npm registry the first time; GATEWAY_SKIP_TYPESCRIPT=1 skips it outside CI).
 #
 # Environment: DATABASE_URL; and those of scripts/lib/postgres.sh: GATEWAY_PG_WAIT_SECS,
 # GATEWAY_PG_PORT, GATEWAY_PG_DIR, GATEWAY_PG_FORCE_LOCAL.
@@ -30,11 +32,14 @@ cargo test --all-targets "$@"
 step="cargo test --doc"
 cargo test --doc
 # The whole suite (no arguments, as CI runs it) also fuzzes the running gateway against its
-# OpenAPI document (scripts/schemathesis.sh; about a minute once its venv exists).
+# OpenAPI document (scripts/schemathesis.sh; about a minute once its venv exists) and tests the
+# TypeScript client against it (scripts/typescript.sh; under a minute once npm has installed).
 if (($# == 0)); then
   step="schemathesis"
   scripts/schemathesis.sh
-  echo "test.sh: all tests passed (all targets, doc tests, schemathesis) in $((SECONDS - start))s"
+  step="typescript client"
+  scripts/typescript.sh
+  echo "test.sh: all tests passed (all targets, doc tests, schemathesis, TypeScript client) in $((SECONDS - start))s"
 else
   echo "test.sh: all tests passed (all targets and doc tests) in $((SECONDS - start))s"
 fi

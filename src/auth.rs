@@ -23,6 +23,11 @@ impl Principal {
     pub fn has(&self, scope: Scope) -> bool {
         self.scopes.contains(&scope)
     }
+
+    /// The key's scopes, as configured.
+    pub fn scopes(&self) -> &[Scope] {
+        &self.scopes
+    }
 }
 
 /// The configured keys, indexed by the hex SHA-256 of the key.
@@ -87,13 +92,24 @@ impl ApiKeyRegistry {
         authorization: Option<&str>,
         scope: Scope,
     ) -> Result<Principal, AuthFailure> {
+        self.authorize_any(authorization, &[scope])
+    }
+
+    /// Authenticates and checks the key has at least one of `scopes` (the first is named when
+    /// it has none); no scopes at all means any known key.
+    pub fn authorize_any(
+        &self,
+        authorization: Option<&str>,
+        scopes: &[Scope],
+    ) -> Result<Principal, AuthFailure> {
         let principal = self
             .authenticate(authorization)
             .ok_or(AuthFailure::Unauthenticated)?;
-        if principal.has(scope) {
-            Ok(principal)
-        } else {
-            Err(AuthFailure::Forbidden(scope))
+        match scopes.first() {
+            Some(first) if !scopes.iter().any(|s| principal.has(*s)) => {
+                Err(AuthFailure::Forbidden(*first))
+            }
+            _ => Ok(principal),
         }
     }
 }
@@ -152,6 +168,18 @@ mod tests {
         assert_eq!(
             reg.authorize(Some("Bearer nope"), Scope::UsersRead)
                 .unwrap_err(),
+            AuthFailure::Unauthenticated
+        );
+        let either = [Scope::UsersWrite, Scope::Ops];
+        assert!(reg.authorize_any(Some("Bearer ops-key"), &either).is_ok());
+        assert_eq!(
+            reg.authorize_any(Some("Bearer read-key"), &either)
+                .unwrap_err(),
+            AuthFailure::Forbidden(Scope::UsersWrite)
+        );
+        assert!(reg.authorize_any(Some("Bearer read-key"), &[]).is_ok());
+        assert_eq!(
+            reg.authorize_any(None, &[]).unwrap_err(),
             AuthFailure::Unauthenticated
         );
     }

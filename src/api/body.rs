@@ -39,6 +39,21 @@ pub async fn read_json_object(
     parse_json_object(&body)
 }
 
+/// Reads an optional JSON object body: none at all (or only whitespace) is `None`, whatever the
+/// content type; anything else must be a JSON object of an `accepted` content type.
+pub async fn read_optional_json_object(
+    req: &HttpRequest,
+    payload: web::Payload,
+    accepted: &[&str],
+) -> Result<Option<serde_json::Value>, Problem> {
+    let body = read_bytes(req, payload).await?;
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    check_content_type(req, accepted)?;
+    parse_json_object(&body).map(Some)
+}
+
 /// Reads the raw body, refusing more than [`MAX_BODY_BYTES`] (413), whatever its content type.
 pub async fn read_bytes(
     req: &HttpRequest,

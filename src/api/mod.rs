@@ -8,6 +8,7 @@ pub mod documents;
 pub mod health;
 pub mod idempotency;
 pub mod jobs;
+pub mod me;
 pub mod openapi;
 pub mod problem;
 pub mod providers;
@@ -48,11 +49,21 @@ pub struct AppState {
 
 /// Authenticates the request's bearer key and checks it has `scope`.
 pub fn authorize(req: &HttpRequest, state: &AppState, scope: Scope) -> Result<Principal, Problem> {
+    authorize_any(req, state, &[scope])
+}
+
+/// Authenticates the request's bearer key and checks it has one of `scopes` (any known key
+/// when `scopes` is empty).
+pub fn authorize_any(
+    req: &HttpRequest,
+    state: &AppState,
+    scopes: &[Scope],
+) -> Result<Principal, Problem> {
     let header = req
         .headers()
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    let principal = state.api_keys.authorize(header, scope)?;
+    let principal = state.api_keys.authorize_any(header, scopes)?;
     if let Err(wait) = state.rate_limiter.check(&principal.name) {
         return Err(Problem::rate_limited(
             wait,
@@ -108,6 +119,16 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         web::resource("/v1/users/{id}/sync")
             .route(web::post().to(users::sync_user))
             .default_service(web::to(method_not_allowed("POST"))),
+    )
+    .service(
+        web::resource("/v1/users/{id}/reveal")
+            .route(web::post().to(users::reveal_fields))
+            .default_service(web::to(method_not_allowed("POST"))),
+    )
+    .service(
+        web::resource("/v1/me")
+            .route(web::get().to(me::get_me))
+            .default_service(web::to(method_not_allowed("GET"))),
     )
     .service(
         web::resource("/v1/users/{id}/requirements")

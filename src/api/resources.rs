@@ -5,6 +5,7 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::domain::masking::{mask_user, MaskedUser};
 use crate::domain::status::LinkStatus;
 use crate::domain::user::CanonicalUser;
 use crate::domain::verification::Rejection;
@@ -27,6 +28,51 @@ pub struct UserResource {
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
+}
+
+/// A user in the masked view (`view=masked`): the members of [`UserResource`], personal values
+/// masked (`j***@e***.com`, `J***`, `****-**-**`).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct MaskedUserResource {
+    pub id: Uuid,
+    #[serde(flatten)]
+    pub user: MaskedUser,
+    pub status: LinkStatus,
+    pub links: Vec<LinkResource>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+impl From<UserResource> for MaskedUserResource {
+    fn from(full: UserResource) -> Self {
+        Self {
+            id: full.id,
+            user: mask_user(&full.user),
+            status: full.status,
+            links: full.links,
+            created_at: full.created_at,
+            updated_at: full.updated_at,
+        }
+    }
+}
+
+/// A user in the view asked for: `full` (default) or `masked`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum UserInView {
+    Full(UserResource),
+    Masked(MaskedUserResource),
+}
+
+/// A page of users, newest first, in the view asked for (`view=full`, the default, or
+/// `view=masked`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserList {
+    pub data: Vec<UserInView>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    pub next_cursor: Option<String>,
 }
 
 /// The user's account at one provider.
@@ -59,14 +105,6 @@ pub struct LinkError {
     pub code: String,
     pub message: String,
     pub at: String,
-}
-
-/// A page of users, newest first.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct UserList {
-    pub data: Vec<UserResource>,
-    /// Pass as `cursor` for the next page; null on the last page.
-    pub next_cursor: Option<String>,
 }
 
 /// One audit-trail entry. Besides `id`, `type` and `at`, each type has its own members, e.g.

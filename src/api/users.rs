@@ -13,13 +13,18 @@ use super::query::{
     decode_id_cursor, encode_id_cursor, invalid, pairs as query_pairs, parse_limit, DEFAULT_PAGE,
     MAX_PAGE,
 };
-use super::resources::{EventList, EventResource, UserList, UserResource};
+use super::resources::{
+    EventList, EventResource, MaskedUserResource, UserInView, UserList, UserResource,
+};
 use super::{authorize, AppState};
 use crate::auth::Scope;
+use crate::domain::masking::RevealableField;
+use crate::domain::operator::Reason;
 use crate::domain::parse::parse_create_request;
 use crate::domain::provider::ProviderId;
 use crate::domain::status::LinkStatus;
 use crate::domain::user::CanonicalUser;
+use crate::domain::FieldError;
 use crate::onboarding::{self, OnboardingError};
 use crate::store::users::UserFilter;
 
@@ -151,16 +156,51 @@ pub async fn create_user(
     .await
 }
 
+/// How a user is shown: `full` (the default) or `masked` (personal values masked).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum View {
+    #[default]
+    Full,
+    Masked,
+}
+
+impl View {
+    fn parse(raw: &str) -> Result<Self, FieldError> {
+        match raw {
+            "full" => Ok(View::Full),
+            "masked" => Ok(View::Masked),
+            _ => Err(invalid("view", "invalid_value", "must be full or masked")),
+        }
+    }
+
+    fn show(self, user: UserResource) -> UserInView {
+        match self {
+            View::Full => UserInView::Full(user),
+            View::Masked => UserInView::Masked(MaskedUserResource::from(user)),
+        }
+    }
+}
+
 /// Get a user.
+///
+/// `view=masked` shows every personal value masked (`j***@e***.com`, `J***`, `+49***78`,
+/// `****-**-**`, `***` for address lines, city and postal code, `***` and the last 4 characters
+/// of document and tax id numbers, `***` for `metadata` values); `POST /v1/users/{id}/reveal`
+/// then shows chosen fields, recording that it did.
 #[utoipa::path(
     get, path = "/v1/users/{id}", tag = "users",
-    params(("id" = Uuid, Path, description = "The gateway's user id")),
+    params(
+        ("id" = Uuid, Path, description = "The gateway's user id"),
+        ("view" = Option<View>, Query, description = "`full` (default) or `masked`"),
+    ),
     responses(
-        (status = 200, description = "The user with its provider links", body = UserResource),
+        (status = 200, description = "The user with its provider links, in the view asked for", body = UserInView),
         (status = 401, description = "Missing or unknown API key", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 403, description = "The key lacks `users:read`", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 404, description = "No such user", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 410, description = "`user_erased`: the user's personal data was erased (`erased_at` says when)", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 422, description = "An invalid `view`", body = ProblemDocument, content_type = "application/problem+json"),
     ),
     security(("api_key" = []))
 )]
@@ -170,9 +210,15 @@ pub async fn get_user(
     path: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
     authorize(&req, &state, Scope::UsersRead)?;
+    let mut view = View::default();
+    for (key, value) in query_pairs(&req)? {
+        if key == "view" {
+            view = View::parse(&value).map_err(|e| Problem::validation(vec![e]))?;
+        }
+    }
     let id = parse_user_id(&path)?;
-    let view = onboarding::users::get(&state.services, id).await?;
-    Ok(HttpResponse::Ok().json(UserResource::from(view)))
+    let user = onboarding::users::get(&state.services, id).await?;
+    Ok(HttpResponse::Ok().json(view.show(UserResource::from(user))))
 }
 
 /// Erase a user.
@@ -211,8 +257,10 @@ pub async fn erase_user(
 /// List users.
 ///
 /// Newest first, filtered by any combination of `external_id`, `email` (case-insensitive),
-/// `status` (the user's summary status) and `provider` (has a link there). Cursor pagination:
+/// `status` (the user's summary status), `provider` (has a link there) and `provider_user_id`
+/// (a link's id at its provider; with `provider`, at that provider). Cursor pagination:
 /// pass `next_cursor` back as `cursor`; users created meanwhile never shift later pages.
+/// `view=masked` masks personal values as `GET /v1/users/{id}` does.
 #[utoipa::path(
     get, path = "/v1/users", tag = "users",
     params(
@@ -220,11 +268,13 @@ pub async fn erase_user(
         ("email" = Option<String>, Query, pattern = r"^[^\x00]*\S[^\x00]*$", description = "Email, compared case-insensitively"),
         ("status" = Option<LinkStatus>, Query, description = "The user's summary status"),
         ("provider" = Option<ProviderId>, Query, description = "Users linked to this provider"),
+        ("provider_user_id" = Option<String>, Query, pattern = r"^[^\x00]*\S[^\x00]*$", max_length = 200, description = "The provider's id for the user (of any link, or of the `provider` link)"),
+        ("view" = Option<View>, Query, description = "`full` (default) or `masked`"),
         ("limit" = Option<usize>, Query, minimum = 1, maximum = 100, description = "Page size, 1–100 (default 20)"),
         ("cursor" = Option<String>, Query, pattern = "^[A-Za-z0-9_-]{21}[AQgw]$", description = "`next_cursor` of the previous page"),
     ),
     responses(
-        (status = 200, description = "A page of users", body = UserList),
+        (status = 200, description = "A page of users, in the view asked for", body = UserList),
         (status = 401, description = "Missing or unknown API key", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 403, description = "The key lacks `users:read`", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 422, description = "An invalid filter, limit or cursor", body = ProblemDocument, content_type = "application/problem+json"),
@@ -237,6 +287,7 @@ pub async fn list_users(
 ) -> Result<HttpResponse, Problem> {
     authorize(&req, &state, Scope::UsersRead)?;
     let mut filter = UserFilter::default();
+    let mut view = View::default();
     let mut limit = DEFAULT_PAGE;
     let mut before = None;
     let mut errors = Vec::new();
@@ -264,6 +315,14 @@ pub async fn list_users(
                     &format!("must be one of {}", ProviderId::allowed()),
                 )),
             },
+            "provider_user_id" if value.chars().count() > 200 => {
+                errors.push(invalid(key.as_str(), "too_long", "must be at most 200 characters"))
+            }
+            "provider_user_id" => filter.provider_user_id = Some(value.trim().to_owned()),
+            "view" => match View::parse(&value) {
+                Ok(v) => view = v,
+                Err(e) => errors.push(e),
+            },
             "limit" => limit = parse_limit(&value, &mut errors),
             "cursor" => before = decode_id_cursor(&value, &mut errors),
             other => errors.push(invalid(other, "unknown_field", "is not a known query parameter")),
@@ -280,7 +339,10 @@ pub async fn list_users(
         None
     };
     Ok(HttpResponse::Ok().json(UserList {
-        data: views.into_iter().map(UserResource::from).collect(),
+        data: views
+            .into_iter()
+            .map(|v| view.show(UserResource::from(v)))
+            .collect(),
         next_cursor,
     }))
 }
@@ -529,4 +591,132 @@ pub async fn sync_user(
     let id = parse_user_id(&path)?;
     let view = onboarding::users::sync(&state.services, id).await?;
     Ok(HttpResponse::Ok().json(UserResource::from(view)))
+}
+
+/// The body of `POST /v1/users/{id}/reveal`.
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"fields": ["email", "phone"], "reason": "customer called about ticket 4711"}))]
+pub struct RevealRequest {
+    /// The fields to show, 1–11 distinct.
+    #[schema(min_items = 1, max_items = 11)]
+    pub fields: Vec<RevealableField>,
+    /// Why (1–500 characters after trimming); recorded in the user's audit trail.
+    #[schema(min_length = 1, max_length = 500, pattern = r"\S")]
+    pub reason: String,
+}
+
+/// The revealed values.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"values": {"email": "jane.doe@example.com"}}))]
+pub struct RevealResponse {
+    /// Each field asked for and its value (`null` when the user has none).
+    #[schema(value_type = Object)]
+    pub values: serde_json::Map<String, serde_json::Value>,
+}
+
+/// `fields` and `reason` of a reveal body, each error naming its member (`fields[1]`).
+fn parse_reveal(body: &serde_json::Value) -> Result<(Vec<RevealableField>, Reason), Problem> {
+    let mut errors = Vec::new();
+    let (mut fields, mut reason) = (None, None);
+    for (key, value) in body.as_object().into_iter().flatten() {
+        match key.as_str() {
+            "fields" => fields = Some(parse_reveal_fields(value, &mut errors)),
+            "reason" => match Reason::parse(value) {
+                Ok(r) => reason = Some(r),
+                Err(e) => errors.push(e.at("reason")),
+            },
+            other => errors.push(invalid(
+                other,
+                "unknown_field",
+                "is not a known field; expected `fields` and `reason`",
+            )),
+        }
+    }
+    if fields.is_none() {
+        errors.push(invalid("fields", "required", "is required"));
+    }
+    if reason.is_none() && !errors.iter().any(|e| e.field == "reason") {
+        errors.push(invalid("reason", "required", "is required"));
+    }
+    match (fields, reason) {
+        (Some(fields), Some(reason)) if errors.is_empty() => Ok((fields, reason)),
+        _ => Err(Problem::validation(errors)),
+    }
+}
+
+fn parse_reveal_fields(
+    value: &serde_json::Value,
+    errors: &mut Vec<FieldError>,
+) -> Vec<RevealableField> {
+    let Some(items) = value.as_array() else {
+        errors.push(invalid(
+            "fields",
+            "invalid_type",
+            "must be an array of field names",
+        ));
+        return Vec::new();
+    };
+    if items.is_empty() {
+        errors.push(invalid(
+            "fields",
+            "too_short",
+            "must name at least one field",
+        ));
+    }
+    let mut fields = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let path = format!("fields[{i}]");
+        match item.as_str().map(RevealableField::from_wire) {
+            Some(Some(field)) if fields.contains(&field) => {
+                errors.push(invalid(&path, "duplicate_item", "is already listed"))
+            }
+            Some(Some(field)) => fields.push(field),
+            Some(None) => errors.push(invalid(
+                &path,
+                "invalid_value",
+                &format!("must be one of {}", RevealableField::allowed()),
+            )),
+            None => errors.push(invalid(&path, "invalid_type", "must be a string")),
+        }
+    }
+    fields
+}
+
+/// Reveal personal fields of a user.
+///
+/// Answers the unmasked values of the fields asked for and records one `pii_revealed` event in
+/// the user's audit trail: the field names, the reason and the API key's name (never the
+/// values). Fields: `first_name`, `middle_name`, `last_name`, `email`, `phone`,
+/// `date_of_birth`, `birth_place`, `address`, `identity_document`, `tax_ids`, `metadata`.
+#[utoipa::path(
+    post, path = "/v1/users/{id}/reveal", tag = "users",
+    params(("id" = Uuid, Path, description = "The gateway's user id")),
+    request_body(content = RevealRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The values, the reveal recorded", body = RevealResponse),
+        (status = 400, description = "Malformed JSON or not an object", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or unknown API key", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 403, description = "The key lacks `users:read`", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 404, description = "No such user", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 410, description = "`user_erased`: the user's personal data was erased (`erased_at` says when)", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 413, description = "Body over 1 MiB", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 415, description = "Content type other than `application/json`", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: an unknown or repeated field (`fields[i]`), a missing or invalid `reason`", body = ProblemDocument, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn reveal_fields(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    payload: web::Payload,
+) -> Result<HttpResponse, Problem> {
+    let principal = authorize(&req, &state, Scope::UsersRead)?;
+    let id = parse_user_id(&path)?;
+    let body = read_json_object(&req, payload, JSON).await?;
+    let (fields, reason) = parse_reveal(&body)?;
+    let values =
+        onboarding::users::reveal(&state.services, id, &fields, &reason, &principal.name).await?;
+    Ok(HttpResponse::Ok().json(RevealResponse { values }))
 }

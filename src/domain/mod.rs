@@ -72,7 +72,9 @@ macro_rules! string_enum {
 }
 
 pub mod errors;
+pub mod masking;
 pub mod merge_patch;
+pub mod operator;
 pub mod parse;
 pub mod provider;
 pub mod status;

@@ -1093,9 +1093,28 @@ impl fmt::Debug for CanonicalUser {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use time::macros::{date, datetime};
+
+    /// Every personal value of [`full_user`] (or a telling part of it).
+    pub(crate) const FULL_USER_PII: [&str; 15] = [
+        "jane.doe",
+        "example.com",
+        "4915112345678",
+        "Janelle",
+        "Quintessa",
+        "Doemeyer",
+        "1990",
+        "Wolfsburg",
+        "Invalidenstr",
+        "Hinterhaus",
+        "Potsdam",
+        "10115",
+        "C01X00T47",
+        "98765432109",
+        "Geheimnis",
+    ];
 
     pub(crate) fn full_user() -> CanonicalUser {
         CanonicalUser {
@@ -1164,24 +1183,7 @@ mod tests {
         let user = full_user();
         let debug = format!("{user:?}");
         let pretty = format!("{user:#?}");
-        for pii in [
-            "jane.doe",
-            "example.com",
-            "4915112345678",
-            "Janelle",
-            "Quintessa",
-            "Doemeyer",
-            "1990",
-            "Wolfsburg",
-            "Invalidenstr",
-            "Hinterhaus",
-            "Potsdam",
-            "10115",
-            "C01X00T47",
-            "98765432109",
-            "Geheimnis",
-            "secret_note",
-        ] {
+        for pii in FULL_USER_PII.iter().chain(&["secret_note"]) {
             assert!(!debug.contains(pii), "{pii} leaked in {debug}");
             assert!(!pretty.contains(pii), "{pii} leaked in {pretty}");
         }

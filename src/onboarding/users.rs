@@ -12,7 +12,9 @@ use super::actions;
 use super::links::{self as link_ops, Source};
 use super::queue::{enqueue_link_job, queue_key, LinkJob};
 use super::{OnboardingError, Services};
+use crate::domain::masking::{self, RevealableField};
 use crate::domain::merge_patch::{apply_merge_patch, changed_paths};
+use crate::domain::operator::Reason;
 use crate::domain::parse::parse_user;
 use crate::domain::provider::ProviderId;
 use crate::domain::status::{summarize, LinkStatus};
@@ -433,6 +435,31 @@ pub async fn patch(
     tx.commit().await?;
     run_inline(services, &job_ids).await;
     get(services, id).await
+}
+
+/// The values of `fields`, after recording the reveal (field names, reason and key name; never
+/// the values) in the user's audit trail: no value is shown without its record.
+pub async fn reveal(
+    services: &Services,
+    id: Uuid,
+    fields: &[RevealableField],
+    reason: &Reason,
+    key_name: &str,
+) -> Result<serde_json::Map<String, serde_json::Value>, OnboardingError> {
+    let view = get(services, id).await?;
+    let names: Vec<&str> = fields.iter().map(|f| f.as_str()).collect();
+    let mut conn = services.pool.acquire().await?;
+    events::insert(
+        &mut conn,
+        id,
+        "pii_revealed",
+        json!({ "fields": names, "reason": reason.as_str(), "key_name": key_name }),
+    )
+    .await?;
+    Ok(fields
+        .iter()
+        .map(|f| (f.as_str().to_owned(), masking::reveal(&view.profile, *f)))
+        .collect())
 }
 
 /// A page of a user's audit trail, oldest first.

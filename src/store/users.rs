@@ -329,6 +329,8 @@ pub struct UserFilter {
     pub email: Option<String>,
     pub status: Option<LinkStatus>,
     pub provider: Option<String>,
+    /// A link's id at its provider (at `provider`, when given).
+    pub provider_user_id: Option<String>,
 }
 
 /// One page, newest first. `before` is the last id of the previous page: ids are UUIDv7, so
@@ -372,6 +374,23 @@ pub async fn list<'e>(
     }
     if let Some(status) = filter.status {
         query.push(" AND u.status = ").push_bind(status.as_str());
+    }
+    if let Some(provider_user_id) = filter.provider_user_id.as_deref() {
+        // Every provider named, so the `(provider, provider_user_id)` unique index serves the
+        // lookup whether or not a provider was given.
+        let providers: Vec<&str> = match provider {
+            Some(p) => vec![p],
+            None => crate::domain::provider::ProviderId::ALL
+                .iter()
+                .map(|p| p.as_str())
+                .collect(),
+        };
+        query
+            .push(" AND u.id IN (SELECT pl.user_id FROM provider_links pl WHERE pl.provider = ANY(")
+            .push_bind(providers)
+            .push(") AND pl.provider_user_id = ")
+            .push_bind(provider_user_id)
+            .push(")");
     }
     let order_key = match provider {
         Some(provider) => {

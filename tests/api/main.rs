@@ -5,6 +5,7 @@ mod helpers;
 
 mod auth;
 mod console;
+mod console_api;
 mod documents;
 mod health;
 mod idempotency;
