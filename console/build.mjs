@@ -16,6 +16,16 @@ const here = dirname(fileURLToPath(import.meta.url));
 const dist = join(here, "dist");
 const check = process.argv.includes("--check");
 
+// The typed client (../clients/typescript/src) imports openapi-fetch; take it from this
+// package's node_modules (pinned in this lockfile at the client's version), so the bundle never
+// depends on whether the client's own node_modules happens to be installed.
+const ownPackages = {
+  name: "own-packages",
+  setup(build) {
+    build.onResolve({ filter: /^openapi-fetch$/ }, (args) => ({ path: fileURLToPath(import.meta.resolve(args.path)) }));
+  },
+};
+
 async function build() {
   const result = await esbuild.build({
     entryPoints: [join(here, "src/main.ts")],
@@ -31,6 +41,7 @@ async function build() {
     logLevel: "warning",
     // Paths in the output would differ between checkouts; nothing else in it does.
     sourcemap: false,
+    plugins: [ownPackages],
   });
   const files = new Map();
   for (const file of result.outputFiles) {

@@ -1,7 +1,7 @@
 // Every action asks for a reason first; the gateway records it with the key's name in the
 // user's audit trail.
 import { byId, replace } from "./dom.ts";
-import { Problem } from "./api.ts";
+import { GatewayProblem } from "./api.ts";
 
 /// Opens the reason dialog; `run` gets the reason and may throw a Problem, shown in the dialog
 /// (the dialog stays open so the operator can correct the reason). Resolves once `run` succeeded,
@@ -48,16 +48,15 @@ export function withReason<T>(title: string, detail: string, run: (reason: strin
 
 /// A failure as an operator should read it: 401 and 403 named as such, field errors listed.
 export function describe(problem: unknown): string {
-  if (!(problem instanceof Problem)) return String(problem);
+  if (!(problem instanceof GatewayProblem)) return `The gateway did not answer: ${String(problem)}`;
+  // The client's message already reads "<status> <code>: <detail>"; 401 and 403 get a plain word.
   const prefix =
     problem.status === 401
-      ? "401 Unauthorized: the gateway does not know this key"
+      ? "401 Unauthorized (the gateway does not know this key) — "
       : problem.status === 403
-        ? "403 Forbidden: this key's scopes do not allow it"
-        : problem.status === 0
-          ? "Unreachable"
-          : `${problem.status} ${problem.code}`;
+        ? "403 Forbidden (this key's scopes do not allow it) — "
+        : "";
   const fields = problem.errors.map((e) => `${e.field}: ${e.message}`).join("; ");
   const id = problem.requestId ? ` (request ${problem.requestId})` : "";
-  return `${prefix}: ${problem.message}${fields ? ` [${fields}]` : ""}${id}`;
+  return `${prefix}${problem.message}${fields ? ` [${fields}]` : ""}${id}`;
 }
