@@ -2,14 +2,17 @@
 // API returns can become markup or script.
 
 type Child = Node | string | number | null | undefined | false;
-type Attributes = Record<string, string | boolean | undefined | ((event: Event) => void)>;
+type Attributes = Record<string, string | boolean | undefined | ((event: Event) => unknown)>;
 
 export function h(tag: string, attributes: Attributes = {}, ...children: Child[]): HTMLElement {
   const element = document.createElement(tag);
   for (const [name, value] of Object.entries(attributes)) {
     if (value === undefined || value === false) continue;
     if (typeof value === "function") {
-      element.addEventListener(name.replace(/^on/, ""), value);
+      // An action that fails is reported (main.ts shows it), never left as an unhandled rejection.
+      element.addEventListener(name.replace(/^on/, ""), (event) => {
+        Promise.resolve(value(event)).catch((error: unknown) => window.dispatchEvent(new CustomEvent("console-error", { detail: error })));
+      });
     } else {
       element.setAttribute(name, value === true ? "" : value);
     }

@@ -124,5 +124,11 @@ async function route(): Promise<void> {
   }
 }
 
+window.addEventListener("console-error", (event) => {
+  const problem = (event as CustomEvent).detail;
+  const notice = document.getElementById("action-result") ?? byId("page").insertBefore(h("p", { id: "action-result", class: "notice" }), byId("page").firstChild);
+  notice.className = "notice error";
+  replace(notice, describe(problem));
+});
 window.addEventListener("hashchange", () => void route());
 void route();

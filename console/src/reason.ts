@@ -27,6 +27,7 @@ export function withReason<T>(title: string, detail: string, run: (reason: strin
     cancel.onclick = () => finish(null);
     dialog.oncancel = () => finish(null);
     confirm.onclick = async () => {
+      replace(error);
       const reason = text.value.trim();
       if (reason.length === 0) {
         replace(error, "A reason is required.");

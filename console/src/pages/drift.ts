@@ -3,7 +3,7 @@
 // link now, re-drive one job, re-drive every failed job of a kind.
 import { badge, h, replace, table, when } from "../dom.ts";
 import type { Json } from "../api.ts";
-import { withReason } from "../reason.ts";
+import { describe, withReason } from "../reason.ts";
 import type { Session } from "../session.ts";
 
 const DRIFT_KINDS = ["status_drift", "missing_at_provider", "stale", "submission_failed", "needs_review", "erasure_follow_up"];
@@ -24,9 +24,11 @@ function userLink(id: string | undefined): HTMLElement | string {
 export async function driftPage(session: Session, page: HTMLElement): Promise<void> {
   const [report, jobs] = await Promise.all([
     session.api.reconciliation(),
-    session.api.failedJobs({ kind: DRIFT_KINDS.includes(filter.kind) ? undefined : filter.kind || undefined, provider: filter.provider || undefined }),
+    // The provider filter is applied here, to the page of failed jobs (their payload names it).
+    session.api.failedJobs({ kind: DRIFT_KINDS.includes(filter.kind) ? undefined : filter.kind || undefined }),
   ]);
-  const rerender = () => driftPage(session, page);
+  // A failure to reload is shown in the page, as on first load.
+  const rerender = () => driftPage(session, page).catch((problem) => replace(page, h("p", { class: "error", id: "page-error" }, describe(problem))));
   const canSync = session.can("ops") || session.can("users:write");
   const canRedrive = session.can("ops");
 

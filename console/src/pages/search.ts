@@ -39,8 +39,8 @@ export async function searchPage(session: Session, page: HTMLElement): Promise<v
               ["gateway id", "external id", "e-mail (masked)", "status", "providers"],
               users.map((u) => [
                 h("a", { href: `#/user/${u.id}`, class: "mono" }, u.id),
-                u.user?.external_id ?? "—",
-                u.user?.email ?? "—",
+                u.external_id ?? "—",
+                u.email ?? "—",
                 badge(u.status),
                 ((u.links ?? []) as Json[]).map((l) => `${l.provider}: ${l.status}`).join(", "),
               ]),

@@ -41,7 +41,8 @@ function asUser(field: string, value: unknown): Json {
 
 /// One line of detail per event category (the trail never holds personal data).
 function detail(event: Json): string {
-  const d: Json = event.data ?? {};
+  // The event's own fields sit beside id, type, at and category.
+  const { id: _id, type: _type, at: _at, category: _category, ...d } = event;
   switch (event.category) {
     case "provider_call":
       return `${d.provider ?? ""} ${d.operation ?? ""} → HTTP ${d.http_status ?? "—"} in ${d.latency_ms ?? "—"} ms${d.outcome ? ` (${d.outcome})` : ""}`;
@@ -66,7 +67,8 @@ export async function userPage(session: Session, page: HTMLElement, id: string):
     return;
   }
   const [user, requirements, firstEvents] = await Promise.all([session.api.user(id, "masked"), session.api.requirements(id), session.api.events(id)]);
-  const profile: Json = user.user ?? {};
+  // The canonical fields sit at the top level of the user, beside id, status and links.
+  const profile: Json = user;
   const canSync = session.can("ops") || session.can("users:write");
   const rerender = () => userPage(session, page, id);
 
