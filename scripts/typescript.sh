@@ -43,6 +43,12 @@ for tool in node npm; do
   fi
 done
 
+node_major="$(node -p 'process.versions.node.split(".")[0]')"
+if ((node_major < 20)); then
+  echo "error: typescript: Node $(node --version) is too old; the TypeScript client needs Node 20+" >&2
+  exit 1
+fi
+
 target_dir="${CARGO_TARGET_DIR:-target}"
 work="$target_dir/typescript"
 mkdir -p "$work"

@@ -39,6 +39,16 @@ pub async fn read_json_object(
     parse_json_object(&body)
 }
 
+/// The `reason` member of an operator's action; an invalid one is recorded in `errors`.
+pub fn parse_reason(
+    value: &serde_json::Value,
+    errors: &mut Vec<crate::domain::FieldError>,
+) -> Option<crate::domain::operator::Reason> {
+    crate::domain::operator::Reason::parse(value)
+        .map_err(|e| errors.push(e.at("reason")))
+        .ok()
+}
+
 /// Reads an optional JSON object body: none at all (or only whitespace) is `None`, whatever the
 /// content type; anything else must be a JSON object of an `accepted` content type.
 pub async fn read_optional_json_object(

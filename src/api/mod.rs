@@ -146,6 +146,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .default_service(web::to(method_not_allowed("GET"))),
     )
     .service(
+        web::resource("/v1/jobs/retry")
+            .route(web::post().to(jobs::retry_jobs))
+            .default_service(web::to(method_not_allowed("POST"))),
+    )
+    .service(
         web::resource("/v1/jobs/{id}/retry")
             .route(web::post().to(jobs::retry_job))
             .default_service(web::to(method_not_allowed("POST"))),

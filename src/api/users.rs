@@ -6,7 +6,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use uuid::Uuid;
 
-use super::body::{read_json_object, JSON, JSON_OR_MERGE_PATCH};
+use super::body::{
+    parse_reason, read_json_object, read_optional_json_object, JSON, JSON_OR_MERGE_PATCH,
+};
 use super::idempotency;
 use super::problem::{Problem, ProblemDocument};
 use super::query::{
@@ -16,7 +18,7 @@ use super::query::{
 use super::resources::{
     EventList, EventResource, MaskedUserResource, UserInView, UserList, UserResource,
 };
-use super::{authorize, AppState};
+use super::{authorize, authorize_any, AppState};
 use crate::auth::Scope;
 use crate::domain::masking::RevealableField;
 use crate::domain::operator::Reason;
@@ -25,6 +27,7 @@ use crate::domain::provider::ProviderId;
 use crate::domain::status::LinkStatus;
 use crate::domain::user::CanonicalUser;
 use crate::domain::FieldError;
+use crate::onboarding::operator::Operator;
 use crate::onboarding::{self, OnboardingError};
 use crate::store::users::UserFilter;
 
@@ -568,17 +571,24 @@ pub async fn link_provider(
 
 /// Sync a user's provider statuses now.
 ///
-/// Fetches every submitted link's status from its provider and records it (transitions are
-/// recorded with source `api`); returns the user.
+/// Fetches every submitted link's status from its provider (only `provider`'s, when the
+/// optional body names one) and records it (transitions are recorded with source `api`);
+/// returns the user. Records `sync_requested` (`provider`, `reason`, `key_name`) first. Scope
+/// `users:write` or `ops`.
 #[utoipa::path(
     post, path = "/v1/users/{id}/sync", tag = "users",
     params(("id" = Uuid, Path, description = "The gateway's user id")),
+    request_body(content = Option<SyncRequest>, content_type = "application/json"),
     responses(
         (status = 200, description = "The user after the sync", body = UserResource),
+        (status = 400, description = "Malformed JSON or not an object", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 401, description = "Missing or unknown API key", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 403, description = "The key lacks `users:write`", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 403, description = "The key has neither `users:write` nor `ops`", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 404, description = "No such user", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 410, description = "`user_erased`: the user's personal data was erased (`erased_at` says when)", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 413, description = "Body over 1 MiB", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 415, description = "A body with a content type other than `application/json`", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: an unknown `provider` (or one the user has no submitted link at), an invalid `reason`, an unknown member", body = ProblemDocument, content_type = "application/problem+json"),
     ),
     security(("api_key" = []))
 )]
@@ -586,11 +596,54 @@ pub async fn sync_user(
     req: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<String>,
+    payload: web::Payload,
 ) -> Result<HttpResponse, Problem> {
-    authorize(&req, &state, Scope::UsersWrite)?;
+    let principal = authorize_any(&req, &state, &[Scope::UsersWrite, Scope::Ops])?;
+    let body = read_optional_json_object(&req, payload, JSON).await?;
     let id = parse_user_id(&path)?;
-    let view = onboarding::users::sync(&state.services, id).await?;
+    let mut errors = Vec::new();
+    let (mut provider, mut reason) = (None, None);
+    for (key, value) in body.iter().filter_map(|b| b.as_object()).flatten() {
+        match key.as_str() {
+            "provider" => match value.as_str().map(str::parse::<ProviderId>) {
+                Some(Ok(p)) => provider = Some(p),
+                Some(Err(_)) => errors.push(invalid(
+                    "provider",
+                    "invalid_value",
+                    &format!("must be one of {}", ProviderId::allowed()),
+                )),
+                None => errors.push(invalid("provider", "invalid_type", "must be a string")),
+            },
+            "reason" => reason = parse_reason(value, &mut errors),
+            other => errors.push(invalid(
+                other,
+                "unknown_field",
+                "is not a known field; expected `provider` and `reason`",
+            )),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(Problem::validation(errors));
+    }
+    let operator = Operator {
+        key_name: &principal.name,
+        reason: reason.as_ref(),
+    };
+    let view = onboarding::users::sync(&state.services, id, provider, operator).await?;
     Ok(HttpResponse::Ok().json(UserResource::from(view)))
+}
+
+/// The body of `POST /v1/users/{id}/sync` (optional).
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"provider": "kraken", "reason": "drift report: status_drift"}))]
+pub struct SyncRequest {
+    /// Only this provider's link.
+    #[schema(value_type = Option<ProviderId>)]
+    pub provider: Option<String>,
+    /// Why (1–500 characters after trimming); recorded in the user's audit trail.
+    #[schema(min_length = 1, max_length = 500, pattern = r"\S")]
+    pub reason: Option<String>,
 }
 
 /// The body of `POST /v1/users/{id}/reveal`.
@@ -622,10 +675,7 @@ fn parse_reveal(body: &serde_json::Value) -> Result<(Vec<RevealableField>, Reaso
     for (key, value) in body.as_object().into_iter().flatten() {
         match key.as_str() {
             "fields" => fields = Some(parse_reveal_fields(value, &mut errors)),
-            "reason" => match Reason::parse(value) {
-                Ok(r) => reason = Some(r),
-                Err(e) => errors.push(e.at("reason")),
-            },
+            "reason" => reason = parse_reason(value, &mut errors),
             other => errors.push(invalid(
                 other,
                 "unknown_field",

@@ -5,7 +5,7 @@
 //! `sessions` → `users`, `erasure`, `documents` → `jobs` (runs jobs inline) → `links`,
 //! `notify`, `provider_erasure` (what each kind of job does) → `submissions` (documents at
 //! providers; the link's submission queues those waiting for it) → `attempt`, `calls`, `queue`,
-//! `actions` (leaves); `reconcile` and `webhooks` use `links`. None of them imports a module
+//! `actions`, `operator` (leaves); `reconcile` and `webhooks` use `links`. None of them imports a module
 //! above it.
 
 pub mod actions;
@@ -16,6 +16,7 @@ pub mod erasure;
 pub mod jobs;
 pub mod links;
 pub mod notify;
+pub mod operator;
 pub mod provider_erasure;
 pub mod queue;
 pub mod reconcile;

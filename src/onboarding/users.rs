@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use super::actions;
 use super::links::{self as link_ops, Source};
+use super::operator::Operator;
 use super::queue::{enqueue_link_job, queue_key, LinkJob};
 use super::{OnboardingError, Services};
 use crate::domain::masking::{self, RevealableField};
@@ -231,13 +232,46 @@ pub async fn link_provider(
     get(services, id).await
 }
 
-/// Fetches every submitted link's status from its provider now.
-pub async fn sync(services: &Services, id: Uuid) -> Result<UserView, OnboardingError> {
+/// Fetches every submitted link's status from its provider now (only `provider`'s, when
+/// given), after recording who asked and why (`sync_requested`).
+pub async fn sync(
+    services: &Services,
+    id: Uuid,
+    provider: Option<ProviderId>,
+    operator: Operator<'_>,
+) -> Result<UserView, OnboardingError> {
     let current = get(services, id).await?;
+    if let Some(provider) = provider {
+        if !current
+            .links
+            .iter()
+            .any(|l| l.provider == provider && l.provider_user_id.is_some())
+        {
+            return Err(OnboardingError::Validation(vec![FieldError {
+                field: "provider".into(),
+                code: "invalid_value",
+                message: format!("the user has no submitted link at {provider}"),
+            }]));
+        }
+    }
+    let mut conn = services.pool.acquire().await?;
+    events::insert(
+        &mut conn,
+        id,
+        "sync_requested",
+        json!({
+            "provider": provider.map(|p| p.as_str()),
+            "reason": operator.reason.map(Reason::as_str),
+            "key_name": operator.key_name,
+        }),
+    )
+    .await?;
+    drop(conn);
     let syncs = current
         .links
         .iter()
         .filter(|l| l.provider_user_id.is_some())
+        .filter(|l| provider.is_none_or(|p| l.provider == p))
         .map(|l| link_ops::sync(services, l, Source::Api));
     for result in futures_util::future::join_all(syncs).await {
         result?;

@@ -127,6 +127,14 @@ macro_rules! job_columns {
     };
 }
 
+/// [`job_columns!`] of the table aliased `j` (an `UPDATE … FROM` names them unambiguously).
+macro_rules! job_columns_of_j {
+    () => {
+        "j.id, j.kind, j.queue_key, j.payload, j.state, j.attempts, j.max_attempts, j.run_at,
+         j.locked_until, j.last_error, j.outcome_unknown, j.created_at, j.updated_at"
+    };
+}
+
 /// A job to write: queued (due after `delay`), or already claimed.
 #[derive(Debug)]
 pub struct NewJob<'a> {
@@ -311,7 +319,7 @@ pub async fn fail(pool: &PgPool, id: Uuid, error: &str) -> Result<(), StoreError
 /// Re-drives a failed job: queued now, with a fresh attempt budget. Re-driving is an
 /// operator's statement that the earlier outcome was checked, so the next attempt creates
 /// rather than looking for an account first.
-pub async fn redrive(pool: &PgPool, id: Uuid) -> Result<Option<JobRow>, StoreError> {
+pub async fn redrive<'e>(db: impl PgExecutor<'e>, id: Uuid) -> Result<Option<JobRow>, StoreError> {
     sqlx::query_as::<_, JobRow>(concat!(
         "UPDATE jobs SET state = 'queued', attempts = 0, run_at = now(), outcome_unknown = false,
                 updated_at = now()
@@ -320,7 +328,53 @@ pub async fn redrive(pool: &PgPool, id: Uuid) -> Result<Option<JobRow>, StoreErr
         job_columns!()
     ))
     .bind(id)
-    .fetch_optional(pool)
+    .fetch_optional(db)
+    .await
+    .map_err(StoreError::from_sqlx)
+}
+
+/// Re-drives up to `limit` failed jobs of `kind` (whose payload names `provider`, when given),
+/// oldest first. Rows another transaction holds are skipped (left for the next call).
+pub async fn redrive_failed(
+    conn: &mut PgConnection,
+    kind: JobKind,
+    provider: Option<&str>,
+    limit: i64,
+) -> Result<Vec<JobRow>, StoreError> {
+    sqlx::query_as::<_, JobRow>(concat!(
+        "WITH picked AS (
+            SELECT id FROM jobs
+             WHERE state = 'failed' AND kind = $1
+               AND ($2::text IS NULL OR payload->>'provider' = $2)
+             ORDER BY id LIMIT $3
+               FOR UPDATE SKIP LOCKED)
+         UPDATE jobs j SET state = 'queued', attempts = 0, run_at = now(),
+                outcome_unknown = false, updated_at = now()
+           FROM picked WHERE j.id = picked.id
+      RETURNING ",
+        job_columns_of_j!()
+    ))
+    .bind(kind)
+    .bind(provider)
+    .bind(limit)
+    .fetch_all(conn)
+    .await
+    .map_err(StoreError::from_sqlx)
+}
+
+/// Failed jobs of `kind` (at `provider`, when given).
+pub async fn count_failed<'e>(
+    db: impl PgExecutor<'e>,
+    kind: JobKind,
+    provider: Option<&str>,
+) -> Result<i64, StoreError> {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM jobs WHERE state = 'failed' AND kind = $1
+            AND ($2::text IS NULL OR payload->>'provider' = $2)",
+    )
+    .bind(kind)
+    .bind(provider)
+    .fetch_one(db)
     .await
     .map_err(StoreError::from_sqlx)
 }
@@ -337,11 +391,12 @@ pub async fn get<'e>(db: impl PgExecutor<'e>, id: Uuid) -> Result<Option<JobRow>
     .map_err(StoreError::from_sqlx)
 }
 
-/// A page of jobs, newest first, optionally of one state and kind.
+/// A page of jobs, newest first, optionally of one state, kind and provider.
 pub async fn list<'e>(
     db: impl PgExecutor<'e>,
     state: Option<&str>,
     kind: Option<JobKind>,
+    provider: Option<&str>,
     before: Option<Uuid>,
     limit: i64,
 ) -> Result<Vec<JobRow>, StoreError> {
@@ -351,12 +406,14 @@ pub async fn list<'e>(
         " FROM jobs
           WHERE ($1::text IS NULL OR state = $1) AND ($2::text IS NULL OR kind = $2)
             AND ($3::uuid IS NULL OR id < $3)
+            AND ($5::text IS NULL OR payload->>'provider' = $5)
           ORDER BY id DESC LIMIT $4"
     ))
     .bind(state)
     .bind(kind)
     .bind(before)
     .bind(limit)
+    .bind(provider)
     .fetch_all(db)
     .await
     .map_err(StoreError::from_sqlx)

@@ -27,6 +27,27 @@ async fn post_json_as(
     request.send().await.unwrap()
 }
 
+/// `path` refuses `body` without a key (401) and with `forbidden_key` (403).
+async fn assert_guarded(app: &TestApp, path: &str, body: &Value, forbidden_key: &str) {
+    let anonymous = post_json_as(app, path, None, body).await;
+    assert_problem(anonymous, 401, "unauthorized").await;
+    let forbidden = post_json_as(app, path, Some(forbidden_key), body).await;
+    assert_problem(forbidden, 403, "forbidden").await;
+}
+
+/// The (field, code) pairs of the 422 that `path` answers to `body`.
+async fn rejected(app: &TestApp, path: &str, key: &str, body: &Value) -> Vec<(String, String)> {
+    let response = post_json_as(app, path, Some(key), body).await;
+    field_errors(&assert_problem(response, 422, "validation_failed").await)
+}
+
+fn pairs(expected: &[(&str, &str)]) -> Vec<(String, String)> {
+    expected
+        .iter()
+        .map(|(f, c)| (f.to_string(), c.to_string()))
+        .collect()
+}
+
 /// A user submitted to `provider` (the simulators accept it at once).
 async fn onboarded(app: &TestApp, provider: &str) -> Value {
     let mut user = sample_user();
@@ -270,31 +291,14 @@ async fn bad_reveals_name_the_field_and_record_nothing() {
             vec![("why", "unknown_field")],
         ),
     ] {
-        let problem = assert_problem(
-            post_json_as(&app, &path, Some(READ_KEY), &body).await,
-            422,
-            "validation_failed",
-        )
-        .await;
-        let expected: Vec<(String, String)> = expected
-            .into_iter()
-            .map(|(f, c)| (f.to_owned(), c.to_owned()))
-            .collect();
-        assert_eq!(field_errors(&problem), expected, "{body}");
+        assert_eq!(
+            rejected(&app, &path, READ_KEY, &body).await,
+            pairs(&expected),
+            "{body}"
+        );
     }
     let body = json!({"fields": ["email"], "reason": "x"});
-    assert_problem(
-        post_json_as(&app, &path, None, &body).await,
-        401,
-        "unauthorized",
-    )
-    .await;
-    assert_problem(
-        post_json_as(&app, &path, Some(OPS_KEY), &body).await,
-        403,
-        "forbidden",
-    )
-    .await;
+    assert_guarded(&app, &path, &body, OPS_KEY).await;
     let nobody = format!("/v1/users/{}/reveal", uuid::Uuid::now_v7());
     assert_problem(
         post_json_as(&app, &nobody, Some(READ_KEY), &body).await,
@@ -318,4 +322,240 @@ async fn bad_reveals_name_the_field_and_record_nothing() {
         "user_erased",
     )
     .await;
+}
+
+/// An app whose jobs fail at their first attempt, and two Carbn submissions failed that way.
+async fn two_failed_submissions() -> (TestApp, Vec<Value>) {
+    let db = TestDatabase::create().await;
+    let app = spawn_app_with(db, |s| s.workers.max_attempts = 1).await;
+    app.set_fault(json!({"provider": "carbn", "status": 503, "error_rate": 1.0}))
+        .await;
+    for _ in 0..2 {
+        let mut user = sample_user();
+        user["providers"] = json!(["carbn"]);
+        app.create_user(&user).await;
+    }
+    let page: Value = get_as(&app, "/v1/jobs?state=failed&provider=carbn", Some(OPS_KEY))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let failed = page["data"].as_array().unwrap().clone();
+    assert_eq!(failed.len(), 2, "{page}");
+    // From here on Carbn answers, so a re-driven job never fails again under the test.
+    app.client
+        .delete(app.sim("/_sim/faults"))
+        .send()
+        .await
+        .unwrap();
+    (app, failed)
+}
+
+fn redriven_events(trail: &[Value]) -> Vec<&Value> {
+    trail
+        .iter()
+        .filter(|e| e["type"] == "job_redriven")
+        .collect()
+}
+
+#[tokio::test]
+async fn jobs_are_listed_by_provider_and_re_driven_with_a_reason() {
+    let (app, failed) = two_failed_submissions().await;
+    let none: Value = get_as(&app, "/v1/jobs?provider=kraken", Some(OPS_KEY))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(none["data"], json!([]));
+    let problem = assert_problem(
+        get_as(&app, "/v1/jobs?provider=paypal", Some(OPS_KEY)).await,
+        422,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(field_errors(&problem)[0].0, "provider");
+
+    // One job, with a reason.
+    let (first, second) = (&failed[0], &failed[1]);
+    let path = format!("/v1/jobs/{}/retry", first["id"].as_str().unwrap());
+    let bad = post_json_as(&app, &path, Some(OPS_KEY), &json!({"reason": ""})).await;
+    assert_eq!(
+        field_errors(&assert_problem(bad, 422, "validation_failed").await)[0].0,
+        "reason"
+    );
+    let bad = post_json_as(&app, &path, Some(OPS_KEY), &json!({"because": "x"})).await;
+    assert_eq!(
+        field_errors(&assert_problem(bad, 422, "validation_failed").await)[0].0,
+        "because"
+    );
+    let retried = post_json_as(
+        &app,
+        &path,
+        Some(OPS_KEY),
+        &json!({"reason": "Carbn is back"}),
+    )
+    .await;
+    assert_eq!(retried.status(), 200);
+    let user_id = first["payload"]["user_id"].as_str().unwrap();
+    let trail = events(&app, user_id).await;
+    assert_eq!(
+        redriven_events(&trail)
+            .iter()
+            .map(|e| {
+                let mut e = (*e).clone();
+                let data = e.as_object_mut().unwrap();
+                data.retain(|k, _| !["id", "at", "category"].contains(&k.as_str()));
+                e
+            })
+            .collect::<Vec<_>>(),
+        vec![
+            json!({"type": "job_redriven", "job_id": first["id"], "kind": "submit_link",
+            "provider": "carbn", "reason": "Carbn is back", "key_name": "ops"})
+        ]
+    );
+
+    // Every other failed submission at Carbn, in one call.
+    let bulk = json!({"kind": "submit_link", "provider": "carbn", "reason": "outage over"});
+    let response = post_json_as(&app, "/v1/jobs/retry", Some(OPS_KEY), &bulk).await;
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body, json!({"retried": 1, "remaining": 0}));
+    let trail = events(&app, second["payload"]["user_id"].as_str().unwrap()).await;
+    let recorded = redriven_events(&trail);
+    assert_eq!(recorded.len(), 1);
+    assert_eq!(recorded[0]["job_id"], second["id"]);
+    assert_eq!(recorded[0]["reason"], "outage over");
+    let again: Value = post_json_as(&app, "/v1/jobs/retry", Some(OPS_KEY), &bulk)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(again, json!({"retried": 0, "remaining": 0}));
+
+    // An empty body still re-drives (as before reasons existed); this job is not failed now.
+    let plain = app
+        .client
+        .post(app.url(&path))
+        .bearer_auth(OPS_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(plain, 409, "job_not_failed").await;
+}
+
+#[tokio::test]
+async fn bulk_re_drives_are_bounded_and_checked() {
+    let db = TestDatabase::create().await;
+    // Workers asleep: the re-driven rows stay as the call left them.
+    let app = spawn_app_with(db, |s| s.workers.poll_interval_ms = 3_600_000).await;
+    sqlx::query(
+        "INSERT INTO jobs (id, kind, payload, state)
+         SELECT gen_random_uuid(), 'erase_link', '{\"provider\": \"killb\"}', 'failed'
+           FROM generate_series(1, 501)",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let bulk = json!({"kind": "erase_link", "reason": "KillB fixed its DELETE"});
+    let first: Value = post_json_as(&app, "/v1/jobs/retry", Some(OPS_KEY), &bulk)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(first, json!({"retried": 500, "remaining": 1}));
+    let other_provider = json!({"kind": "erase_link", "provider": "kraken", "reason": "x"});
+    let none: Value = post_json_as(&app, "/v1/jobs/retry", Some(OPS_KEY), &other_provider)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(none, json!({"retried": 0, "remaining": 0}));
+
+    for (body, expected) in [
+        (json!({"kind": "erase_link"}), vec![("reason", "required")]),
+        (json!({"reason": "x"}), vec![("kind", "required")]),
+        (
+            json!({"kind": "mine_bitcoin", "reason": "x"}),
+            vec![("kind", "invalid_value")],
+        ),
+        (
+            json!({"kind": 7, "reason": "x"}),
+            vec![("kind", "invalid_type")],
+        ),
+        (
+            json!({"kind": "notify", "provider": "paypal", "reason": "x"}),
+            vec![("provider", "invalid_value")],
+        ),
+        (
+            json!({"kind": "notify", "reason": "x", "state": "failed"}),
+            vec![("state", "unknown_field")],
+        ),
+    ] {
+        assert_eq!(
+            rejected(&app, "/v1/jobs/retry", OPS_KEY, &body).await,
+            pairs(&expected),
+            "{body}"
+        );
+    }
+    let bulk = json!({"kind": "erase_link", "reason": "x"});
+    assert_guarded(&app, "/v1/jobs/retry", &bulk, READ_KEY).await;
+}
+
+#[tokio::test]
+async fn a_sync_records_who_asked_and_why() {
+    let app = spawn_app().await;
+    let created = onboarded(&app, "kraken").await;
+    let id = created["id"].as_str().unwrap();
+    let path = format!("/v1/users/{id}/sync");
+    // An ops key may sync, with a provider and a reason.
+    let response = post_json_as(
+        &app,
+        &path,
+        Some(OPS_KEY),
+        &json!({"provider": "kraken", "reason": "drift report"}),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    // A users:write key, with no body at all, as before.
+    let plain = app
+        .client
+        .post(app.url(&path))
+        .bearer_auth(DEV_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(plain.status(), 200);
+    let trail = events(&app, id).await;
+    let requested: Vec<&Value> = trail
+        .iter()
+        .filter(|e| e["type"] == "sync_requested")
+        .collect();
+    assert_eq!(requested.len(), 2);
+    assert_eq!(requested[0]["provider"], "kraken");
+    assert_eq!(requested[0]["reason"], "drift report");
+    assert_eq!(requested[0]["key_name"], "ops");
+    assert_eq!(requested[1]["provider"], Value::Null);
+    assert_eq!(requested[1]["reason"], Value::Null);
+
+    for (body, field) in [
+        (json!({"provider": "killb"}), "provider"),
+        (json!({"provider": "paypal"}), "provider"),
+        (json!({"provider": 1}), "provider"),
+        (json!({"reason": "  "}), "reason"),
+        (json!({"why": "x"}), "why"),
+    ] {
+        let errors = rejected(&app, &path, OPS_KEY, &body).await;
+        assert_eq!(errors[0].0, field, "{body}");
+    }
+    let body = json!({"reason": "x"});
+    assert_guarded(&app, &path, &body, READ_KEY).await;
+    let after = events(&app, id).await;
+    assert_eq!(
+        after
+            .iter()
+            .filter(|e| e["type"] == "sync_requested")
+            .count(),
+        2,
+        "refused syncs leave no record"
+    );
 }

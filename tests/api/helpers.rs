@@ -215,6 +215,18 @@ impl TestApp {
         &self._db.url
     }
 
+    /// Sets a simulator fault (`{provider, status, error_rate, …}`, see `sim/faults.rs`).
+    pub async fn set_fault(&self, fault: Value) {
+        let response = self
+            .client
+            .post(self.sim("/_sim/faults"))
+            .json(&fault)
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_success(), "fault not set: {fault}");
+    }
+
     pub async fn patch_user(&self, id: &str, patch: &Value) -> reqwest::Response {
         self.client
             .patch(self.url(&format!("/v1/users/{id}")))

@@ -18,7 +18,28 @@ export type { components, operations, paths } from "./generated/schema.js";
 export type Schemas = components["schemas"];
 export type CanonicalUser = Schemas["CanonicalUser"];
 export type User = Schemas["UserResource"];
+/** A user as `view=masked` answers it: the same members, personal values masked. */
+export type MaskedUser = Schemas["MaskedUserResource"];
+/** A page of users: full ones, or masked ones with `view: "masked"`. */
 export type UserList = Schemas["UserList"];
+export type View = Schemas["View"];
+/** `GET /v1/me`: the key's name and scopes. */
+export type Me = Schemas["MeResource"];
+export type RevealableField = Schemas["RevealableField"];
+/** The value `reveal` answers for each field (`null` when the user has none). */
+export interface RevealedValues {
+  first_name: string;
+  middle_name: string;
+  last_name: string;
+  email: string;
+  phone: string;
+  date_of_birth: string;
+  birth_place: Schemas["BirthPlace"];
+  address: Schemas["Address"];
+  identity_document: Schemas["IdentityDocument"];
+  tax_ids: Schemas["TaxId"][];
+  metadata: Record<string, unknown>;
+}
 export type Event = Schemas["EventResource"];
 export type Job = Schemas["JobResource"];
 export type JobList = Schemas["JobList"];
@@ -267,6 +288,17 @@ export function createGatewayClient(options: GatewayClientOptions) {
     } while (cursor !== undefined);
   }
 
+  /**
+   * `GET /v1/users/{id}`: the user with its provider links; with `{view: "masked"}` every
+   * personal value masked (`j***@e***.com`), to show by default and `reveal` per field.
+   */
+  async function getUser(id: string, options?: { view?: "full" }): Promise<User>;
+  async function getUser(id: string, options: { view: "masked" }): Promise<MaskedUser>;
+  async function getUser(id: string, options: { view?: View } = {}): Promise<User | MaskedUser> {
+    const query = options.view === undefined ? {} : { view: options.view };
+    return unwrap(await raw.GET("/v1/users/{id}", { params: { path: { id }, query } }));
+  }
+
   return {
     raw,
     paginate,
@@ -278,9 +310,30 @@ export function createGatewayClient(options: GatewayClientOptions) {
       );
     },
 
-    /** `GET /v1/users/{id}`: the user with its provider links. */
-    async getUser(id: string): Promise<User> {
-      return unwrap(await raw.GET("/v1/users/{id}", { params: { path: { id } } }));
+    /** `GET /v1/me`: the key's name and scopes (a console shows only what they allow). */
+    async me(): Promise<Me> {
+      return unwrap(await raw.GET("/v1/me"));
+    },
+
+    getUser,
+
+    /**
+     * `POST /v1/users/{id}/reveal` (`users:read`): the unmasked values of `fields`. The gateway
+     * records the reveal (field names, `reason`, the key's name; never the values) in the
+     * user's audit trail as `pii_revealed`.
+     */
+    async reveal<F extends RevealableField>(
+      id: string,
+      fields: readonly F[],
+      reason: string,
+    ): Promise<{ [K in F]: RevealedValues[K] | null }> {
+      const answer = unwrap(
+        await raw.POST("/v1/users/{id}/reveal", {
+          params: { path: { id } },
+          body: { fields: [...fields], reason },
+        }),
+      );
+      return answer.values as { [K in F]: RevealedValues[K] | null };
     },
 
     /** `PATCH /v1/users/{id}` with a JSON merge patch (RFC 7396). */

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { after, test } from "node:test";
 
 import { type Job, unwrap } from "../src/index.js";
-import { client, newUser, problemOf } from "./support.js";
+import { client, eventually, newUser, problemOf } from "./support.js";
 
 /** The simulators' base URL, as GET /v1/providers reports it. */
 async function simulatorUrl(): Promise<string> {
@@ -23,17 +23,6 @@ async function simulatorFault(method: "POST" | "DELETE", body?: object): Promise
     ...(body === undefined ? {} : { body: JSON.stringify(body) }),
   });
   assert.ok(response.ok, `simulator fault ${method}: ${response.status}`);
-}
-
-/** Polls `probe` until it answers a value; fails after `seconds` (a bound, not a measurement). */
-async function eventually<T>(what: string, seconds: number, probe: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + seconds * 1000;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    assert.ok(Date.now() < deadline, `${what} within ${seconds} s`);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
 }
 
 after(() => simulatorFault("DELETE"));

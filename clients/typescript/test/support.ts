@@ -1,6 +1,6 @@
 // Shared by the tests: the client for the gateway scripts/typescript.sh started (its URL and
 // the development key come in GATEWAY_TEST_URL and GATEWAY_TEST_API_KEY), a request log, a
-// valid user per call, and problemOf.
+// valid user per call, problemOf and eventually.
 
 import assert from "node:assert/strict";
 
@@ -55,4 +55,15 @@ export async function problemOf(action: () => Promise<unknown>): Promise<Gateway
     return error;
   }
   assert.fail("expected the call to fail with a GatewayProblem");
+}
+
+/** Polls `probe` until it answers a value; fails after `seconds` (a bound, not a measurement). */
+export async function eventually<T>(what: string, seconds: number, probe: () => Promise<T | undefined>): Promise<T> {
+  const deadline = Date.now() + seconds * 1000;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    assert.ok(Date.now() < deadline, `${what} within ${seconds} s`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
 }

@@ -7,7 +7,9 @@ import { test } from "node:test";
 import type {
   CanonicalUser,
   Event,
+  GatewayClient,
   Job,
+  MaskedUser,
   MergePatch,
   PagedPath,
   PageItem,
@@ -46,7 +48,20 @@ const patch: MergePatch<CanonicalUser> = { address: { line2: null, city: "Potsda
 // @ts-expect-error a merge patch still types its fields
 const badPatch: MergePatch<CanonicalUser> = { address: { city: 42 } };
 
+// The helpers' answers, typed by what was asked (never called: only type-checked).
+declare const gateway: GatewayClient;
+const fullUser = (): Promise<User> => gateway.getUser("id");
+const maskedUser = (): Promise<MaskedUser> => gateway.getUser("id", { view: "masked" });
+const revealed = async (): Promise<{ email: string | null; tax_ids: { number: string }[] | null }> =>
+  gateway.reveal("id", ["email", "tax_ids"], "ticket 1");
+const notAsked = async () =>
+  // @ts-expect-error only the fields asked for are in the answer
+  (await gateway.reveal("id", ["email"], "ticket 1")).address;
+// @ts-expect-error not a field a reveal takes
+const notRevealable = () => gateway.reveal("id", ["password"], "ticket 1");
+
 test("the hand-written types compile as stated (checked by tsc)", () => {
   assert.ok([pagedPaths, providers, reconciliation, users, events, jobs, usersQuery, cursorQuery,
-    unknownFilter, noPathParams, eventPathParams, missingPathParams, patch, badPatch].length > 0);
+    unknownFilter, noPathParams, eventPathParams, missingPathParams, patch, badPatch, fullUser,
+    maskedUser, revealed, notAsked, notRevealable].length > 0);
 });

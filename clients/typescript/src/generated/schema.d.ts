@@ -97,6 +97,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/me": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The calling API key.
+         * @description Any known key may ask (no scope needed).
+         */
+        get: operations["get_me"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/providers": {
         parameters: {
             query?: never;
@@ -174,8 +194,10 @@ export interface paths {
         /**
          * List users.
          * @description Newest first, filtered by any combination of `external_id`, `email` (case-insensitive),
-         *     `status` (the user's summary status) and `provider` (has a link there). Cursor pagination:
+         *     `status` (the user's summary status), `provider` (has a link there) and `provider_user_id`
+         *     (a link's id at its provider; with `provider`, at that provider). Cursor pagination:
          *     pass `next_cursor` back as `cursor`; users created meanwhile never shift later pages.
+         *     `view=masked` masks personal values as `GET /v1/users/{id}` does.
          */
         get: operations["list_users"];
         put?: never;
@@ -203,7 +225,13 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Get a user. */
+        /**
+         * Get a user.
+         * @description `view=masked` shows every personal value masked (`j***@e***.com`, `J***`, `+49***78`,
+         *     `****-**-**`, `***` for address lines, city and postal code, `***` and the last 4 characters
+         *     of document and tax id numbers, `***` for `metadata` values); `POST /v1/users/{id}/reveal`
+         *     then shows chosen fields, recording that it did.
+         */
         get: operations["get_user"];
         put?: never;
         post?: never;
@@ -351,6 +379,29 @@ export interface paths {
         get: operations["user_requirements"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/users/{id}/reveal": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Reveal personal fields of a user.
+         * @description Answers the unmasked values of the fields asked for and records one `pii_revealed` event in
+         *     the user's audit trail: the field names, the reason and the API key's name (never the
+         *     values). Fields: `first_name`, `middle_name`, `last_name`, `email`, `phone`,
+         *     `date_of_birth`, `birth_place`, `address`, `identity_document`, `tax_ids`, `metadata`.
+         */
+        post: operations["reveal_fields"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1012,6 +1063,107 @@ export interface components {
          * @enum {string}
          */
         LinkStatus: "pending_submission" | "submission_failed" | "action_required" | "under_review" | "approved" | "rejected" | "suspended" | "closed";
+        /** @description The address, lines, city and postal code masked; region and country kept. */
+        MaskedAddress: {
+            city?: string | null;
+            country: components["schemas"]["CountryCode"];
+            /** @example *** */
+            line1?: string | null;
+            line2?: string | null;
+            postal_code?: string | null;
+            region?: string | null;
+        };
+        /** @description The place of birth, city masked. */
+        MaskedBirthPlace: {
+            city?: string | null;
+            country: components["schemas"]["CountryCode"];
+        };
+        /** @description An identity document, number masked. */
+        MaskedIdentityDocument: {
+            /** Format: date */
+            expires_on?: string | null;
+            /** Format: date */
+            issued_on?: string | null;
+            issuing_country: components["schemas"]["CountryCode"];
+            /** @example ***0T47 */
+            number: string;
+            type: components["schemas"]["IdentityDocumentType"];
+        };
+        /** @description The legal name, masked: first letters only. */
+        MaskedName: {
+            /** @example J*** */
+            first: string;
+            /** @example D*** */
+            last: string;
+            middle?: string | null;
+        };
+        /** @description A tax id, number masked. */
+        MaskedTaxId: {
+            issuing_country: components["schemas"]["CountryCode"];
+            /** @example ***2109 */
+            number: string;
+            type?: string | null;
+        };
+        /**
+         * @description The canonical user with its personal values masked (`view=masked`): the same members as
+         *     the full view, masked strings in place of personal values.
+         */
+        MaskedUser: {
+            address: components["schemas"]["MaskedAddress"];
+            birth_place?: components["schemas"]["MaskedBirthPlace"] | null;
+            citizenship?: components["schemas"]["CountryCode"] | null;
+            /**
+             * @description Always `****-**-**` (this is what tells a masked user from a full one).
+             * @example ****-**-**
+             */
+            date_of_birth: string;
+            /** @example j***@e***.com */
+            email: string;
+            employment?: components["schemas"]["Employment"] | null;
+            external_id: string;
+            financial_profile?: components["schemas"]["FinancialProfile"] | null;
+            identity_document?: components["schemas"]["MaskedIdentityDocument"] | null;
+            language?: components["schemas"]["LanguageCode"] | null;
+            /** @description The caller's keys, each value `***`. */
+            metadata: Record<string, unknown>;
+            name: components["schemas"]["MaskedName"];
+            nationalities?: components["schemas"]["CountryCode"][] | null;
+            /** @example +49***78 */
+            phone?: string | null;
+            tax_ids?: components["schemas"]["MaskedTaxId"][] | null;
+            terms?: components["schemas"]["Terms"] | null;
+            type: components["schemas"]["UserType"];
+        };
+        /**
+         * @description A user in the masked view (`view=masked`): the members of [`UserResource`], personal values
+         *     masked (`j***@e***.com`, `J***`, `****-**-**`).
+         */
+        MaskedUserResource: components["schemas"]["MaskedUser"] & {
+            /** Format: date-time */
+            created_at: string;
+            /** Format: uuid */
+            id: string;
+            links: components["schemas"]["LinkResource"][];
+            status: components["schemas"]["LinkStatus"];
+            /** Format: date-time */
+            updated_at: string;
+        };
+        /**
+         * @description The calling API key: its configured name (never the key) and its scopes.
+         * @example {
+         *       "key_name": "ops-console",
+         *       "scopes": [
+         *         "users:read",
+         *         "users:write",
+         *         "ops"
+         *       ]
+         *     }
+         */
+        MeResource: {
+            key_name: string;
+            /** @description `users:read`, `users:write`, `ops`: as configured for the key. */
+            scopes: string[];
+        };
         /**
          * @description Number of deposits per month (KillB `monthlyDeposits`).
          * @example up_to_5
@@ -1429,6 +1581,40 @@ export interface components {
             data: components["schemas"]["ProviderRequirements"][];
         };
         /**
+         * @description The body of `POST /v1/users/{id}/reveal`.
+         * @example {
+         *       "fields": [
+         *         "email",
+         *         "phone"
+         *       ],
+         *       "reason": "customer called about ticket 4711"
+         *     }
+         */
+        RevealRequest: {
+            /** @description The fields to show, 1–11 distinct. */
+            fields: components["schemas"]["RevealableField"][];
+            /** @description Why (1–500 characters after trimming); recorded in the user's audit trail. */
+            reason: string;
+        };
+        /**
+         * @description The revealed values.
+         * @example {
+         *       "values": {
+         *         "email": "jane.doe@example.com"
+         *       }
+         *     }
+         */
+        RevealResponse: {
+            /** @description Each field asked for and its value (`null` when the user has none). */
+            values: Record<string, unknown>;
+        };
+        /**
+         * @description A personal field an operator may reveal (`POST /v1/users/{id}/reveal`).
+         * @example email
+         * @enum {string}
+         */
+        RevealableField: "first_name" | "middle_name" | "last_name" | "email" | "phone" | "date_of_birth" | "birth_place" | "address" | "identity_document" | "tax_ids" | "metadata";
+        /**
          * @description Primary source of funds (KillB `primarySourceOfFunds` for a person; KillB's
          *     company-only values `COMPANY_CAPITAL` and `PRIVATE_CAPITAL` are left out).
          * @example employment
@@ -1515,9 +1701,14 @@ export interface components {
          * @enum {string}
          */
         TotalAssetsUsd: "up_to_10k" | "10k_100k" | "100k_1m" | "1m_10m" | "10m_50m" | "50m_250m" | "more_than_250m";
-        /** @description A page of users, newest first. */
+        /** @description A user in the view asked for: `full` (default) or `masked`. */
+        UserInView: components["schemas"]["UserResource"] | components["schemas"]["MaskedUserResource"];
+        /**
+         * @description A page of users, newest first, in the view asked for (`view=full`, the default, or
+         *     `view=masked`).
+         */
         UserList: {
-            data: components["schemas"]["UserResource"][];
+            data: components["schemas"]["UserInView"][];
             /** @description Pass as `cursor` for the next page; null on the last page. */
             next_cursor?: string | null;
         };
@@ -1597,6 +1788,11 @@ export interface components {
             /** @description The provider's hosted flow. It carries a session token: hand it to the person only. */
             url: string;
         };
+        /**
+         * @description How a user is shown: `full` (the default) or `masked` (personal values masked).
+         * @enum {string}
+         */
+        View: "full" | "masked";
         /**
          * @description The answer to an accepted delivery.
          * @example {
@@ -1800,6 +1996,35 @@ export interface operations {
             };
         };
     };
+    get_me: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The key's name and scopes */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MeResource"];
+                };
+            };
+            /** @description Missing or unknown API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDocument"];
+                };
+            };
+        };
+    };
     list_providers: {
         parameters: {
             query?: never;
@@ -1946,6 +2171,10 @@ export interface operations {
                 status?: components["schemas"]["LinkStatus"];
                 /** @description Users linked to this provider */
                 provider?: components["schemas"]["ProviderId"];
+                /** @description The provider's id for the user (of any link, or of the `provider` link) */
+                provider_user_id?: string;
+                /** @description `full` (default) or `masked` */
+                view?: components["schemas"]["View"];
                 /** @description Page size, 1–100 (default 20) */
                 limit?: number;
                 /** @description `next_cursor` of the previous page */
@@ -1957,7 +2186,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description A page of users */
+            /** @description A page of users, in the view asked for */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -2096,7 +2325,10 @@ export interface operations {
     };
     get_user: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description `full` (default) or `masked` */
+                view?: components["schemas"]["View"];
+            };
             header?: never;
             path: {
                 /** @description The gateway's user id */
@@ -2106,13 +2338,13 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description The user with its provider links */
+            /** @description The user with its provider links, in the view asked for */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["UserResource"];
+                    "application/json": components["schemas"]["UserInView"];
                 };
             };
             /** @description Missing or unknown API key */
@@ -2144,6 +2376,15 @@ export interface operations {
             };
             /** @description `user_erased`: the user's personal data was erased (`erased_at` says when) */
             410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDocument"];
+                };
+            };
+            /** @description An invalid `view` */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2810,6 +3051,105 @@ export interface operations {
             };
             /** @description `user_erased`: the user's personal data was erased (`erased_at` says when) */
             410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDocument"];
+                };
+            };
+        };
+    };
+    reveal_fields: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The gateway's user id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RevealRequest"];
+            };
+        };
+        responses: {
+            /** @description The values, the reveal recorded */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RevealResponse"];
+                };
+            };
+            /** @description Malformed JSON or not an object */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDocument"];
+                };
+            };
+            /** @description Missing or unknown API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDocument"];
+                };
+            };
+            /** @description The key lacks `users:read` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDocument"];
+                };
+            };
+            /** @description No such user */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDocument"];
+                };
+            };
+            /** @description `user_erased`: the user's personal data was erased (`erased_at` says when) */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDocument"];
+                };
+            };
+            /** @description Body over 1 MiB */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDocument"];
+                };
+            };
+            /** @description Content type other than `application/json` */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDocument"];
+                };
+            };
+            /** @description `validation_failed`: an unknown or repeated field (`fields[i]`), a missing or invalid `reason` */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
