@@ -1,7 +1,7 @@
 // What the console asks of the gateway, through the typed client (clients/typescript, bundled):
 // the same /v1 endpoints, with the same bearer key and scopes, as any client. Every call the
 // console makes is in this file.
-import { createGatewayClient, GatewayProblem, unwrap, type FetchResult } from "../../clients/typescript/src/index.ts";
+import { createGatewayClient, GatewayProblem, unwrap, type FetchResult, type RevealableField } from "../../clients/typescript/src/index.ts";
 
 export { GatewayProblem };
 
@@ -30,9 +30,10 @@ export interface Api {
   reveal(id: string, fields: string[], reason: string): Promise<Json>;
 }
 
-/// The raw openapi-fetch client seen without its path types: the console reads the answers as
-/// the contract (docs: README "Console") describes them, so a path the committed schema does not
-/// list yet still goes through the same client, headers and problem handling.
+/// The client's typed helpers where it has them (me, getUser, reveal); otherwise its raw
+/// openapi-fetch client seen without path types, so an endpoint of the console's contract that
+/// the committed schema does not list yet still goes through the same client, headers and
+/// problem handling.
 interface Params {
   params?: { path?: Record<string, string>; query?: Record<string, string | undefined> };
   body?: unknown;
@@ -54,7 +55,7 @@ export function createApi(apiKey: string): Api {
   const post = async (path: string, init?: Params) => unwrap(await raw.POST(path, init));
   const id = (value: string) => ({ path: { id: value } });
   return {
-    me: async () => (await get("/v1/me")) as Me,
+    me: async () => (await client.me()) as Me,
     overview: () => get("/v1/ops/overview"),
     reconciliation: () => get("/v1/reconciliation"),
     runReconciliation: () => post("/v1/reconciliation/runs"),
@@ -62,10 +63,10 @@ export function createApi(apiKey: string): Api {
     retryJob: (job, reason) => post("/v1/jobs/{id}/retry", { params: id(job), body: { reason } }),
     retryJobs: (request) => post("/v1/jobs/retry", { body: request }),
     syncUser: (user, request) => post("/v1/users/{id}/sync", { params: id(user), body: request }),
-    user: (user, view) => get("/v1/users/{id}", { params: { ...id(user), query: { view } } }),
+    user: async (user, view) => (view === "masked" ? await client.getUser(user, { view }) : await client.getUser(user)) as Json,
     users: (values) => get("/v1/users", { params: { query: query({ view: "masked", limit: "25", ...values }) } }),
     requirements: (user) => get("/v1/users/{id}/requirements", { params: id(user) }),
     events: (user, cursor) => get("/v1/users/{id}/events", { params: { ...id(user), query: query({ limit: "100", cursor }) } }),
-    reveal: (user, fields, reason) => post("/v1/users/{id}/reveal", { params: id(user), body: { fields, reason } }),
+    reveal: async (user, fields, reason) => ({ values: await client.reveal(user, fields as RevealableField[], reason) }),
   };
 }
