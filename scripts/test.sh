@@ -10,7 +10,10 @@
 # scripts/schemathesis.sh (the API fuzzed against its OpenAPI document; needs python3 and PyPI
 # the first time; GATEWAY_SKIP_SCHEMATHESIS=1 skips it outside CI) and scripts/typescript.sh
 # (the TypeScript client: generated types current, tsc, its tests against the gateway; needs
-# Node 20+ and the npm registry the first time; GATEWAY_SKIP_TYPESCRIPT=1 skips it outside CI).
+# Node 20+ and the npm registry the first time; GATEWAY_SKIP_TYPESCRIPT=1 skips it outside CI)
+# and scripts/console.sh (the ops console: its committed build current, tsc, browser tests in
+# headless Chromium against the gateway; installs Debian's chromium when missing;
+# GATEWAY_SKIP_CONSOLE=1 skips it outside CI).
 #
 # Environment: DATABASE_URL; and those of scripts/lib/postgres.sh: GATEWAY_PG_WAIT_SECS,
 # GATEWAY_PG_PORT, GATEWAY_PG_DIR, GATEWAY_PG_FORCE_LOCAL.
@@ -39,7 +42,11 @@ if (($# == 0)); then
   scripts/schemathesis.sh
   step="typescript client"
   scripts/typescript.sh
-  echo "test.sh: all tests passed (all targets, doc tests, schemathesis, TypeScript client) in $((SECONDS - start))s"
+  # The ops console: its committed build is current and it works in headless Chromium against
+  # the running gateway (scripts/console.sh; GATEWAY_SKIP_CONSOLE=1 skips it outside CI).
+  step="console"
+  scripts/console.sh
+  echo "test.sh: all tests passed (all targets, doc tests, schemathesis, TypeScript client, console) in $((SECONDS - start))s"
 else
   echo "test.sh: all tests passed (all targets and doc tests) in $((SECONDS - start))s"
 fi

@@ -3,6 +3,7 @@
 
 pub mod admission;
 pub mod body;
+pub mod console;
 pub mod documents;
 pub mod health;
 pub mod idempotency;
@@ -202,5 +203,15 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .default_service(web::to(method_not_allowed("GET"))),
     )
     .service(openapi::swagger_ui())
+    .service(
+        web::resource("/console")
+            .route(web::get().to(console::redirect))
+            .default_service(web::to(method_not_allowed("GET"))),
+    )
+    .service(
+        web::resource("/console/{file:.*}")
+            .route(web::get().to(console::file))
+            .default_service(web::to(method_not_allowed("GET"))),
+    )
     .default_service(web::to(not_found));
 }
