@@ -134,7 +134,8 @@ macro_rules! job_columns {
 macro_rules! job_columns_of_j {
     () => {
         "j.id, j.kind, j.queue_key, j.payload, j.state, j.attempts, j.max_attempts, j.run_at,
-         j.locked_until, j.last_error, j.outcome_unknown, j.created_at, j.updated_at"
+         j.locked_until, j.last_error, j.outcome_unknown, j.outcome_unknown_since, j.created_at,
+         j.updated_at"
     };
 }
 
@@ -374,7 +375,7 @@ pub async fn redrive_failed(
              ORDER BY id LIMIT $3
                FOR UPDATE SKIP LOCKED)
          UPDATE jobs j SET state = 'queued', attempts = 0, run_at = now(),
-                outcome_unknown = false, updated_at = now()
+                outcome_unknown = false, outcome_unknown_since = NULL, updated_at = now()
            FROM picked WHERE j.id = picked.id
       RETURNING ",
         job_columns_of_j!()
