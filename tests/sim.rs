@@ -555,6 +555,47 @@ async fn kraken_signed_requests_nonce_replay_and_tampering() {
     assert_eq!(status, StatusCode::OK);
 }
 
+/// A fault `after_handling` loses the answer of a create the provider acted on: the account
+/// exists, and a second create with the same `external_id` is refused as Kraken documents a
+/// conflict (`409`, its `{"error": [...]}` envelope).
+#[tokio::test]
+async fn kraken_acts_on_a_create_whose_answer_is_lost_and_refuses_its_external_id_again() {
+    let sim = start(fast_config()).await;
+    let kraken = Kraken::new(&sim);
+    add_fault(
+        &kraken.http,
+        &sim,
+        json!({"provider": "kraken", "method": "POST", "path": "/b2b/users",
+               "drop_connection": true, "after_handling": true, "count": 1}),
+    )
+    .await;
+    let body = kraken_user("lost@example.com", "ext-lost");
+    let lost = kraken
+        .request(
+            Method::POST,
+            "/b2b/users",
+            Some(&body),
+            kraken.nonces.next(),
+        )
+        .send()
+        .await;
+    let error = lost.expect_err("the answer is dropped with the connection");
+    assert!(error.status().is_none(), "{error:?}");
+    let accounts = sim.state().users(ProviderId::Kraken);
+    assert_eq!(accounts.len(), 1, "the create took effect");
+    assert_eq!(accounts[0].external_id.as_deref(), Some("ext-lost"));
+
+    let (status, refused) = kraken.send(Method::POST, "/b2b/users", Some(&body)).await;
+    assert_eq!(
+        (status, refused),
+        (
+            StatusCode::CONFLICT,
+            json!({"error": ["ENexus:User already exists"]})
+        )
+    );
+    assert_eq!(sim.state().users(ProviderId::Kraken).len(), 1);
+}
+
 #[tokio::test]
 async fn kraken_validation_conflicts_and_ids() {
     let sim = start(fast_config()).await;

@@ -517,6 +517,12 @@ pub async fn submit(
     let Some(mut change) = LockedChange::begin(services, user_id, provider).await? else {
         return Ok(Attempt::Done);
     };
+    let conflict = matches!(&result, Err(e) if e.kind == ProviderErrorKind::Conflict);
+    if conflict && change.link.provider_user_id.is_some() {
+        // Another attempt (one whose lease this job outlived) recorded the account meanwhile:
+        // the duplicate the provider refused is that account, nothing is left to review.
+        return Ok(Attempt::Done);
+    }
     change.events.extend(calls);
     let attempt = record_submission(&mut change, provider, &result, &review).await?;
     if result.is_ok() && change.link.erasure.is_none() {

@@ -509,7 +509,11 @@ async fn survives(providers: &[&str], outage: Outage, n: usize) {
         (None, Some(socket)) => format!("http://{}", socket.local_addr().unwrap()),
         _ => unreachable!(),
     };
-    let gw = gateway(settings_for(&db.url, &provider_url)).await;
+    let mut settings = settings_for(&db.url, &provider_url);
+    // A lease shorter than the read timeout would let a second worker take a job whose attempt
+    // is still waiting for its answer: two attempts at once, not the outage under test.
+    settings.workers.lease_secs = 10;
+    let gw = gateway(settings).await;
     let users: Vec<(&str, String)> = (0..n)
         .map(|i| {
             let provider = providers[i % providers.len()];
