@@ -110,8 +110,11 @@ export interface paths {
         /**
          * Re-drive a failed job.
          * @description Queues it now with a fresh attempt budget. For a submission flagged
-         *     `possible_duplicate_account` (a Kraken create whose outcome is unknown), re-driving states
-         *     that you checked no account exists at the provider: the next attempt creates one. Records
+         *     `possible_duplicate_account` (a Kraken create whose answer was lost, with
+         *     `on_unknown_outcome = "review"`), re-driving states that you checked no account exists at
+         *     the provider: the next attempt creates one. One flagged `provider_account_id_unknown` has an
+         *     account at the provider already (Kraken refused a second); it is settled by Kraken's next
+         *     webhook for that account, and a re-drive is refused by Kraken again. Records
          *     `job_redriven` (`job_id`, `kind`, `provider`, `reason`, `key_name`) in the user's audit
          *     trail; the body, with its `reason`, is optional.
          */
@@ -1052,6 +1055,16 @@ export interface components {
         LinkError: {
             at: string;
             code: string;
+            /**
+             * @description `provider_account_id_unknown`, `possible_duplicate_account`: the `external_id` the
+             *     create was sent with, by which ops find the account at the provider.
+             */
+            external_id?: string | null;
+            /**
+             * @description The same codes: when the first create whose answer was lost was sent (RFC 3339), when
+             *     known; the account dates from then or later.
+             */
+            first_attempt_at?: string | null;
             message: string;
         };
         /**
