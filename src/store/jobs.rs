@@ -283,7 +283,9 @@ pub async fn succeed<'e>(db: impl PgExecutor<'e>, id: Uuid) -> Result<(), StoreE
     Ok(())
 }
 
-/// Puts a job back in the queue to run after `delay`.
+/// Puts a job back in the queue to run after `delay`. Only a running job: an attempt that
+/// outlived its lease may settle after another attempt finished the job, and must not queue a
+/// finished job again.
 pub async fn retry_later(
     pool: &PgPool,
     id: Uuid,
@@ -298,7 +300,7 @@ pub async fn retry_later(
                 outcome_unknown_since = CASE WHEN $4
                     THEN COALESCE(outcome_unknown_since, updated_at) END,
                 updated_at = now()
-          WHERE id = $1",
+          WHERE id = $1 AND state = 'running'",
     )
     .bind(id)
     .bind(delay.as_secs_f64())
@@ -327,12 +329,13 @@ pub async fn failed_submission<'e>(
     .map_err(StoreError::from_sqlx)
 }
 
-/// Gives up on a job: it stays visible for ops (`GET /v1/jobs?state=failed`) to re-drive.
+/// Gives up on a job: it stays visible for ops (`GET /v1/jobs?state=failed`) to re-drive. Only a
+/// running job, as for [`retry_later`].
 pub async fn fail(pool: &PgPool, id: Uuid, error: &str) -> Result<(), StoreError> {
     sqlx::query(
         "UPDATE jobs SET state = 'failed', locked_by = NULL, locked_until = NULL,
                 last_error = $2, updated_at = now()
-          WHERE id = $1",
+          WHERE id = $1 AND state = 'running'",
     )
     .bind(id)
     .bind(error)

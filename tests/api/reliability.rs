@@ -827,3 +827,34 @@ async fn with_on_unknown_outcome_review_a_lost_kraken_answer_waits_for_an_operat
         vec![1]
     );
 }
+
+/// An attempt that outlived its lease settles after another attempt finished the job: its
+/// "retry later" or "give up" must leave the finished job alone (it used to queue it again).
+#[tokio::test]
+async fn a_late_attempt_does_not_reopen_a_finished_job() {
+    use onboarding_gateway::store::jobs;
+    let app = spawn_app().await;
+    for finished in ["succeeded", "failed"] {
+        let id = uuid::Uuid::now_v7();
+        sqlx::query(
+            "INSERT INTO jobs (id, kind, payload, state) VALUES ($1, 'erase_link', '{}', $2)",
+        )
+        .bind(id)
+        .bind(finished)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+        jobs::retry_later(&app.pool, id, Duration::ZERO, "late", true)
+            .await
+            .unwrap();
+        jobs::fail(&app.pool, id, "late").await.unwrap();
+        let (state, last_error): (String, Option<String>) =
+            sqlx::query_as("SELECT state, last_error FROM jobs WHERE id = $1")
+                .bind(id)
+                .fetch_one(&app.pool)
+                .await
+                .unwrap();
+        assert_eq!(state, finished);
+        assert_eq!(last_error, None);
+    }
+}
