@@ -118,61 +118,151 @@ where
     F: FnOnce() -> Fut,
     Fut: Future<Output = Result<Answer, Problem>>,
 {
-    let Some(key) = key_of(req)? else {
-        let result = work().await;
-        return match result {
-            Ok(_) => Ok(into_response(render(&result, user_id), false)),
-            Err(problem) => Ok(problem.error_response()),
-        };
+    let keyed = KeyedWork {
+        pool,
+        keyring,
+        req,
+        principal,
+        body,
+        user_id,
     };
-    // The body's canonical serialisation, so whitespace differences are the same request; keyed,
-    // because the body holds personal data and a plain digest could be confirmed by guessing.
-    let request_hash = hex::encode(keyring.lookup_hash("idempotency.request", &body.to_string()));
-    let keyed = KeyedRequest {
-        api_key_name: &principal.name,
-        key: &key,
-        method: req.method().as_str(),
-        path: req.path(),
-        request_hash: &request_hash,
+    keyed.run(false, |_| work()).await
+}
+
+/// What [`run_creating`]'s work is given: the id to create under, and whether a request with
+/// the same key may already have created it (its answer was lost: the process died, or the
+/// database went away before the answer was stored).
+#[derive(Debug, Clone, Copy)]
+pub struct Reserved {
+    pub id: uuid::Uuid,
+    pub maybe_created: bool,
+}
+
+/// [`run`] for a request that creates a resource: the new id is reserved with the key before
+/// the work runs, so a retry after a lost answer finds what the first attempt created (and
+/// answers it) instead of creating it twice or refusing it as a duplicate.
+pub async fn run_creating<F, Fut>(
+    pool: &PgPool,
+    keyring: &Keyring,
+    req: &HttpRequest,
+    principal: &Principal,
+    body: &serde_json::Value,
+    work: F,
+) -> Result<HttpResponse, Problem>
+where
+    F: FnOnce(Reserved) -> Fut,
+    Fut: Future<Output = Result<Answer, Problem>>,
+{
+    let keyed = KeyedWork {
+        pool,
+        keyring,
+        req,
+        principal,
+        body,
+        user_id: None,
     };
-    match idempotency::claim(pool, keyring, &keyed)
-        .await
-        .map_err(|e| Problem::from(crate::onboarding::OnboardingError::Store(e)))?
+    keyed.run(true, work).await
+}
+
+struct KeyedWork<'a> {
+    pool: &'a PgPool,
+    keyring: &'a Keyring,
+    req: &'a HttpRequest,
+    principal: &'a Principal,
+    body: &'a serde_json::Value,
+    user_id: Option<uuid::Uuid>,
+}
+
+impl KeyedWork<'_> {
+    async fn run<F, Fut>(self, reserve: bool, work: F) -> Result<HttpResponse, Problem>
+    where
+        F: FnOnce(Reserved) -> Fut,
+        Fut: Future<Output = Result<Answer, Problem>>,
     {
-        Claim::Replay(stored) => {
-            crate::telemetry::record_idempotent_replay();
-            Ok(into_response(stored, true))
-        }
-        Claim::Reused => Err(Problem::new(
-            StatusCode::CONFLICT,
-            "idempotency_key_reused",
-            "This Idempotency-Key was used for a different request",
-        )
-        .detail("use a new Idempotency-Key for a different request body or endpoint")),
-        Claim::InProgress => Err(Problem {
-            retry_after_secs: Some(1),
-            ..Problem::new(
-                StatusCode::CONFLICT,
-                "idempotency_request_in_progress",
-                "A request with this Idempotency-Key is still being processed",
-            )
-            .detail("retry shortly to receive its answer")
-        }),
-        Claim::Claimed => {
-            let result = work().await;
-            let stored = render(&result, user_id);
-            let outcome = if stored.status >= 500 {
-                // A server failure is not an answer worth replaying: let the client retry.
-                idempotency::release(pool, &principal.name, &key).await
-            } else {
-                idempotency::complete(pool, keyring, &principal.name, &key, &stored).await
-            };
-            if let Err(e) = outcome {
-                tracing::error!(error = %e, "idempotency record update failed");
-            }
-            match result {
-                Ok(_) => Ok(into_response(stored, false)),
+        let KeyedWork {
+            pool,
+            keyring,
+            req,
+            principal,
+            body,
+            user_id,
+        } = self;
+        let fresh = Reserved {
+            id: uuid::Uuid::now_v7(),
+            maybe_created: false,
+        };
+        let Some(key) = key_of(req)? else {
+            let result = work(fresh).await;
+            return match result {
+                Ok(_) => Ok(into_response(render(&result, user_id), false)),
                 Err(problem) => Ok(problem.error_response()),
+            };
+        };
+        // The body's canonical serialisation, so whitespace differences are the same request; keyed,
+        // because the body holds personal data and a plain digest could be confirmed by guessing.
+        let request_hash =
+            hex::encode(keyring.lookup_hash("idempotency.request", &body.to_string()));
+        let keyed = KeyedRequest {
+            api_key_name: &principal.name,
+            key: &key,
+            method: req.method().as_str(),
+            path: req.path(),
+            request_hash: &request_hash,
+            reserved_id: reserve.then_some(fresh.id),
+        };
+        match idempotency::claim(pool, keyring, &keyed)
+            .await
+            .map_err(|e| Problem::from(crate::onboarding::OnboardingError::Store(e)))?
+        {
+            Claim::Replay(stored) => {
+                crate::telemetry::record_idempotent_replay();
+                Ok(into_response(stored, true))
+            }
+            Claim::Reused => Err(Problem::new(
+                StatusCode::CONFLICT,
+                "idempotency_key_reused",
+                "This Idempotency-Key was used for a different request",
+            )
+            .detail("use a new Idempotency-Key for a different request body or endpoint")),
+            Claim::InProgress => Err(Problem {
+                retry_after_secs: Some(1),
+                ..Problem::new(
+                    StatusCode::CONFLICT,
+                    "idempotency_request_in_progress",
+                    "A request with this Idempotency-Key is still being processed",
+                )
+                .detail("retry shortly to receive its answer")
+            }),
+            Claim::Claimed {
+                resource_id,
+                retaken,
+            } => {
+                let reserved = match resource_id {
+                    Some(id) => Reserved {
+                        id,
+                        maybe_created: retaken,
+                    },
+                    None => fresh,
+                };
+                let result = work(reserved).await;
+                let stored = render(&result, user_id);
+                let outcome = if stored.status >= 500 && reserve {
+                    // The work may have committed before it failed: the retry must find it under
+                    // the reserved id, so the claim is kept and only made free to take at once.
+                    idempotency::reopen(pool, &principal.name, &key).await
+                } else if stored.status >= 500 {
+                    // A server failure is not an answer worth replaying: let the client retry.
+                    idempotency::release(pool, &principal.name, &key).await
+                } else {
+                    idempotency::complete(pool, keyring, &principal.name, &key, &stored).await
+                };
+                if let Err(e) = outcome {
+                    tracing::error!(error = %e, "idempotency record update failed");
+                }
+                match result {
+                    Ok(_) => Ok(into_response(stored, false)),
+                    Err(problem) => Ok(problem.error_response()),
+                }
             }
         }
     }

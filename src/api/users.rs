@@ -136,16 +136,31 @@ pub async fn create_user(
 ) -> Result<HttpResponse, Problem> {
     let principal = authorize(&req, &state, Scope::UsersWrite)?;
     let body = read_json_object(&req, payload, JSON).await?;
-    idempotency::run(
+    idempotency::run_creating(
         &state.pool,
         &state.services.keyring,
         &req,
         &principal,
         &body,
-        || async {
-            let (user, providers) = parse_create_request(&body).map_err(Problem::validation)?;
-            let view = onboarding::users::create(&state.services, user, providers).await?;
-            Ok((StatusCode::CREATED, to_json(&UserResource::from(view))))
+        |reserved: idempotency::Reserved| {
+            let (body, state) = (&body, &state);
+            async move {
+                let (user, providers) = parse_create_request(body).map_err(Problem::validation)?;
+                if reserved.maybe_created {
+                    // An earlier attempt with this key lost its answer: if it created the user,
+                    // that user is the answer (found by the id reserved with the key).
+                    match onboarding::users::get(&state.services, reserved.id).await {
+                        Ok(view) => {
+                            return Ok((StatusCode::CREATED, to_json(&UserResource::from(view))))
+                        }
+                        Err(onboarding::OnboardingError::NotFound) => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                let view = onboarding::users::create(&state.services, reserved.id, user, providers)
+                    .await?;
+                Ok((StatusCode::CREATED, to_json(&UserResource::from(view))))
+            }
         },
     )
     .await

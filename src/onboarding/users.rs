@@ -65,8 +65,10 @@ fn requirement_errors(providers: &[ProviderId], user: &CanonicalUser) -> Vec<Fie
 /// provider (one transaction), then submits to the providers concurrently. A provider that
 /// fails or times out does not fail the create: its link stays `pending_submission` with the
 /// error recorded.
+/// `id` is the new user's id (reserved with the request's `Idempotency-Key`, or fresh).
 pub async fn create(
     services: &Services,
+    id: Uuid,
     user: CanonicalUser,
     requested: Option<Vec<ProviderId>>,
 ) -> Result<UserView, OnboardingError> {
@@ -82,7 +84,6 @@ pub async fn create(
         return Err(OnboardingError::ProviderRequirementsUnmet(unmet));
     }
     let pool = &services.pool;
-    let id = Uuid::now_v7();
     let names: Vec<&str> = providers.iter().map(|p| p.as_str()).collect();
     let jobs: Vec<ClaimedJob> = providers
         .iter()

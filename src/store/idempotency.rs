@@ -29,8 +29,14 @@ fn body_aad(api_key_name: &str, key: &str) -> Vec<u8> {
 
 #[derive(Debug)]
 pub enum Claim {
-    /// This request owns the key: do the work, then `complete` or `release`.
-    Claimed,
+    /// This request owns the key: do the work, then `complete` or `release`. `resource_id` is
+    /// the id reserved for what the work creates (`KeyedRequest::reserved_id`); `retaken` says
+    /// the key was taken over from a request that died or lost its database before storing an
+    /// answer, whose work (under that same id) may have committed.
+    Claimed {
+        resource_id: Option<Uuid>,
+        retaken: bool,
+    },
     /// The same request already finished: replay its answer.
     Replay(StoredResponse),
     /// The key was used for a different request.
@@ -47,6 +53,9 @@ pub struct KeyedRequest<'a> {
     pub method: &'a str,
     pub path: &'a str,
     pub request_hash: &'a str,
+    /// The id the work will give what it creates, kept with the claim (before the work runs),
+    /// so that a retry after a lost answer finds the same resource instead of making another.
+    pub reserved_id: Option<Uuid>,
 }
 
 /// Keys are remembered for a day, as at Stripe; after that the key may be reused.
@@ -77,8 +86,9 @@ pub async fn claim(
     for _ in 0..2 {
         let inserted = sqlx::query(
             "INSERT INTO idempotency_keys
-                 (api_key_name, idempotency_key, request_method, request_path, request_hash)
-             VALUES ($1, $2, $3, $4, $5)
+                 (api_key_name, idempotency_key, request_method, request_path, request_hash,
+                  resource_id)
+             VALUES ($1, $2, $3, $4, $5, $6)
              ON CONFLICT DO NOTHING",
         )
         .bind(req.api_key_name)
@@ -86,11 +96,15 @@ pub async fn claim(
         .bind(req.method)
         .bind(req.path)
         .bind(req.request_hash)
+        .bind(req.reserved_id)
         .execute(pool)
         .await
         .map_err(StoreError::from_sqlx)?;
         if inserted.rows_affected() == 1 {
-            return Ok(Claim::Claimed);
+            return Ok(Claim::Claimed {
+                resource_id: req.reserved_id,
+                retaken: false,
+            });
         }
         let existing = sqlx::query_as::<_, KeyRow>(
             "SELECT request_method, request_path, request_hash, response_status,
@@ -154,7 +168,10 @@ pub async fn claim(
             .await
             .map_err(StoreError::from_sqlx)?;
             if taken.rows_affected() == 1 {
-                return Ok(Claim::Claimed);
+                return Ok(Claim::Claimed {
+                    resource_id: existing.resource_id,
+                    retaken: true,
+                });
             }
         }
         return Ok(Claim::InProgress);
@@ -184,6 +201,21 @@ pub async fn complete(
     .bind(&sealed.bytes)
     .bind(&sealed.key_id)
     .bind(response.resource_id)
+    .execute(pool)
+    .await
+    .map_err(StoreError::from_sqlx)?;
+    Ok(())
+}
+
+/// Makes a claimed key with a reserved resource id free for the next request with it to take
+/// at once (as if its request had died), keeping the id: the failed work may have committed.
+pub async fn reopen(pool: &PgPool, api_key_name: &str, key: &str) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE idempotency_keys SET created_at = now() - interval '61 seconds'
+          WHERE api_key_name = $1 AND idempotency_key = $2 AND completed_at IS NULL",
+    )
+    .bind(api_key_name)
+    .bind(key)
     .execute(pool)
     .await
     .map_err(StoreError::from_sqlx)?;
