@@ -356,7 +356,7 @@ impl Client {
                     }
                     let in_progress =
                         status == 409 && value["code"] == "idempotency_request_in_progress";
-                    if status >= 500 || status == 429 || in_progress {
+                    if status >= 500 || status == 429 || status == 408 || in_progress {
                         true
                     } else {
                         return Outcome::Answer(status, value);
