@@ -79,7 +79,8 @@ async fn attempt(
                 &profile,
                 payload.provider,
                 Submission {
-                    look_first: job.outcome_unknown,
+                    outcome_unknown: job.outcome_unknown,
+                    unknown_since: job.outcome_unknown_since,
                     // Written by this request a moment ago, pending: no need to re-check.
                     fresh_link: fresh_profile.is_some(),
                 },
@@ -261,6 +262,7 @@ pub async fn run_claimed(
             locked_until: Some(now + Duration::from_secs(settings.lease_secs)),
             last_error: None,
             outcome_unknown: false,
+            outcome_unknown_since: None,
             created_at: now,
             updated_at: now,
         };

@@ -18,7 +18,7 @@ use crate::domain::provider::ProviderId;
 use crate::domain::status::{summarize, LinkStatus};
 use crate::domain::user::CanonicalUser;
 
-use crate::providers::connector::{CallLog, CreateRequest, ProviderUserState};
+use crate::providers::connector::{AfterUnknownOutcome, CallLog, CreateRequest, ProviderUserState};
 use crate::providers::error::{ProviderError, ProviderErrorKind};
 use crate::store::links::{self, LinkRow, LinkUpdate};
 use crate::store::{events, users};
@@ -398,8 +398,10 @@ fn flag_unrecognised_requirements(
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Submission {
     /// An earlier attempt may have created the account without its answer being recorded (a
-    /// crash mid-call, or a timeout): search the provider first.
-    pub look_first: bool,
+    /// crash mid-call, or a timeout): the provider's [`AfterUnknownOutcome`] says what to do.
+    pub outcome_unknown: bool,
+    /// When the first such attempt started, if known (kept on a link flagged for review).
+    pub unknown_since: Option<OffsetDateTime>,
     /// The link was written pending by this request a moment ago (a create's inline run): no
     /// need to read it back before calling, and the answer is recorded in one statement that
     /// checks the link is still so (an erasure or a second link in between sends it to the
@@ -407,11 +409,21 @@ pub struct Submission {
     pub fresh_link: bool,
 }
 
+/// `last_error.code` of a link whose create reached the provider once without its answer
+/// being recorded, then was refused as a duplicate when sent again: the account exists and
+/// its id is unknown (kept with the `external_id` and the time of the first attempt).
+pub const ACCOUNT_ID_UNKNOWN: &str = "provider_account_id_unknown";
+/// `last_error.code` of a link whose account may exist at a provider that cannot be asked.
+pub const POSSIBLE_DUPLICATE_ACCOUNT: &str = "possible_duplicate_account";
+
 /// Submits a pending link to its provider and records the answer.
 ///
-/// With `look_first` (see [`Submission`]) the provider is searched first (KillB by
-/// `externalId`, Carbn by listing) and a found account is adopted, never duplicated. A provider
-/// that answers 409 to a create is searched the same way.
+/// After an attempt whose outcome is unknown (see [`Submission`]) the connector's
+/// [`AfterUnknownOutcome`] decides: KillB and Carbn are searched first (by `externalId`, by
+/// listing) and a found account is adopted, never duplicated; Kraken's create is sent again
+/// with the same `external_id` (Kraken refuses a second account for it), or, with
+/// `on_unknown_outcome = "review"`, the link is flagged for review. A provider that answers
+/// 409 to a create is searched the same way when it can be.
 pub async fn submit(
     services: &Services,
     job_id: Uuid,
@@ -448,34 +460,51 @@ pub async fn submit(
         user,
     };
     let log = CallLog::new();
-    let mut result = if how.look_first {
-        match connector.find_existing(request, &log).await {
-            Ok(Some(state)) => Ok((state, true)),
-            Ok(None) => connector
-                .create_user(request, &log)
-                .await
-                .map(|s| (s, false)),
-            Err(error) => Err(error),
-        }
-    } else {
+    let after_unknown = how
+        .outcome_unknown
+        .then(|| connector.after_unknown_outcome());
+    let create = || async {
         connector
             .create_user(request, &log)
             .await
             .map(|s| (s, false))
     };
-    // A conflict means an account for this user may already exist there: look for it.
+    let mut result = match after_unknown {
+        Some(AfterUnknownOutcome::LookFirst) => {
+            match connector.find_existing(request, &log).await {
+                Ok(Some(state)) => Ok((state, true)),
+                Ok(None) => create().await,
+                Err(error) => Err(error),
+            }
+        }
+        Some(AfterUnknownOutcome::Review) => Err(ProviderError::new(
+            ProviderErrorKind::NotSupported,
+            "an earlier attempt may have created the account; the provider is configured to \
+             have it checked by a person (on_unknown_outcome = review)",
+        )),
+        Some(AfterUnknownOutcome::Resend) | None => create().await,
+    };
+    // A conflict means an account for this user may already exist there: look for it where
+    // the provider can be asked (without a lookup the conflict itself is what is recorded).
     if matches!(&result, Err(e) if e.kind == ProviderErrorKind::Conflict) {
         result = match connector.find_existing(request, &log).await {
             Ok(Some(state)) => Ok((state, true)),
             Ok(None) => result,
+            Err(error) if error.kind == ProviderErrorKind::NotSupported => result,
             Err(error) => Err(error),
         };
     }
+    let review = ReviewFacts {
+        external_id: &user.external_id,
+        first_attempt_at: how.unknown_since,
+        // The resend was refused as a duplicate: the first attempt did create the account.
+        earlier_attempt_landed: after_unknown == Some(AfterUnknownOutcome::Resend),
+    };
     let calls = call_events(&log);
     if how.fresh_link {
         let mut change = FreshChange::assume(services, user_id, provider);
         change.events.extend(calls.iter().cloned());
-        let attempt = record_submission(&mut change, provider, &result).await?;
+        let attempt = record_submission(&mut change, provider, &result, &review).await?;
         // A finished job is marked done with its effect, in the same statement.
         let done = matches!(attempt, Attempt::Done);
         if let Some(row) = change.record(done.then_some(job_id)).await? {
@@ -489,7 +518,7 @@ pub async fn submit(
         return Ok(Attempt::Done);
     };
     change.events.extend(calls);
-    let attempt = record_submission(&mut change, provider, &result).await?;
+    let attempt = record_submission(&mut change, provider, &result, &review).await?;
     if result.is_ok() && change.link.erasure.is_none() {
         // The account exists now: documents that waited for it are queued, in this transaction.
         super::submissions::link_submitted(&mut change.tx, services, user_id, provider).await?;
@@ -510,11 +539,22 @@ pub async fn submit(
     })
 }
 
+/// What a link flagged for review after a submission keeps so ops can find the account at the
+/// provider (identifiers and times only, never PII).
+struct ReviewFacts<'a> {
+    external_id: &'a str,
+    /// When the first attempt whose answer was lost started.
+    first_attempt_at: Option<OffsetDateTime>,
+    /// A resend after an unknown outcome was refused as a duplicate.
+    earlier_attempt_landed: bool,
+}
+
 /// What a submission's answer does to its link (collected on `change`, written when it commits).
 async fn record_submission(
     change: &mut impl Recording,
     provider: ProviderId,
     result: &Result<(ProviderUserState, bool), ProviderError>,
+    review: &ReviewFacts<'_>,
 ) -> Result<Attempt, OnboardingError> {
     let attempt = match result {
         Ok((state, adopted)) => {
@@ -531,17 +571,34 @@ async fn record_submission(
             if error.kind == ProviderErrorKind::NotSupported
                 || error.kind == ProviderErrorKind::Conflict =>
         {
-            let reason = if error.kind == ProviderErrorKind::Conflict {
-                "the provider reports an existing account that could not be matched"
-            } else {
-                "an earlier attempt may have created the account and the provider offers no lookup"
+            let (code, reason) = match error.kind {
+                ProviderErrorKind::Conflict if review.earlier_attempt_landed => (
+                    ACCOUNT_ID_UNKNOWN,
+                    "an earlier create with this external_id reached the provider without its \
+                     answer being recorded (a second one is refused as a duplicate): the account \
+                     exists and its id is unknown until a webhook names it",
+                ),
+                ProviderErrorKind::Conflict => (
+                    POSSIBLE_DUPLICATE_ACCOUNT,
+                    "the provider reports an existing account that could not be matched",
+                ),
+                _ => (
+                    POSSIBLE_DUPLICATE_ACCOUNT,
+                    "an earlier attempt may have created the account and the provider offers no \
+                     lookup",
+                ),
             };
+            let first_attempt_at = review
+                .first_attempt_at
+                .and_then(|at| at.format(&Rfc3339).ok());
             change
                 .update(&LinkUpdate {
                     needs_review: Some(true),
                     last_error: Some(Some(json!({
-                        "code": "possible_duplicate_account",
+                        "code": code,
                         "message": reason,
+                        "external_id": review.external_id,
+                        "first_attempt_at": first_attempt_at,
                         "at": now_rfc3339(),
                     }))),
                     ..LinkUpdate::default()
@@ -549,7 +606,12 @@ async fn record_submission(
                 .await?;
             change.event(
                 "link_needs_review",
-                json!({ "provider": provider.as_str(), "reason": "possible_duplicate_account" }),
+                json!({
+                    "provider": provider.as_str(),
+                    "reason": code,
+                    "external_id": review.external_id,
+                    "first_attempt_at": first_attempt_at,
+                }),
             );
             Attempt::NeedsReview(reason.to_owned())
         }

@@ -180,6 +180,21 @@ pub enum SessionReuse {
     AskEachTime,
 }
 
+/// What a submission does after a create that was sent but not answered (a timeout, a
+/// connection lost mid-exchange, a worker that died mid-call): the account may exist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterUnknownOutcome {
+    /// Search the provider for the account and adopt it if found, else create (KillB by
+    /// `externalId`, Carbn by listing).
+    LookFirst,
+    /// Send the create again with the same external id: the provider refuses a second account
+    /// for it, so the resend either creates the account (the first never landed) or is
+    /// refused as a duplicate (it did; the link is flagged for review). Kraken's default.
+    Resend,
+    /// Flag the link for a person to check before anything is sent again.
+    Review,
+}
+
 /// A provider integration. Implementations live in `providers/<name>/mod.rs`, with the wire
 /// types and conversions in `transformers.rs`.
 pub trait Connector: Send + Sync + 'static {
@@ -202,6 +217,13 @@ pub trait Connector: Send + Sync + 'static {
         link: LinkRef<'a>,
         log: &'a CallLog,
     ) -> BoxFuture<'a, Result<ProviderUserState, ProviderError>>;
+
+    /// What a submission does after a create whose outcome is unknown (sent, but its answer
+    /// lost). The default looks first ([`Connector::find_existing`]), which for a provider
+    /// without a lookup flags the link for review.
+    fn after_unknown_outcome(&self) -> AfterUnknownOutcome {
+        AfterUnknownOutcome::LookFirst
+    }
 
     /// Looks for the account a create may have made without its answer being recorded (a
     /// crash, or a timeout after sending). `Ok(None)` means no such account exists and a create

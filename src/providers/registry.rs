@@ -134,3 +134,35 @@ impl ProviderRegistry {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kraken_with(on_unknown_outcome: &str) -> Result<ProviderRegistry, String> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut sections = ProviderSections::default();
+        sections.set("kraken", "base_url", "https://nexus.kraken.com");
+        sections.set("kraken", "api_key", "key");
+        sections.set("kraken", "api_secret", "c2VjcmV0");
+        sections.set("kraken", "on_unknown_outcome", on_unknown_outcome);
+        ProviderRegistry::build(&sections, &OutboundSettings::default(), &BTreeMap::new())
+    }
+
+    #[test]
+    fn kraken_on_unknown_outcome_takes_retry_or_review_and_names_the_key_otherwise() {
+        use crate::providers::connector::AfterUnknownOutcome;
+        for (value, expected) in [
+            ("retry", AfterUnknownOutcome::Resend),
+            ("review", AfterUnknownOutcome::Review),
+        ] {
+            let registry = kraken_with(value).unwrap();
+            let connector = registry.connector(ProviderId::Kraken).unwrap();
+            assert_eq!(connector.after_unknown_outcome(), expected, "{value}");
+        }
+        let error = kraken_with("sometimes").expect_err("refused");
+        for part in ["providers.kraken", "on_unknown_outcome", "retry", "review"] {
+            assert!(error.contains(part), "{part} in {error}");
+        }
+    }
+}

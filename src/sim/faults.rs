@@ -5,12 +5,13 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
 use std::time::Duration;
 
+use actix_web::dev::ServiceResponse;
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use time::OffsetDateTime;
 
 use super::simulator;
-use super::state::{RecordedRequest, SimState};
+use super::state::{FaultSpec, RecordedRequest, SimState};
 use crate::domain::provider::ProviderId;
 
 /// The accepted connection's socket (a duplicate fd), so a fault can drop it.
@@ -98,6 +99,36 @@ pub(crate) async fn enter(
     let Some(fault) = fault else {
         return Ok(());
     };
+    if fault.after_handling {
+        // Applied by `after_handling` once the handler has acted on the request.
+        req.extensions_mut().insert(LostAnswer(fault));
+        return Ok(());
+    }
+    apply(&fault, provider, req).await
+}
+
+/// A fault that waits for the handler's effect (`FaultSpec::after_handling`).
+struct LostAnswer(FaultSpec);
+
+/// Applies a request's `after_handling` fault to the answer the provider made: the work is
+/// done, and the answer is delayed, replaced by an error, hung or dropped with the connection.
+pub(crate) async fn after_handling(response: ServiceResponse) -> ServiceResponse {
+    let fault = response.request().extensions_mut().remove::<LostAnswer>();
+    let Some(LostAnswer(fault)) = fault else {
+        return response;
+    };
+    match apply(&fault, fault.provider, response.request()).await {
+        Ok(()) => response,
+        Err(replacement) => response.into_response(replacement),
+    }
+}
+
+/// What a matched fault does to a request. `Err` is the response to send instead.
+async fn apply(
+    fault: &FaultSpec,
+    provider: ProviderId,
+    req: &HttpRequest,
+) -> Result<(), HttpResponse> {
     if fault.latency_ms > 0 {
         tokio::time::sleep(Duration::from_millis(fault.latency_ms)).await;
     }

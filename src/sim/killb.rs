@@ -794,19 +794,19 @@ async fn create_user(
         .unwrap_or(SimStatus::Pending);
     let state: Arc<SimState> = state.into_inner();
     let seq = state.next_seq();
-    let user = {
-        let store = state.lock();
+    // Checked and inserted under one lock: concurrent creates cannot both pass the checks.
+    let created = state.insert_user_unless(|store| {
         if let Some(ext) = &external_id {
             if store
                 .candidates(ProviderId::Killb, &format!("ext:{ext}"))
                 .any(|u| u.external_id.as_ref() == Some(ext))
             {
-                return error_with_args(
+                return Err(error_with_args(
                     StatusCode::CONFLICT,
                     "USER.0005",
                     &["User with this externalId already exists"],
                     json!([{"key": "externalId", "value": ext}]),
-                );
+                ));
             }
         }
         if let Some(email) = &email {
@@ -815,11 +815,15 @@ async fn create_user(
                     .candidates(ProviderId::Killb, &format!("email:{email}"))
                     .any(|u| u.active && data_email(&u.profile) == Some(email.as_str()))
             {
-                return error(StatusCode::CONFLICT, "USER.0003", &["Email already exists"]);
+                return Err(error(
+                    StatusCode::CONFLICT,
+                    "USER.0003",
+                    &["Email already exists"],
+                ));
             }
         }
         let now = OffsetDateTime::now_utc();
-        SimUser {
+        Ok(SimUser {
             id: uuid::Uuid::new_v4().to_string(),
             seq,
             provider: ProviderId::Killb,
@@ -832,10 +836,13 @@ async fn create_user(
             verification: Value::Null,
             created_at: now,
             updated_at: now,
-        }
+        })
+    });
+    let user = match created {
+        Ok(user) => user,
+        Err(refused) => return refused,
     };
     let rendered = render(&state, &user);
-    state.insert_user(user);
     HttpResponse::Created().json(rendered)
 }
 

@@ -558,21 +558,24 @@ async fn create_user(
     let status = SimStatus::from_email_tag(email).unwrap_or(SimStatus::Pending);
     let state: Arc<SimState> = state.into_inner();
     let seq = state.next_seq();
-    let user = {
-        let mut store = state.lock();
+    // `external_id` is unique within a partner account (Kraken states it for subaccounts; the
+    // gateway relies on it for Create User too): a second create with it is refused with 409,
+    // checked and inserted under one lock so concurrent creates cannot both pass. The
+    // simulator serves one partner (one API key), so the check spans all its users.
+    let created = state.insert_user_unless(|store| {
         if store
             .candidates(ProviderId::Kraken, &format!("ext:{external_id}"))
             .any(|u| u.external_id.as_deref() == Some(external_id.as_str()))
         {
-            return error(StatusCode::CONFLICT, "ENexus:User already exists");
+            return Err(error(StatusCode::CONFLICT, "ENexus:User already exists"));
         }
-        let users = store.users_mut(ProviderId::Kraken);
+        let users = store.users(ProviderId::Kraken);
         let mut id = new_iiban(seq);
         while users.contains_key(&id) {
             id = new_iiban(seq);
         }
         let now = OffsetDateTime::now_utc();
-        SimUser {
+        Ok(SimUser {
             id,
             seq,
             provider: ProviderId::Kraken,
@@ -585,10 +588,12 @@ async fn create_user(
             verification: Value::Null,
             created_at: now,
             updated_at: now,
-        }
+        })
+    });
+    let id = match created {
+        Ok(user) => user.id,
+        Err(refused) => return refused,
     };
-    let id = user.id.clone();
-    state.insert_user(user);
     HttpResponse::Created().json(json!({ "result": { "user": id } }))
 }
 

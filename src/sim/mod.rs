@@ -70,7 +70,7 @@
 //! | `POST /_sim/killb/users/{id}/level` | `{"level": "L0"…"L4", "webhook": true}` | Reports that `accessLevel` (until the status moves) and sends `USER`/`UPDATE`. |
 //! | `GET /_sim/carbn/checkout?session=<JWT>` | — | The hosted onboarding page (`onboarding_url`): a completion form with an outcome choice. 404 unknown session, 410 expired. |
 //! | `POST /_sim/carbn/sessions/complete` | `{"user_id": "…", "outcome": "active"\|"incomplete"\|"rejected"}` (`outcome` defaults to `active`; JSON, or the page's form) | The person finished the hosted flow: `under_review` now, the outcome after `review_delay`, each with `USER_STATUS_UPDATE`; answers `{user_id, outcome, user}`. 400 bad body, 404 unknown user, 409 already `active`/`paused`/`offboarded`. |
-//! | `POST /_sim/faults` | [`FaultSpec`] `{provider, path?, method?, latency_ms, error_rate, status, retry_after_secs, timeout, drop_connection, count}` | Inject faults into that provider's matching requests (first matching fault wins; `count` requests, or until cleared). |
+//! | `POST /_sim/faults` | [`FaultSpec`] `{provider, path?, method?, latency_ms, error_rate, status, retry_after_secs, timeout, drop_connection, after_handling, count}` | Inject faults into that provider's matching requests (first matching fault wins; `count` requests, or until cleared). Faults apply before the provider acts on the request (it never happened), or with `after_handling` once it has (the effect happened, the answer is lost). |
 //! | `GET`/`DELETE /_sim/faults` | — | List / clear faults. |
 //! | `GET /_sim/requests?provider=` | — | Recorded provider requests: `method`, `path` (raw request-target), `headers`, raw `body`. |
 //! | `DELETE /_sim/requests` | — | Clear the record. |
@@ -109,6 +109,7 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
+use actix_web::dev::Service as _;
 use actix_web::{web, App, HttpServer};
 use serde_json::{Map, Value};
 
@@ -293,6 +294,10 @@ pub async fn spawn(mut config: SimConfig, listener: TcpListener) -> std::io::Res
     let data = web::Data::from(Arc::clone(&state));
     let server = HttpServer::new(move || {
         App::new()
+            .wrap_fn(|req, service| {
+                let answer = service.call(req);
+                async move { Ok(faults::after_handling(answer.await?).await) }
+            })
             .app_data(data.clone())
             // Room for two 10 MB document sides and their multipart framing.
             .app_data(web::PayloadConfig::new(64 * 1024 * 1024))

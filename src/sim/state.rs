@@ -156,6 +156,11 @@ pub struct FaultSpec {
     /// Close the TCP connection without an answer.
     #[serde(default)]
     pub drop_connection: bool,
+    /// Apply the fault after the provider has acted on the request (the user is created, the
+    /// change made) instead of before: the effect happened but its answer is lost, as when a
+    /// connection drops or times out after the provider did the work.
+    #[serde(default)]
+    pub after_handling: bool,
     /// How many matching requests this fault applies to (unset: until cleared).
     #[serde(default)]
     pub count: Option<u32>,
@@ -381,18 +386,34 @@ impl SimState {
 
     /// Inserts a freshly created user, emits the create-time webhook and schedules a review.
     pub(crate) fn insert_user(self: &Arc<Self>, user: SimUser) {
-        let provider = user.provider;
-        let status = user.status;
-        let id = user.id.clone();
-        {
-            let mut store = self.lock();
-            store.index_user(&user);
-            store.users_mut(provider).insert(id.clone(), user.clone());
+        match self.insert_user_unless(|_| Ok::<_, std::convert::Infallible>(user)) {
+            Ok(_) => {}
+            Err(never) => match never {},
         }
+    }
+
+    /// [`Self::insert_user`] for a create that must refuse duplicates: `build` checks the store
+    /// and makes the user under the same lock the insert takes, so two concurrent creates with
+    /// one external id cannot both pass the check. `Err` (the refusal) inserts nothing.
+    pub(crate) fn insert_user_unless<E>(
+        self: &Arc<Self>,
+        build: impl FnOnce(&Store) -> Result<SimUser, E>,
+    ) -> Result<SimUser, E> {
+        let user = {
+            let mut store = self.lock();
+            let user = build(&store)?;
+            store.index_user(&user);
+            store
+                .users_mut(user.provider)
+                .insert(user.id.clone(), user.clone());
+            user
+        };
+        let (provider, status, id) = (user.provider, user.status, user.id.clone());
         simulator(provider).changed(self, Change::Created, &user);
         if status == SimStatus::UnderReview {
             self.schedule_approval(provider, &id);
         }
+        Ok(user)
     }
 
     /// Moves a user to `status` (and/or a raw provider status) and emits the webhook.

@@ -91,6 +91,8 @@ pub struct JobRow {
     pub locked_until: Option<OffsetDateTime>,
     pub last_error: Option<String>,
     pub outcome_unknown: bool,
+    /// When the first attempt whose outcome is unknown started (see `outcome_unknown`).
+    pub outcome_unknown_since: Option<OffsetDateTime>,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
 }
@@ -114,6 +116,7 @@ impl<'r> sqlx::FromRow<'r, PgRow> for JobRow {
             locked_until: row.try_get("locked_until")?,
             last_error: row.try_get("last_error")?,
             outcome_unknown: row.try_get("outcome_unknown")?,
+            outcome_unknown_since: row.try_get("outcome_unknown_since")?,
             created_at: row.try_get("created_at")?,
             updated_at: row.try_get("updated_at")?,
         })
@@ -123,7 +126,7 @@ impl<'r> sqlx::FromRow<'r, PgRow> for JobRow {
 macro_rules! job_columns {
     () => {
         "id, kind, queue_key, payload, state, attempts, max_attempts, run_at, locked_until,
-         last_error, outcome_unknown, created_at, updated_at"
+         last_error, outcome_unknown, outcome_unknown_since, created_at, updated_at"
     };
 }
 
@@ -236,6 +239,8 @@ pub async fn claim_due(
         "UPDATE jobs j SET state = 'running', locked_by = $1,
                 locked_until = now() + make_interval(secs => $2), attempts = j.attempts + 1,
                 outcome_unknown = j.outcome_unknown OR j.state = 'running',
+                outcome_unknown_since = COALESCE(j.outcome_unknown_since,
+                    CASE WHEN j.state = 'running' THEN j.updated_at END),
                 updated_at = now()
           WHERE j.id IN (
                 SELECT c.id FROM jobs c
@@ -280,7 +285,10 @@ pub async fn retry_later(
     sqlx::query(
         "UPDATE jobs SET state = 'queued', locked_by = NULL, locked_until = NULL,
                 run_at = now() + make_interval(secs => $2), last_error = $3,
-                outcome_unknown = $4, updated_at = now()
+                outcome_unknown = $4,
+                outcome_unknown_since = CASE WHEN $4
+                    THEN COALESCE(outcome_unknown_since, updated_at) END,
+                updated_at = now()
           WHERE id = $1",
     )
     .bind(id)
@@ -314,7 +322,7 @@ pub async fn fail(pool: &PgPool, id: Uuid, error: &str) -> Result<(), StoreError
 pub async fn redrive(pool: &PgPool, id: Uuid) -> Result<Option<JobRow>, StoreError> {
     sqlx::query_as::<_, JobRow>(concat!(
         "UPDATE jobs SET state = 'queued', attempts = 0, run_at = now(), outcome_unknown = false,
-                updated_at = now()
+                outcome_unknown_since = NULL, updated_at = now()
           WHERE id = $1 AND state = 'failed'
       RETURNING ",
         job_columns!()

@@ -227,6 +227,31 @@ impl TestApp {
     }
 }
 
+/// The country the configured routing sends to each provider.
+pub fn country_for(provider: &str) -> &'static str {
+    match provider {
+        "kraken" => "US",
+        "killb" => "CO",
+        "carbn" => "DE",
+        other => panic!("no such provider {other}"),
+    }
+}
+
+/// A complete user who satisfies every provider's requirements, living in `country`.
+pub fn complete_user(country: &str, email: &str) -> Value {
+    let mut user = sample_user();
+    user["email"] = json!(email);
+    user["address"]["country"] = json!(country);
+    user["address"]["region"] = json!("BOG");
+    user["identity_document"]["issuing_country"] = json!(country);
+    user
+}
+
+/// The JSON answer to a plain `GET` of `url` (the simulators' control routes).
+pub async fn get_json(url: &str) -> Value {
+    reqwest::get(url).await.unwrap().json().await.unwrap()
+}
+
 /// A complete, valid canonical user (the OpenAPI document's example) with a unique external_id.
 pub fn sample_user() -> Value {
     json!({

@@ -8,14 +8,6 @@ use uuid::Uuid;
 
 use crate::helpers::*;
 
-fn country_for(provider: &str) -> &'static str {
-    match provider {
-        "killb" => "CO",
-        "carbn" => "DE",
-        _ => "US",
-    }
-}
-
 /// A user every provider takes, routed by country to `provider`, with the simulator's `tag`.
 fn user_at(provider: &str, tag: &str) -> Value {
     let mut user = sample_user();

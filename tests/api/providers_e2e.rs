@@ -5,16 +5,6 @@ use serde_json::{json, Value};
 
 use crate::helpers::*;
 
-/// A complete user who satisfies every provider's requirements, living in `country`.
-fn complete_user(country: &str, email: &str) -> Value {
-    let mut user = sample_user();
-    user["email"] = json!(email);
-    user["address"]["country"] = json!(country);
-    user["address"]["region"] = json!("BOG");
-    user["identity_document"]["issuing_country"] = json!(country);
-    user
-}
-
 async fn sim_requests(app: &TestApp, provider: &str) -> Vec<Value> {
     app.client
         .get(app.sim(&format!("/_sim/requests?provider={provider}")))

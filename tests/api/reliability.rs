@@ -127,6 +127,11 @@ async fn carbn_emails(sim: &SimHandle) -> Vec<String> {
         .collect()
 }
 
+/// The one number `sql` (a `SELECT count(*) …`) answers.
+async fn count(pool: &sqlx::PgPool, sql: &'static str) -> i64 {
+    sqlx::query_scalar(sql).fetch_one(pool).await.unwrap()
+}
+
 /// Waits until every link in the database has a provider id, or panics after `limit`.
 async fn wait_all_submitted(pool: &sqlx::PgPool, expected: i64, limit: Duration) {
     let deadline = tokio::time::Instant::now() + limit;
@@ -183,12 +188,11 @@ async fn a_provider_outage_during_a_burst_loses_nobody_and_duplicates_nobody() {
         let user: Value = response.json().await.unwrap();
         assert_eq!(user["links"][0]["status"], "pending_submission");
     }
-    let pending: i64 = sqlx::query_scalar(
+    let pending = count(
+        &pool,
         "SELECT count(*) FROM jobs WHERE kind = 'submit_link' AND state IN ('queued', 'running')",
     )
-    .fetch_one(&pool)
-    .await
-    .unwrap();
+    .await;
     assert_eq!(pending, n as i64, "every submission waits in the queue");
     clear_faults(&sim).await;
     wait_all_submitted(&pool, n as i64, Duration::from_secs(30)).await;
@@ -387,4 +391,203 @@ async fn failed_jobs_are_listed_and_can_be_re_driven() {
         .await
         .unwrap();
     assert_problem(again, 409, "job_not_failed").await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Ambiguous outcomes (issue 14): a provider that read the request and then dropped it, or never
+// answered, may or may not have acted on it. KillB and Carbn are asked before a create is sent
+// again; Kraken's create is sent again with the same external_id (Kraken refuses a second
+// account for it). Either way every user ends up submitted once, with no operator action.
+
+/// How a provider fails during an outage.
+#[derive(Debug, Clone, Copy)]
+enum Outage {
+    /// Reads each request, then drops the connection without acting on it or answering.
+    ResetAfterRead,
+    /// Reads each request and never answers (the gateway's read timeout fires).
+    ReadTimeout,
+    /// Answers 503.
+    Unavailable,
+    /// Nothing listens: every connection is refused.
+    ConnectionRefused,
+}
+
+const OUTAGES: [Outage; 4] = [
+    Outage::ResetAfterRead,
+    Outage::ReadTimeout,
+    Outage::Unavailable,
+    Outage::ConnectionRefused,
+];
+
+impl Outage {
+    /// The simulator fault, for the outages the simulator plays.
+    fn fault(self, provider: &str) -> Option<Value> {
+        match self {
+            Outage::ResetAfterRead => Some(json!({"provider": provider, "drop_connection": true})),
+            Outage::ReadTimeout => Some(json!({"provider": provider, "timeout": true})),
+            Outage::Unavailable => Some(json!({"provider": provider, "status": 503})),
+            Outage::ConnectionRefused => None,
+        }
+    }
+
+    /// Whether the gateway cannot know if the provider acted on the request.
+    fn outcome_unknown(self) -> bool {
+        matches!(self, Outage::ResetAfterRead | Outage::ReadTimeout)
+    }
+}
+
+/// A complete user the configured routing sends to `provider`.
+fn user_routed_to(provider: &str, email: &str) -> Value {
+    complete_user(country_for(provider), email)
+}
+
+/// How many accounts the simulator holds for each of `emails` at `provider` (matched on the
+/// email in the profile the provider received, whatever its field is called).
+async fn accounts_per_user(sim_url: &str, provider: &str, emails: &[String]) -> Vec<usize> {
+    let users = get_json(&format!("{sim_url}/_sim/{provider}/users")).await;
+    let profiles: Vec<String> = users
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["profile"].to_string())
+        .collect();
+    emails
+        .iter()
+        .map(|email| {
+            let quoted = format!("\"{email}\"");
+            profiles.iter().filter(|p| p.contains(&quoted)).count()
+        })
+        .collect()
+}
+
+/// Waits until every submission job has been tried at least `attempts` times.
+async fn wait_attempts(pool: &sqlx::PgPool, attempts: i32, limit: Duration) {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let fewest: Option<i32> =
+            sqlx::query_scalar("SELECT min(attempts) FROM jobs WHERE kind = 'submit_link'")
+                .fetch_one(pool)
+                .await
+                .unwrap();
+        if fewest.is_some_and(|n| n >= attempts) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the submissions were not retried {attempts} times in time (fewest: {fewest:?})"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A socket bound to a port but not listening: connections to it are refused until
+/// [`tokio::net::TcpSocket::listen`] (the port stays ours in between).
+fn refusing_socket() -> tokio::net::TcpSocket {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    socket
+}
+
+/// `n` users routed to `provider` are created during `outage`, retried through it, then the
+/// provider comes back: every user is submitted with no operator action, each has exactly one
+/// account at the provider, no job failed and no link waits for review.
+async fn survives(provider: &str, outage: Outage, n: usize) {
+    let tag = format!("{outage:?}").to_lowercase();
+    let db = TestDatabase::create().await;
+    let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+    let (sim, refusing) = match outage.fault(provider) {
+        Some(fault) => {
+            let sim = standalone_sim().await;
+            set_fault(&sim, fault).await;
+            (Some(sim), None)
+        }
+        None => (None, Some(refusing_socket())),
+    };
+    let provider_url = match (&sim, &refusing) {
+        (Some(sim), _) => sim.base_url().to_owned(),
+        (None, Some(socket)) => format!("http://{}", socket.local_addr().unwrap()),
+        _ => unreachable!(),
+    };
+    let gw = gateway(settings_for(&db.url, &provider_url)).await;
+    let emails: Vec<String> = (0..n)
+        .map(|i| format!("u{i}.{tag}.{provider}@example.com"))
+        .collect();
+    let bodies: Vec<Value> = emails.iter().map(|e| user_routed_to(provider, e)).collect();
+    let responses =
+        futures_util::future::join_all(bodies.iter().map(|b| create(&gw.address, b))).await;
+    for response in responses {
+        let response = response.unwrap();
+        assert_eq!(response.status(), 201, "{provider} {outage:?}: accepted");
+        let user: Value = response.json().await.unwrap();
+        assert_eq!(
+            link(&user, provider)["status"],
+            "pending_submission",
+            "{provider} {outage:?}: {user}"
+        );
+    }
+    // Every submission goes through the outage again before the provider comes back.
+    wait_attempts(&pool, 2, Duration::from_secs(60)).await;
+    if outage.outcome_unknown() {
+        let unknown = count(
+            &pool,
+            "SELECT count(*) FROM jobs WHERE kind = 'submit_link' AND outcome_unknown",
+        )
+        .await;
+        assert_eq!(unknown, n as i64, "{provider} {outage:?}: outcomes unknown");
+    }
+    let sim = match sim {
+        Some(sim) => {
+            clear_faults(&sim).await;
+            sim
+        }
+        None => {
+            let listener = refusing.unwrap().listen(1024).unwrap().into_std().unwrap();
+            sim::spawn(SimConfig::development(), listener)
+                .await
+                .unwrap()
+        }
+    };
+    wait_all_submitted(&pool, n as i64, Duration::from_secs(60)).await;
+    let accounts = accounts_per_user(sim.base_url(), provider, &emails).await;
+    assert_eq!(
+        accounts,
+        vec![1; n],
+        "{provider} {outage:?}: one account per user"
+    );
+    let (unfinished, review): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM jobs WHERE state <> 'succeeded'),
+                (SELECT count(*) FROM provider_links WHERE needs_review)",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        (unfinished, review),
+        (0, 0),
+        "{provider} {outage:?}: no operator action"
+    );
+    println!(
+        "outage {provider} {outage:?}: users={n} submitted={n} duplicates=0 needs_review=0 failed_jobs=0"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kraken_users_are_all_submitted_once_after_each_kind_of_outage() {
+    for outage in OUTAGES {
+        survives("kraken", outage, 5).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killb_users_are_all_submitted_once_after_each_kind_of_outage() {
+    for outage in OUTAGES {
+        survives("killb", outage, 5).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn carbn_users_are_all_submitted_once_after_each_kind_of_outage() {
+    for outage in OUTAGES {
+        survives("carbn", outage, 5).await;
+    }
 }

@@ -16,14 +16,6 @@ use crate::helpers::*;
 
 const REDIRECT: &str = "https://app.example.com/onboarding/done";
 
-fn country_for(provider: &str) -> &'static str {
-    match provider {
-        "killb" => "CO",
-        "carbn" => "DE",
-        _ => "US",
-    }
-}
-
 fn user_at(provider: &str) -> Value {
     let mut user = sample_user();
     let country = country_for(provider);

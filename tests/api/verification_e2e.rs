@@ -24,18 +24,10 @@ const BOUNDARY: &str = "verification-e2e-boundary-5c2a";
 /// A user every provider takes, living in the country the default routing sends to
 /// `provider`, with a unique e-mail (no simulator tag: each provider's default state).
 fn user_for(provider: &str) -> Value {
-    let country = match provider {
-        "kraken" => "US",
-        "killb" => "CO",
-        "carbn" => "DE",
-        other => panic!("no such provider {other}"),
-    };
-    let mut user = sample_user();
-    user["email"] = json!(format!("e2e.{}@example.com", Uuid::new_v4().simple()));
-    user["address"]["country"] = json!(country);
-    user["address"]["region"] = json!("BOG");
-    user["identity_document"]["issuing_country"] = json!(country);
-    user
+    complete_user(
+        country_for(provider),
+        &format!("e2e.{}@example.com", Uuid::new_v4().simple()),
+    )
 }
 
 /// Creates the user (routed by its country) and checks where it went: (id, provider user id,

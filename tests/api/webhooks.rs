@@ -18,26 +18,6 @@ use crate::helpers::*;
 /// How long a test waits for a simulator webhook to be applied.
 const WAIT: Duration = Duration::from_secs(15);
 
-/// A complete user who satisfies every provider's requirements, living in `country`.
-fn complete_user(country: &str, email: &str) -> Value {
-    let mut user = sample_user();
-    user["email"] = json!(email);
-    user["address"]["country"] = json!(country);
-    user["address"]["region"] = json!("BOG");
-    user["identity_document"]["issuing_country"] = json!(country);
-    user
-}
-
-/// The country the default routing sends to each provider.
-fn country_for(provider: &str) -> &'static str {
-    match provider {
-        "kraken" => "US",
-        "killb" => "CO",
-        "carbn" => "DE",
-        other => panic!("no such provider {other}"),
-    }
-}
-
 async fn user(app: &TestApp, id: &str) -> Value {
     let response = app.get(&format!("/v1/users/{id}")).await;
     assert_eq!(response.status(), 200);

@@ -49,6 +49,7 @@ fn settings(api_key: Option<&str>, api_secret: Option<&str>) -> KrakenSettings {
         api_key: api_key.map(SecretString::from),
         api_secret: api_secret.map(SecretString::from),
         webhook_secret: None,
+        on_unknown_outcome: Default::default(),
     }
 }
 

@@ -48,7 +48,7 @@ use self::transformers::{
     VerificationResult,
 };
 use super::connector::{
-    BoxFuture, CallLog, Connector, CreateRequest, DocumentUpload, FieldPolicy, LinkRef,
+    AfterUnknownOutcome, BoxFuture, CallLog, Connector, CreateRequest, DocumentUpload, FieldPolicy, LinkRef,
     ProviderUserState, SubmittedDocument,
 };
 use super::error::{ProviderError, ProviderErrorKind};
@@ -156,6 +156,7 @@ pub struct KrakenConnector {
     api_key: SecretString,
     api_secret: SecretString,
     nonces: NonceSource,
+    on_unknown_outcome: settings::OnUnknownOutcome,
 }
 
 impl fmt::Debug for KrakenConnector {
@@ -192,6 +193,7 @@ impl KrakenConnector {
             api_key,
             api_secret,
             nonces: NonceSource::new(),
+            on_unknown_outcome: settings.on_unknown_outcome,
         })
     }
 
@@ -512,6 +514,15 @@ impl Connector for KrakenConnector {
         log: &'a CallLog,
     ) -> BoxFuture<'a, Result<ProviderUserState, ProviderError>> {
         Box::pin(self.create(request.user, log))
+    }
+
+    /// Kraken has no lookup by `external_id`; it refuses a second account with the same one
+    /// (409), so a resend is safe unless `on_unknown_outcome = "review"` says otherwise.
+    fn after_unknown_outcome(&self) -> AfterUnknownOutcome {
+        match self.on_unknown_outcome {
+            settings::OnUnknownOutcome::Retry => AfterUnknownOutcome::Resend,
+            settings::OnUnknownOutcome::Review => AfterUnknownOutcome::Review,
+        }
     }
 
     fn get_user<'a>(
