@@ -23,11 +23,20 @@
 #   CHAOS_SEED [14]         the schedule's seed (same seed, same schedule)
 #   CHAOS_CLIENTS [12]      concurrent client tasks
 #   CHAOS_KEEP_DB=1         keep the database (and leave the cluster running) afterwards
+#   GATEWAY_SKIP_CHAOS=1    skip the run (local runs only: ignored when CI=true)
 #   CHAOS_SHARED_PG=1       use the server scripts/lib/postgres.sh finds (DATABASE_URL, 5432)
 #                           instead of a throwaway cluster; the Postgres restart is then skipped
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+if [[ "${GATEWAY_SKIP_CHAOS:-0}" == 1 ]]; then
+  if [[ "${CI:-}" == true ]]; then
+    echo "chaos: GATEWAY_SKIP_CHAOS is ignored in CI" >&2
+  else
+    echo "chaos: skipped (GATEWAY_SKIP_CHAOS=1)" >&2
+    exit 0
+  fi
+fi
 # shellcheck source=scripts/lib/postgres.sh
 source scripts/lib/postgres.sh
 

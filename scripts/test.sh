@@ -8,7 +8,9 @@
 # drop a fresh database per test through it, so its role needs CREATEDB (postgres has it).
 # Then `cargo test --all-targets ARGS` and `cargo test --doc`; without ARGS also
 # scripts/schemathesis.sh (the API fuzzed against its OpenAPI document; needs python3 and PyPI
-# the first time; GATEWAY_SKIP_SCHEMATHESIS=1 skips it outside CI).
+# the first time; GATEWAY_SKIP_SCHEMATHESIS=1 skips it outside CI) and `scripts/chaos.sh --quick`
+# (about two minutes of faults on the debug build, then an audit; GATEWAY_SKIP_CHAOS=1 skips it
+# outside CI).
 #
 # Environment: DATABASE_URL; and those of scripts/lib/postgres.sh: GATEWAY_PG_WAIT_SECS,
 # GATEWAY_PG_PORT, GATEWAY_PG_DIR, GATEWAY_PG_FORCE_LOCAL.
@@ -34,7 +36,11 @@ cargo test --doc
 if (($# == 0)); then
   step="schemathesis"
   scripts/schemathesis.sh
-  echo "test.sh: all tests passed (all targets, doc tests, schemathesis) in $((SECONDS - start))s"
+  # Everything failing at once, then an audit (README "Reliability"); it runs its own
+  # throwaway Postgres cluster, so its database restart touches nothing else.
+  step="chaos --quick"
+  scripts/chaos.sh --quick
+  echo "test.sh: all tests passed (all targets, doc tests, schemathesis, chaos) in $((SECONDS - start))s"
 else
   echo "test.sh: all tests passed (all targets and doc tests) in $((SECONDS - start))s"
 fi
