@@ -1276,7 +1276,6 @@ async fn audit(input: AuditInput<'_>) -> Result<Audit, String> {
                 .insert(pid.as_str());
         }
     }
-    let by_number: HashMap<u64, &ClientUser> = input.users.iter().map(|u| (u.n, u)).collect();
 
     let mut not_exactly_one = Vec::new();
     let mut never_submitted = Vec::new();
@@ -1346,7 +1345,6 @@ async fn audit(input: AuditInput<'_>) -> Result<Audit, String> {
                 }
             }
         }
-        let _ = by_number.get(&user.n);
     }
 
     // Notifications, per subscriber.
