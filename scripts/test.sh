@@ -8,12 +8,14 @@
 # drop a fresh database per test through it, so its role needs CREATEDB (postgres has it).
 # Then `cargo test --all-targets ARGS` and `cargo test --doc`; without ARGS also
 # scripts/schemathesis.sh (the API fuzzed against its OpenAPI document; needs python3 and PyPI
-# the first time; GATEWAY_SKIP_SCHEMATHESIS=1 skips it outside CI) and scripts/typescript.sh
+# the first time; GATEWAY_SKIP_SCHEMATHESIS=1 skips it outside CI), scripts/typescript.sh
 # (the TypeScript client: generated types current, tsc, its tests against the gateway; needs
-# Node 20+ and the npm registry the first time; GATEWAY_SKIP_TYPESCRIPT=1 skips it outside CI)
-# and scripts/console.sh (the ops console: its committed build current, tsc, browser tests in
+# Node 20+ and the npm registry the first time; GATEWAY_SKIP_TYPESCRIPT=1 skips it outside CI),
+# scripts/console.sh (the ops console: its committed build current, tsc, browser tests in
 # headless Chromium against the gateway; installs Debian's chromium when missing;
-# GATEWAY_SKIP_CONSOLE=1 skips it outside CI).
+# GATEWAY_SKIP_CONSOLE=1 skips it outside CI) and `scripts/chaos.sh --quick` (about two
+# minutes of faults on the debug build, then an audit; GATEWAY_SKIP_CHAOS=1 skips it outside
+# CI).
 #
 # Environment: DATABASE_URL; and those of scripts/lib/postgres.sh: GATEWAY_PG_WAIT_SECS,
 # GATEWAY_PG_PORT, GATEWAY_PG_DIR, GATEWAY_PG_FORCE_LOCAL.
@@ -46,7 +48,11 @@ if (($# == 0)); then
   # the running gateway (scripts/console.sh; GATEWAY_SKIP_CONSOLE=1 skips it outside CI).
   step="console"
   scripts/console.sh
-  echo "test.sh: all tests passed (all targets, doc tests, schemathesis, TypeScript client, console) in $((SECONDS - start))s"
+  # Everything failing at once, then an audit (README "Reliability"); it runs its own
+  # throwaway Postgres cluster, so its database restart touches nothing else.
+  step="chaos --quick"
+  scripts/chaos.sh --quick
+  echo "test.sh: all tests passed (all targets, doc tests, schemathesis, TypeScript client, console, chaos) in $((SECONDS - start))s"
 else
   echo "test.sh: all tests passed (all targets and doc tests) in $((SECONDS - start))s"
 fi

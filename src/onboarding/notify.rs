@@ -28,7 +28,7 @@ use crate::store::notifications::{self, TrailEvent};
 pub const SIGNATURE_HEADER: &str = "Gateway-Signature";
 
 /// The public event types and the audit-trail events they come from.
-const TRAIL_TYPES: &[&str] = &[
+pub const TRAIL_TYPES: &[&str] = &[
     "user_created",
     "user_updated",
     "status_changed",
@@ -53,7 +53,7 @@ pub struct Notification {
 
 /// The public notifications one audit event yields (a status change to `submission_failed`
 /// is both a `user.status_changed` and a `link.submission_failed`).
-fn notifications_for(event: &TrailEvent) -> Vec<Notification> {
+pub fn notifications_for(event: &TrailEvent) -> Vec<Notification> {
     let data = &event.data.0;
     let created_at = event.at.format(&Rfc3339).unwrap_or_default();
     let make = |event_type: &str, data: Value| Notification {

@@ -411,21 +411,24 @@ pub async fn patch(
         return Ok(current);
     }
     // Each linked provider takes the changes it can; one it cannot take refuses the patch.
+    // A link not submitted yet gets an update job too: its submission may be in flight with the
+    // profile as it was before this patch (found by the chaos run: the patch never reached
+    // the provider). The job runs after the submission (same queue) and sends the current
+    // values once the link has an account; when it has none, the submission to come will.
     let mut refused = Vec::new();
     let mut outgoing: Vec<(&LinkRow, Vec<String>)> = Vec::new();
-    for link in current
-        .links
-        .iter()
-        .filter(|l| l.provider_user_id.is_some())
-    {
+    for link in &current.links {
         let Some(connector) = services.providers.connector(link.provider) else {
             continue;
         };
+        let submitted = link.provider_user_id.is_some();
         let mut send = Vec::new();
         for path in &changed {
             match connector.field_policy(path) {
                 FieldPolicy::Send => send.push(path.clone()),
                 FieldPolicy::Ignore => {}
+                // Not onboarded yet: the submission carries the field, nothing to refuse.
+                FieldPolicy::Refuse if !submitted => {}
                 FieldPolicy::Refuse => refused.push(FieldError {
                     field: path.clone(),
                     code: "field_not_updatable",

@@ -17,6 +17,7 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
             .route("/faults", web::post().to(add_fault))
             .route("/faults", web::get().to(list_faults))
             .route("/faults", web::delete().to(clear_faults))
+            .route("/faults/{id}", web::delete().to(remove_fault))
             .route("/requests", web::get().to(list_requests))
             .route("/requests", web::delete().to(clear_requests))
             .route("/webhooks", web::get().to(list_webhooks))
@@ -145,6 +146,22 @@ async fn clear_faults(state: web::Data<SimState>) -> HttpResponse {
     let cleared = store.faults.len();
     store.faults.clear();
     HttpResponse::Ok().json(json!({ "cleared": cleared }))
+}
+
+/// Ends one fault, leaving the others (a chaos schedule overlaps faults at several providers).
+async fn remove_fault(state: web::Data<SimState>, req: HttpRequest) -> HttpResponse {
+    let Some(id) = req
+        .match_info()
+        .get("id")
+        .and_then(|id| id.parse::<u64>().ok())
+    else {
+        return bad_request("fault id must be a number");
+    };
+    let mut store = state.lock();
+    match store.faults.iter().position(|f| f.id == id) {
+        Some(i) => HttpResponse::Ok().json(store.faults.remove(i)),
+        None => HttpResponse::NotFound().json(json!({ "error": "unknown fault" })),
+    }
 }
 
 #[derive(serde::Deserialize)]

@@ -492,9 +492,11 @@ impl SimState {
     fn schedule_approval(self: &Arc<Self>, provider: ProviderId, id: &str) {
         let id = id.to_owned();
         self.after_review_delay(move |state| {
+            // An account closed meanwhile stays closed: KillB closes by clearing `active` and
+            // keeps the status, so the status alone would approve (and reopen) a deleted user.
             let outcome = state
                 .user(provider, &id)
-                .filter(|u| u.status == SimStatus::UnderReview)
+                .filter(|u| u.status == SimStatus::UnderReview && u.active)
                 .map(|u| simulator(provider).reviewed(&u));
             if let Some(outcome) = outcome {
                 state.set_status(provider, &id, Some(outcome), None, true);

@@ -193,3 +193,45 @@ async fn keys_are_scoped_to_the_endpoint_and_validated() {
     .await;
     assert_eq!(problem["errors"][0]["field"], "Idempotency-Key");
 }
+
+/// Found by the chaos run (`scripts/chaos.sh`): a create whose user committed but whose answer
+/// was never stored (the process was killed, or the database restarted, in between) left the
+/// key claimed; the retry took the abandoned claim over, ran the create again and answered
+/// `409 user_already_exists` — a careful client was refused its own user. The user row now
+/// carries the creating request's fingerprint, so the retry knows the user as its own.
+#[tokio::test]
+async fn a_retry_after_a_lost_create_answer_gets_the_user_the_first_attempt_created() {
+    let app = spawn_app().await;
+    let body = sample_user();
+    let first = post_with_key(&app, "key-lost-answer", &body).await;
+    assert_eq!(first.status(), 201);
+    let first: Value = first.json().await.unwrap();
+    // What a kill -9 between the create's commit and the storing of its answer leaves: the
+    // claim without an answer, older than the abandonment horizon.
+    sqlx::query(
+        "UPDATE idempotency_keys
+            SET response_status = NULL, response_headers = NULL, response_body = NULL,
+                response_key_id = NULL, completed_at = NULL,
+                created_at = now() - interval '2 minutes'
+          WHERE idempotency_key = 'key-lost-answer'",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+
+    let retry = post_with_key(&app, "key-lost-answer", &body).await;
+    let status = retry.status();
+    let retry: Value = retry.json().await.unwrap();
+    assert_eq!(status, 201, "the retry's answer: {retry}");
+    assert_eq!(retry["id"], first["id"]);
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM users")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(count, 1);
+    // The recovered answer is stored: the next retry replays it.
+    let again = post_with_key(&app, "key-lost-answer", &body).await;
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    let again: Value = again.json().await.unwrap();
+    assert_eq!(again["id"], first["id"]);
+}

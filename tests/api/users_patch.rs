@@ -176,3 +176,79 @@ async fn patch_accepts_json_and_merge_patch_content_types_only() {
     )
     .await;
 }
+
+/// Found by the chaos run (`scripts/chaos.sh`): a patch committed while the user's first
+/// submission was at the provider (carrying the profile as it was before the patch) saw a link
+/// with no provider account yet, queued no update for it, and so never reached that provider.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_patch_made_while_the_first_submission_is_in_flight_reaches_the_provider() {
+    let app = spawn_app().await;
+    // Kraken holds the create's submission long enough to patch while it is there.
+    let fault = app
+        .client
+        .post(app.sim("/_sim/faults"))
+        .json(
+            &json!({"provider": "kraken", "method": "POST", "path": "/b2b/users",
+                      "latency_ms": 1500, "count": 1}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(fault.status(), 201);
+    let mut body = sample_user();
+    body["providers"] = json!(["kraken"]);
+    let create = {
+        let (client, url) = (app.client.clone(), app.url("/v1/users"));
+        tokio::spawn(async move {
+            let answer = client
+                .post(url)
+                .bearer_auth(DEV_KEY)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            (answer.status(), answer.json::<Value>().await.unwrap())
+        })
+    };
+    // Once Kraken has the create (its body built from the profile before the patch), patch.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let requests = get_json(&app.sim("/_sim/requests?provider=kraken")).await;
+        let arrived = requests
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["method"] == "POST" && r["path"] == "/b2b/users");
+        if arrived {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the create never reached Kraken"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // The user was persisted before its submission left.
+    let listed: Value = app.get("/v1/users?limit=1").await.json().await.unwrap();
+    let user_id = listed["data"][0]["id"].as_str().unwrap().to_owned();
+    let patched = app
+        .patch_user(&user_id, &json!({"address": {"city": "Potsdam"}}))
+        .await;
+    assert_eq!(patched.status(), 200);
+    let (status, created) = create.await.unwrap();
+    assert_eq!(status, 201, "{created}");
+
+    // The update follows the submission: Kraken ends with the patched city.
+    loop {
+        let accounts = get_json(&app.sim("/_sim/kraken/users")).await;
+        let profile = accounts[0]["profile"].to_string();
+        if profile.contains("Potsdam") {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "Kraken never got the patch: {profile}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
