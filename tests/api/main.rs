@@ -5,6 +5,7 @@ mod helpers;
 
 mod auth;
 mod documents;
+mod floor;
 mod health;
 mod idempotency;
 mod limits;
