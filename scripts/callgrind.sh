@@ -10,10 +10,11 @@
 # then for each server zeroes its counters, sends N sequential `GET /v1/users/{id}` over one
 # keep-alive connection (curl), and dumps. Prints instructions per request (Ir) for each, and
 # writes the dumps and `callgrind_annotate --inclusive=yes` of each to target/callgrind/.
-# Builds the release binaries first (as scripts/bench.sh does).
+# Builds the release binaries first (as scripts/bench.sh does) unless CALLGRIND_BUILD=0.
 #
 # Environment: CALLGRIND_GATEWAY_BIN (the gateway binary to measure, e.g. a copy of an older
-# build), CALLGRIND_LOG_LEVEL [info], and those of scripts/lib/postgres.sh.
+# build), CALLGRIND_BIN_DIR (where the other binaries are [target/release]), CALLGRIND_LOG_LEVEL
+# [info], CALLGRIND_BUILD [1], and those of scripts/lib/postgres.sh.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -24,7 +25,7 @@ n="${1:-1000}"
 out=target/callgrind
 mkdir -p "$out"
 rm -f "$out"/*.out*
-bin="${CARGO_TARGET_DIR:-target}/release"
+bin="${CALLGRIND_BIN_DIR:-${CARGO_TARGET_DIR:-target}/release}"
 note() { printf 'callgrind: %s\n' "$*" >&2; }
 free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
@@ -51,8 +52,10 @@ ensure_database "$db"
 if [[ -d .sqlx && -z "${SQLX_OFFLINE:-}" ]]; then
   export SQLX_OFFLINE=true
 fi
-note "building release binaries"
-cargo build --release --quiet --bin onboarding-gateway --bin provider-sim --bin bench --bin floor
+if [[ "${CALLGRIND_BUILD:-1}" == 1 ]]; then
+  note "building release binaries"
+  cargo build --release --quiet --bin onboarding-gateway --bin provider-sim --bin bench --bin floor
+fi
 
 sim_port="$(free_port)"
 "$bin/provider-sim" --port "$sim_port" --no-record >"$out/sim.log" 2>&1 &
