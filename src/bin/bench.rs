@@ -371,10 +371,7 @@ where
             recorder
         }));
     }
-    let mut all = Recorder {
-        issued: seq.load(Ordering::Relaxed),
-        ..Recorder::default()
-    };
+    let mut all = Recorder::default();
     for task in tasks {
         let recorder = task.await.expect("load task");
         all.samples.extend(recorder.samples);
@@ -382,6 +379,8 @@ where
             *all.errors.entry(k).or_default() += v;
         }
     }
+    // Read once every task has finished: each request sent has taken its number by then.
+    all.issued = seq.load(Ordering::Relaxed);
     (Instant::now().max(end) - start, all)
 }
 
@@ -1466,13 +1465,14 @@ impl Report {
             } else {
                 env.pgbench_select_tps
             };
-            let of_floor = g.throughput_rps / r.throughput_rps;
+            // No ratio against a floor that answered nothing in the window.
+            let of_floor = (r.throughput_rps > 0.0).then(|| g.throughput_rps / r.throughput_rps);
             lines.push(format!(
-                "{:<40} {:>10.1} {:>10.1} {:>11.1}% {:>12}",
+                "{:<40} {:>10.1} {:>10.1} {:>12} {:>12}",
                 g.name,
                 g.throughput_rps,
                 r.throughput_rps,
-                of_floor * 100.0,
+                of_floor.map_or("-".into(), |r| format!("{:.1}%", r * 100.0)),
                 pgbench.map_or("-".into(), |p| format!(
                     "{:.1}%",
                     g.throughput_rps / p * 100.0
@@ -1490,9 +1490,9 @@ impl Report {
                         goal * 100.0,
                         r.id
                     ),
-                    Some(of_floor),
+                    of_floor,
                     &format!(">= {goal:.2}"),
-                    Some(of_floor >= goal),
+                    of_floor.map(|r| r >= goal),
                 );
             }
         }
