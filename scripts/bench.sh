@@ -6,7 +6,8 @@
 # Finds or starts Postgres (scripts/lib/postgres.sh), creates fresh databases, builds the
 # release binaries, measures the machine's own ceiling with pgbench (select by primary key; a
 # transaction persisting one user, one link, one job and one event, as a create does), starts a
-# standalone provider-sim and the gateway (release, JSON logs at info), then runs `bench run`:
+# standalone provider-sim, the gateway (release, JSON logs at info) and the same-stack floor
+# (src/bin/floor.rs: the gateway's reads and create with none of its layers), then runs `bench run`:
 # seeding through the API and real HTTP load from a separate process. Prints one table and
 # writes target/bench/results.json (plus results.txt and the gateway/sim logs). Everything it
 # started is stopped on exit; the databases are dropped unless BENCH_KEEP_DB=1. After the soak,
@@ -30,7 +31,11 @@
 #   BENCH_UPLOAD_ROUNDS [3]  scenario 8b: how many times 32 uploads of documents.max_bytes go at once
 #   BENCH_UPLOAD_PROVIDERS=carbn  scenarios 8, 8b upload only to users at these (profiling: at
 #                            Carbn an upload is stored and sent nowhere)
-#   BENCH_SCENARIOS=1,3      run only these scenarios (profiling; 8 and 8b are ids too)
+#   BENCH_SCENARIOS=1,3      run only these scenarios (profiling; 8 and 8b are ids too; 1, 2 and 3
+#                            also run against the floor, as 1f, 2f, 3f-…)
+#   BENCH_FLOOR=0            do not start the floor (no floor ratios then)
+#   BENCH_GATEWAY_BIN        the gateway binary to measure [target/release/onboarding-gateway]
+#                            (a before/after comparison in one sitting: keep a copy of the old one)
 #   and those of scripts/lib/postgres.sh (DATABASE_URL names the server to use).
 set -euo pipefail
 
@@ -90,7 +95,7 @@ note "building release binaries"
 if [[ -d .sqlx && -z "${SQLX_OFFLINE:-}" ]]; then
   export SQLX_OFFLINE=true
 fi
-cargo build --release --quiet --bin onboarding-gateway --bin provider-sim --bin bench
+cargo build --release --quiet --bin onboarding-gateway --bin provider-sim --bin bench --bin floor
 
 # Same connection settings for pgbench and the gateway: loopback without TLS by default, so the
 # comparison does not depend on the server's ssl setting (BENCH_PG_SSLMODE=prefer to include it).
@@ -203,7 +208,7 @@ env_overrides=(
 if [[ -n "${BENCH_DB_POOL:-}" ]]; then
   env_overrides+=(GATEWAY__DATABASE__MAX_CONNECTIONS="$BENCH_DB_POOL")
 fi
-env -u RUST_LOG "${env_overrides[@]}" "$bin/onboarding-gateway" >"$out/gateway.log" 2>&1 &
+env -u RUST_LOG "${env_overrides[@]}" "${BENCH_GATEWAY_BIN:-$bin/onboarding-gateway}" >"$out/gateway.log" 2>&1 &
 gw_pid=$!
 pids+=("$gw_pid")
 export BENCH_BASE_URL="http://127.0.0.1:$gw_port" BENCH_GATEWAY_PID="$gw_pid"
@@ -219,6 +224,27 @@ for _ in $(seq 1 150); do
   sleep 0.2
 done
 note "gateway $BENCH_BASE_URL (pid $gw_pid), simulators $BENCH_SIM_URL"
+
+# The floor: same settings, database (migrated by the gateway above) and simulators.
+if [[ "${BENCH_FLOOR:-1}" == 1 ]]; then
+  floor_port="$(free_port)"
+  env -u RUST_LOG "${env_overrides[@]}" "$bin/floor" --port "$floor_port" >"$out/floor.log" 2>&1 &
+  floor_pid=$!
+  pids+=("$floor_pid")
+  for _ in $(seq 1 150); do
+    grep -q '^floor listening' "$out/floor.log" 2>/dev/null && break
+    if ! kill -0 "$floor_pid" 2>/dev/null; then
+      cat "$out/floor.log" >&2
+      echo "error: the floor exited (log above)" >&2
+      exit 1
+    fi
+    sleep 0.2
+  done
+  export BENCH_FLOOR_URL="http://127.0.0.1:$floor_port" BENCH_FLOOR_PID="$floor_pid"
+  note "floor $BENCH_FLOOR_URL (pid $floor_pid)"
+fi
+BENCH_CLK_TCK="$(getconf CLK_TCK)"
+export BENCH_CLK_TCK
 
 export BENCH_OUT="$out/results.json"
 "$bin/bench" run | tee "$out/results.txt"

@@ -136,24 +136,7 @@ impl Application {
                  restore it (keep old keys until gateway_encryption_stale_rows is 0)"
             )));
         }
-        let services = Services {
-            pool: pool.clone(),
-            providers,
-            routing: Arc::new(settings.routing.clone()),
-            workers: Arc::new(settings.workers.clone()),
-            instance: Arc::from(crate::workers::instance_name()),
-            subscribers: Arc::new(settings.notifications.subscribers.clone()),
-            http: reqwest::Client::builder()
-                .connect_timeout(Duration::from_millis(settings.outbound.connect_timeout_ms))
-                .timeout(Duration::from_millis(settings.outbound.timeout_ms))
-                .build()
-                .map_err(|e| StartupError::HttpClient(e.to_string()))?,
-            keyring,
-            documents: Arc::new(settings.documents.clone()),
-            document_sends: Arc::new(tokio::sync::Semaphore::new(
-                settings.documents.max_concurrent_sends,
-            )),
-        };
+        let services = build_services(&settings, pool.clone(), providers, keyring)?;
         // Before anything is served: events from here on reach every subscriber.
         crate::onboarding::notify::init_cursors(&services)
             .await
@@ -232,6 +215,49 @@ impl Application {
     }
 }
 
+/// The use-cases' shared parts, built once from the settings (the gateway's, and the benchmark
+/// floor's in `src/bin/floor.rs`, which must do the same work with the same parts).
+pub fn build_services(
+    settings: &Settings,
+    pool: PgPool,
+    providers: Arc<ProviderRegistry>,
+    keyring: Arc<crate::crypto::Keyring>,
+) -> Result<Services, StartupError> {
+    Ok(Services {
+        pool,
+        providers,
+        routing: Arc::new(settings.routing.clone()),
+        workers: Arc::new(settings.workers.clone()),
+        instance: Arc::from(crate::workers::instance_name()),
+        subscribers: Arc::new(settings.notifications.subscribers.clone()),
+        http: reqwest::Client::builder()
+            .connect_timeout(Duration::from_millis(settings.outbound.connect_timeout_ms))
+            .timeout(Duration::from_millis(settings.outbound.timeout_ms))
+            .build()
+            .map_err(|e| StartupError::HttpClient(e.to_string()))?,
+        keyring,
+        documents: Arc::new(settings.documents.clone()),
+        document_sends: Arc::new(tokio::sync::Semaphore::new(
+            settings.documents.max_concurrent_sends,
+        )),
+    })
+}
+
+/// Per provider, the settings section that points the gateway at simulators serving at
+/// `base_url` with `config`'s credentials.
+pub fn simulator_sections(
+    config: &crate::sim::SimConfig,
+    base_url: &str,
+) -> BTreeMap<ProviderId, config::Value> {
+    ProviderId::ALL
+        .iter()
+        .map(|id| {
+            let section = config.gateway_settings(*id, base_url);
+            (*id, config_value(Value::Object(section)))
+        })
+        .collect()
+}
+
 /// Starts the simulators on a free loopback port, sending their webhooks to this gateway and
 /// following the choices the gateway's provider sections make (e.g. a webhook signature
 /// scheme). Returns them with, per provider, the section that points the gateway at its
@@ -258,13 +284,7 @@ async fn start_simulator(
         .await
         .map_err(StartupError::Simulator)?;
     tracing::info!(url = handle.base_url(), "provider simulators listening");
-    let gateway_sections = ProviderId::ALL
-        .iter()
-        .map(|id| {
-            let section = config.gateway_settings(*id, handle.base_url());
-            (*id, config_value(Value::Object(section)))
-        })
-        .collect();
+    let gateway_sections = simulator_sections(&config, handle.base_url());
     Ok((handle, gateway_sections))
 }
 

@@ -86,130 +86,135 @@ async fn not_found() -> Result<HttpResponse, Problem> {
     Err(Problem::not_found("no such endpoint"))
 }
 
+/// A resource at `path` that carries its own template (metrics and logs label by it).
+fn resource(path: &'static str) -> actix_web::Resource {
+    web::resource(path).app_data(request_id::RouteTemplate(path))
+}
+
 /// All routes. Each resource lists its methods; any other method is a 405.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
-        web::resource("/v1/users")
+        resource("/v1/users")
             .route(web::post().to(users::create_user))
             .route(web::get().to(users::list_users))
             .default_service(web::to(method_not_allowed("GET, POST"))),
     )
     .service(
-        web::resource("/v1/users/{id}")
+        resource("/v1/users/{id}")
             .route(web::get().to(users::get_user))
             .route(web::patch().to(users::patch_user))
             .route(web::delete().to(users::erase_user))
             .default_service(web::to(method_not_allowed("GET, PATCH, DELETE"))),
     )
     .service(
-        web::resource("/v1/users/{id}/providers")
+        resource("/v1/users/{id}/providers")
             .route(web::post().to(users::link_provider))
             .default_service(web::to(method_not_allowed("POST"))),
     )
     .service(
-        web::resource("/v1/users/{id}/documents")
+        resource("/v1/users/{id}/documents")
             .route(web::post().to(documents::upload_document))
             .route(web::get().to(documents::list_documents))
             .default_service(web::to(method_not_allowed("GET, POST"))),
     )
     .service(
-        web::resource("/v1/users/{id}/documents/{document_id}")
+        resource("/v1/users/{id}/documents/{document_id}")
             .route(web::get().to(documents::get_document))
             .default_service(web::to(method_not_allowed("GET"))),
     )
     .service(
-        web::resource("/v1/users/{id}/sync")
+        resource("/v1/users/{id}/sync")
             .route(web::post().to(users::sync_user))
             .default_service(web::to(method_not_allowed("POST"))),
     )
     .service(
-        web::resource("/v1/users/{id}/reveal")
+        resource("/v1/users/{id}/reveal")
             .route(web::post().to(users::reveal_fields))
             .default_service(web::to(method_not_allowed("POST"))),
     )
     .service(
-        web::resource("/v1/me")
+        resource("/v1/me")
             .route(web::get().to(me::get_me))
             .default_service(web::to(method_not_allowed("GET"))),
     )
     .service(
-        web::resource("/v1/users/{id}/requirements")
+        resource("/v1/users/{id}/requirements")
             .route(web::get().to(providers::user_requirements))
             .default_service(web::to(method_not_allowed("GET"))),
     )
     .service(
-        web::resource("/v1/users/{id}/verification-sessions")
+        resource("/v1/users/{id}/verification-sessions")
             .route(web::post().to(sessions::create_session))
             .default_service(web::to(method_not_allowed("POST"))),
     )
     .service(
-        web::resource("/v1/jobs")
+        resource("/v1/jobs")
             .route(web::get().to(jobs::list_jobs))
             .default_service(web::to(method_not_allowed("GET"))),
     )
     .service(
-        web::resource("/v1/jobs/retry")
+        resource("/v1/jobs/retry")
             .route(web::post().to(jobs::retry_jobs))
             .default_service(web::to(method_not_allowed("POST"))),
     )
     .service(
-        web::resource("/v1/jobs/{id}/retry")
+        resource("/v1/jobs/{id}/retry")
             .route(web::post().to(jobs::retry_job))
             .default_service(web::to(method_not_allowed("POST"))),
     )
     .service(
-        web::resource("/v1/reconciliation")
+        resource("/v1/reconciliation")
             .route(web::get().to(reconciliation::get_report))
             .default_service(web::to(method_not_allowed("GET"))),
     )
     .service(
-        web::resource("/v1/reconciliation/runs")
+        resource("/v1/reconciliation/runs")
             .route(web::post().to(reconciliation::run_now))
             .default_service(web::to(method_not_allowed("POST"))),
     )
     .service(
-        web::resource("/v1/providers")
+        resource("/v1/providers")
             .route(web::get().to(providers::list_providers))
             .default_service(web::to(method_not_allowed("GET"))),
     )
     .service(
-        web::resource("/v1/users/{id}/events")
+        resource("/v1/users/{id}/events")
             .route(web::get().to(users::list_events))
             .default_service(web::to(method_not_allowed("GET"))),
     )
     .service(
-        web::resource("/v1/webhooks/{provider}")
+        resource("/v1/webhooks/{provider}")
             .route(web::post().to(webhooks::receive))
             .default_service(web::to(method_not_allowed("POST"))),
     )
     .service(
-        web::resource("/health/live")
+        resource("/health/live")
             .route(web::get().to(health::live))
             .default_service(web::to(method_not_allowed("GET"))),
     )
     .service(
-        web::resource("/health/ready")
+        resource("/health/ready")
             .route(web::get().to(health::ready))
             .default_service(web::to(method_not_allowed("GET"))),
     )
     .service(
-        web::resource("/metrics")
+        resource("/metrics")
             .route(web::get().to(health::metrics))
             .default_service(web::to(method_not_allowed("GET"))),
     )
     .service(
-        web::resource("/docs")
+        resource("/docs")
             .route(web::get().to(openapi::docs_redirect))
             .default_service(web::to(method_not_allowed("GET"))),
     )
     .service(openapi::swagger_ui())
     .service(
-        web::resource("/console")
+        resource("/console")
             .route(web::get().to(console::redirect))
             .default_service(web::to(method_not_allowed("GET"))),
     )
     .service(
-        web::resource("/console/{file:.*}")
+        resource("/console/{file:.*}")
             .route(web::get().to(console::file))
             .default_service(web::to(method_not_allowed("GET"))),
     )

@@ -71,10 +71,19 @@ impl RateLimiter {
             });
             buckets.prune_at = PRUNE_AT.max(buckets.map.len() * 2);
         }
+        // A known key is looked up by reference: only a new key allocates its copy.
+        if let Some(bucket) = buckets.map.get_mut(key) {
+            return self.take(bucket, now);
+        }
         let bucket = buckets.map.entry(key.to_owned()).or_insert(Bucket {
             tokens: self.burst,
             refilled: now,
         });
+        self.take(bucket, now)
+    }
+
+    /// Refills `bucket` for the time since its last check, then takes one token from it.
+    fn take(&self, bucket: &mut Bucket, now: Instant) -> Result<(), Duration> {
         let elapsed = now.saturating_duration_since(bucket.refilled).as_secs_f64();
         bucket.tokens = (bucket.tokens + elapsed * self.per_second).min(self.burst);
         bucket.refilled = now;

@@ -3,6 +3,7 @@
 //! ```text
 //! bench config --sim URL      print a gateway config file that uses a standalone provider-sim
 //! bench run                   drive the scenarios against a running gateway (env below)
+//! bench user-body RUN PROVIDER N   print the `n`th create body of a run (scripts/callgrind.sh)
 //! ```
 //! `run` reads its settings from the environment (the script sets them): `BENCH_BASE_URL`,
 //! `BENCH_SIM_URL`, `BENCH_API_KEY`, `BENCH_GATEWAY_PID` (for RSS), `BENCH_SECS` (per
@@ -10,7 +11,10 @@
 //! `BENCH_PGBENCH_PERSIST_TPS`, `BENCH_OUT` (JSON path), `BENCH_QUICK`, `BENCH_SCENARIOS`,
 //! `BENCH_LATENCY_PROVIDER` and `BENCH_LATENCY_PATH` (scenario 5's slow create call),
 //! `BENCH_UPLOAD_ROUNDS` (scenario 8b's rounds of 32 uploads), `BENCH_UPLOAD_PROVIDERS` (8 and
-//! 8b upload only to users at these) (`BENCH_SCENARIOS` e.g. `1,3`: only those, for profiling).
+//! 8b upload only to users at these) (`BENCH_SCENARIOS` e.g. `1,3`: only those, for profiling),
+//! `BENCH_FLOOR_URL` and `BENCH_FLOOR_PID` (the same-stack floor, `src/bin/floor.rs`: scenarios
+//! 1, 2 and 3 are run against it too, right after the gateway's, as `1f`, `2f`, `3f-…`) and
+//! `BENCH_CLK_TCK` (the kernel's clock ticks per second, for CPU per request from `/proc`).
 //!
 //! Load is real HTTP from this separate process, every create with a unique `external_id`.
 //! Closed-loop scenarios keep N requests in flight; open-loop ones send at a fixed rate and
@@ -43,6 +47,13 @@ fn main() {
             };
             print!("{}", gateway_config(&sim));
         }
+        Some("user-body") => match (args.get(1), args.get(2), args.get(3)) {
+            (Some(run), Some(provider), Some(n)) => {
+                let n = n.parse().unwrap_or_else(|_| usage());
+                println!("{}", user_body(run, provider, n));
+            }
+            _ => usage(),
+        },
         Some("run") => {
             let _ = rustls::crypto::ring::default_provider().install_default();
             let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -59,7 +70,9 @@ fn main() {
 }
 
 fn usage() -> ! {
-    eprintln!("usage: bench config --sim URL | bench run   (see scripts/bench.sh)");
+    eprintln!(
+        "usage: bench config --sim URL | bench run | bench user-body RUN PROVIDER N   (see scripts/bench.sh)"
+    );
     std::process::exit(2)
 }
 
@@ -100,6 +113,11 @@ struct Env {
     sim: String,
     key: String,
     pid: Option<u32>,
+    /// The floor's base URL and process, when it runs.
+    floor: Option<String>,
+    floor_pid: Option<u32>,
+    /// `/proc/PID/stat` counts CPU time in these ticks per second.
+    clk_tck: f64,
     secs: u64,
     soak_secs: u64,
     /// Requests per second during the soak: a steady load well inside capacity (an overloaded
@@ -139,6 +157,9 @@ impl Env {
             sim: var("BENCH_SIM_URL").unwrap_or_else(|| "http://127.0.0.1:9000".into()),
             key: var("BENCH_API_KEY").unwrap_or_else(|| "dev_sk_onboarding_gateway_local".into()),
             pid: var("BENCH_GATEWAY_PID").and_then(|v| v.parse().ok()),
+            floor: var("BENCH_FLOOR_URL"),
+            floor_pid: var("BENCH_FLOOR_PID").and_then(|v| v.parse().ok()),
+            clk_tck: num("BENCH_CLK_TCK", 100) as f64,
             secs: num("BENCH_SECS", if quick { 3 } else { 20 }),
             soak_secs: num("BENCH_SOAK_SECS", if quick { 15 } else { 300 }),
             soak_rate: num("BENCH_SOAK_RATE", 200) as f64,
@@ -178,6 +199,10 @@ struct Sample {
 struct Recorder {
     samples: Vec<Sample>,
     errors: BTreeMap<String, u64>,
+    /// Requests sent, warm-up included (the CPU figure's denominator).
+    issued: u64,
+    /// CPU seconds (user + system) the measured server used meanwhile, warm-up included.
+    server_cpu_secs: Option<f64>,
 }
 
 impl Recorder {
@@ -237,6 +262,11 @@ struct ScenarioResult {
     overloaded: Option<u64>,
     /// Scenarios 8, 8b: the uploads' submissions by `provider: status`, as the 201s showed them.
     submissions: Option<BTreeMap<String, u64>>,
+    /// The server measured: `gateway`, or `floor` for `1f`, `2f`, `3f-…`.
+    server: &'static str,
+    /// That server's CPU (user + system, from `/proc/PID/stat`) per request sent, in µs: a
+    /// regression shows here even when the machine is too noisy for the throughput to.
+    cpu_us_per_request: Option<f64>,
 }
 
 fn summarise(
@@ -249,6 +279,7 @@ fn summarise(
     expected: &[u16],
 ) -> ScenarioResult {
     let transport: u64 = recorder.errors.values().sum();
+    let (issued, server_cpu_secs) = (recorder.issued, recorder.server_cpu_secs);
     let requests = recorder.samples.len() as u64 + transport;
     let mut errors = recorder.errors;
     let mut ok = Vec::new();
@@ -279,7 +310,16 @@ fn summarise(
         .collect();
     let provider: Vec<f64> = ok.iter().filter_map(|s| s.provider_ms).collect();
     let with_provider_time = id.starts_with('6');
+    let cpu_us_per_request = server_cpu_secs
+        .filter(|_| issued > 0)
+        .map(|cpu| cpu * 1e6 / issued as f64);
     ScenarioResult {
+        server: if id.ends_with('f') || id.starts_with("3f-") {
+            "floor"
+        } else {
+            "gateway"
+        },
+        cpu_us_per_request,
         id: id.into(),
         name: name.into(),
         concurrency,
@@ -339,6 +379,8 @@ where
             *all.errors.entry(k).or_default() += v;
         }
     }
+    // Read once every task has finished: each request sent has taken its number by then.
+    all.issued = seq.load(Ordering::Relaxed);
     (Instant::now().max(end) - start, all)
 }
 
@@ -367,7 +409,8 @@ where
     }
     while tasks.join_next().await.is_some() {}
     let elapsed = Duration::from_secs(secs);
-    let recorder = std::mem::take(&mut *recorder.lock().expect("recorder"));
+    let mut recorder = std::mem::take(&mut *recorder.lock().expect("recorder"));
+    recorder.issued = total;
     (elapsed, recorder)
 }
 
@@ -624,6 +667,29 @@ fn rss_kb(pid: u32) -> Option<(u64, u64)> {
     Some((field("VmRSS:")?, field("VmHWM:")?))
 }
 
+/// CPU seconds (user + system) process `pid` has used so far: `utime` and `stime` of
+/// `/proc/PID/stat` (fields 14 and 15, counted after the parenthesised command name).
+fn cpu_secs(pid: u32, clk_tck: f64) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace().skip(11);
+    let user: u64 = fields.next()?.parse().ok()?;
+    let system: u64 = fields.next()?.parse().ok()?;
+    Some((user + system) as f64 / clk_tck)
+}
+
+/// Runs one load loop, recording the CPU process `pid` used meanwhile in its recorder.
+async fn measure(
+    pid: Option<u32>,
+    clk_tck: f64,
+    load: impl Future<Output = (Duration, Recorder)>,
+) -> (Duration, Recorder) {
+    let before = pid.and_then(|pid| cpu_secs(pid, clk_tck));
+    let (elapsed, mut recorder) = load.await;
+    let after = pid.and_then(|pid| cpu_secs(pid, clk_tck));
+    recorder.server_cpu_secs = after.zip(before).map(|(after, before)| after - before);
+    (elapsed, recorder)
+}
+
 /// Restarts the kernel's peak-RSS count (VmHWM) of `pid` at its current RSS
 /// (`/proc/PID/clear_refs`, value 5); false where that is not allowed.
 fn reset_peak_rss(pid: u32) -> bool {
@@ -665,6 +731,12 @@ async fn run(env: Env) -> Result<(), String> {
             .is_none_or(|only| only.iter().any(|s| s == id))
     };
     let secs = env.secs;
+    let (gw_pid, fl_pid, clk) = (env.pid, env.floor_pid, env.clk_tck);
+    // The floor is the gateway's work without its layers: same seeded users, same bodies.
+    let floor = env.floor.as_ref().map(|base| Api {
+        base: Arc::from(base.trim_end_matches('/')),
+        ..api.clone()
+    });
     let mut results: Vec<ScenarioResult> = Vec::new();
 
     // RSS sampler: peak over the whole run, and the series for the soak.
@@ -745,71 +817,81 @@ async fn run(env: Env) -> Result<(), String> {
         ids[i].clone()
     };
 
-    // 1. GET /v1/users/{id}
-    if want("1") {
-        eprintln!("bench: 1 get by id");
-        let (elapsed, rec) = {
-            let (api, ids) = (api.clone(), ids.clone());
-            closed_loop(32, warmup, secs, move |n| {
-                let (api, id) = (api.clone(), pick(&ids, n));
-                async move { api.get_user(&id).await }
-            })
-            .await
-        };
-        results.push(summarise(
-            "1",
-            "GET /v1/users/{id}",
-            Some(32),
-            None,
-            elapsed,
-            rec,
-            &[200],
-        ));
-    }
+    // Scenarios 1, 2 and 3 run on the gateway, then on the floor (ids `1f`, `2f`, `3f-…`)
+    // with the same users and bodies: (id suffix, name prefix, client, process).
+    let servers: Vec<(&str, &str, Api, Option<u32>)> =
+        std::iter::once(("", "", api.clone(), gw_pid))
+            .chain(floor.iter().map(|f| ("f", "floor: ", f.clone(), fl_pid)))
+            .collect();
 
-    // 2. GET /v1/users?provider=…&limit=50
-    if want("2") {
-        eprintln!("bench: 2 list");
-        let (elapsed, rec) = {
-            let api = api.clone();
-            closed_loop(32, warmup, secs, move |n| {
-                let api = api.clone();
-                async move { api.list(n).await }
-            })
-            .await
-        };
-        results.push(summarise(
-            "2",
-            "GET /v1/users?provider=…&limit=50",
-            Some(32),
-            None,
-            elapsed,
-            rec,
-            &[200],
-        ));
+    // 1. GET /v1/users/{id}, and 2. GET /v1/users?provider=…&limit=50
+    let reads = [
+        ("1", "get by id", "GET /v1/users/{id}"),
+        ("2", "list", "GET /v1/users?provider=…&limit=50"),
+    ];
+    for (id, what, name) in reads.into_iter().filter(|(id, _, _)| want(id)) {
+        let list = id == "2";
+        for (suffix, prefix, api, pid) in &servers {
+            eprintln!("bench: {id}{suffix} {prefix}{what}");
+            let (elapsed, rec) = {
+                let (api, ids) = (api.clone(), ids.clone());
+                measure(
+                    *pid,
+                    clk,
+                    closed_loop(32, warmup, secs, move |n| {
+                        let (api, id) = (api.clone(), pick(&ids, n));
+                        async move {
+                            if list {
+                                api.list(n).await
+                            } else {
+                                api.get_user(&id).await
+                            }
+                        }
+                    }),
+                )
+                .await
+            };
+            results.push(summarise(
+                &format!("{id}{suffix}"),
+                &format!("{prefix}{name}"),
+                Some(32),
+                None,
+                elapsed,
+                rec,
+                &[200],
+            ));
+        }
     }
 
     // 3. POST /v1/users to each simulator, no injected latency.
     if want("3") {
         for provider in ProviderId::ALL.iter().map(ProviderId::as_str) {
-            eprintln!("bench: 3 create ({provider})");
-            let (elapsed, rec) = {
-                let api = api.clone();
-                closed_loop(32, warmup, secs, move |n| {
+            for (offset, (suffix, prefix, api, pid)) in servers.iter().enumerate() {
+                eprintln!("bench: 3{suffix} {prefix}create ({provider})");
+                // Numbers of their own per server: both share the run's external_id space.
+                let first = offset as u64 * 4_000_000_000;
+                let (elapsed, rec) = {
                     let api = api.clone();
-                    async move { api.create(provider, n).await }
-                })
-                .await
-            };
-            results.push(summarise(
-                &format!("3-{provider}"),
-                &format!("POST /v1/users → {provider}"),
-                Some(32),
-                None,
-                elapsed,
-                rec,
-                &[201],
-            ));
+                    measure(
+                        *pid,
+                        clk,
+                        closed_loop(32, warmup, secs, move |n| {
+                            let api = api.clone();
+                            async move { api.create(provider, first + n).await }
+                        }),
+                    )
+                    .await
+                };
+                results.push(summarise(
+                    &format!("3{suffix}-{provider}"),
+                    &format!("{prefix}POST /v1/users → {provider}"),
+                    Some(32),
+                    None,
+                    elapsed,
+                    rec,
+                    &[201],
+                ));
+            }
         }
     }
 
@@ -818,10 +900,14 @@ async fn run(env: Env) -> Result<(), String> {
         eprintln!("bench: 4 patch");
         let (elapsed, rec) = {
             let (api, ids) = (api.clone(), ids.clone());
-            closed_loop(32, warmup, secs, move |n| {
-                let (api, id) = (api.clone(), pick(&ids, n));
-                async move { api.patch(&id, n).await }
-            })
+            measure(
+                gw_pid,
+                clk,
+                closed_loop(32, warmup, secs, move |n| {
+                    let (api, id) = (api.clone(), pick(&ids, n));
+                    async move { api.patch(&id, n).await }
+                }),
+            )
             .await
         };
         results.push(summarise(
@@ -852,47 +938,34 @@ async fn run(env: Env) -> Result<(), String> {
         if !set.status().is_success() {
             return Err(format!("the simulator refused the fault: {}", set.status()));
         }
-        let (elapsed, rec) = {
-            let api = api.clone();
-            let latency_provider = latency_provider.clone();
-            closed_loop(256, warmup, secs, move |n| {
+        // 256 in flight shows the CPU ceiling; 64 (an expected 64 / 0.3 s within the machine's
+        // create capacity) shows whether anything serialises.
+        for (id, in_flight, first) in [("5", 256, 1_000_000_000), ("5b", 64, 1_500_000_000)] {
+            let (elapsed, rec) = {
                 let api = api.clone();
-                let provider = latency_provider.clone();
-                async move { api.create(&provider, 1_000_000_000 + n).await }
-            })
-            .await
-        };
-        results.push(summarise(
-            "5",
-            "POST /v1/users, 300 ms provider, 256 in flight",
-            Some(256),
-            None,
-            elapsed,
-            rec,
-            &[201],
-        ));
-        // The same at 64 in flight: the expected 64 / 0.3 s is within the machine's create
-        // capacity, so this one shows whether anything serialises; 256 shows the CPU ceiling.
-        let (elapsed, rec) = {
-            let api = api.clone();
-            let latency_provider = latency_provider.clone();
-            closed_loop(64, warmup, secs, move |n| {
-                let api = api.clone();
-                let provider = latency_provider.clone();
-                async move { api.create(&provider, 1_500_000_000 + n).await }
-            })
-            .await
-        };
+                let latency_provider = latency_provider.clone();
+                measure(
+                    gw_pid,
+                    clk,
+                    closed_loop(in_flight, warmup, secs, move |n| {
+                        let api = api.clone();
+                        let provider = latency_provider.clone();
+                        async move { api.create(&provider, first + n).await }
+                    }),
+                )
+                .await
+            };
+            results.push(summarise(
+                id,
+                &format!("POST /v1/users, 300 ms provider, {in_flight} in flight"),
+                Some(in_flight),
+                None,
+                elapsed,
+                rec,
+                &[201],
+            ));
+        }
         let _ = client.delete(format!("{sim}/_sim/faults")).send().await;
-        results.push(summarise(
-            "5b",
-            "POST /v1/users, 300 ms provider, 64 in flight",
-            Some(64),
-            None,
-            elapsed,
-            rec,
-            &[201],
-        ));
     }
 
     // 6. Gateway-added latency for creates at 200/s.
@@ -900,10 +973,14 @@ async fn run(env: Env) -> Result<(), String> {
         eprintln!("bench: 6 gateway-added latency, creates at 200/s");
         let (elapsed, rec) = {
             let api = api.clone();
-            open_loop(200.0, secs, move |n| {
-                let api = api.clone();
-                async move { api.create(provider_of(n), 2_000_000_000 + n).await }
-            })
+            measure(
+                gw_pid,
+                clk,
+                open_loop(200.0, secs, move |n| {
+                    let api = api.clone();
+                    async move { api.create(provider_of(n), 2_000_000_000 + n).await }
+                }),
+            )
             .await
         };
         results.push(summarise(
@@ -927,17 +1004,21 @@ async fn run(env: Env) -> Result<(), String> {
         );
         let (elapsed, rec) = {
             let (api, ids) = (api.clone(), ids.clone());
-            open_loop(soak_rate, env.soak_secs, move |n| {
-                let (api, id) = (api.clone(), pick(&ids, n));
-                async move {
-                    match n % 10 {
-                        0 | 1 => api.create(provider_of(n), 3_000_000_000 + n).await,
-                        2 => api.patch(&id, n).await,
-                        3 => api.list(n).await,
-                        _ => api.get_user(&id).await,
+            measure(
+                gw_pid,
+                clk,
+                open_loop(soak_rate, env.soak_secs, move |n| {
+                    let (api, id) = (api.clone(), pick(&ids, n));
+                    async move {
+                        match n % 10 {
+                            0 | 1 => api.create(provider_of(n), 3_000_000_000 + n).await,
+                            2 => api.patch(&id, n).await,
+                            3 => api.list(n).await,
+                            _ => api.get_user(&id).await,
+                        }
                     }
-                }
-            })
+                }),
+            )
             .await
         };
         results.push(summarise(
@@ -1173,7 +1254,7 @@ impl Report {
         };
 
         lines.push(format!(
-            "{:<48} {:>5} {:>8} {:>6} {:>9} {:>8} {:>8} {:>8} {:>8}",
+            "{:<48} {:>5} {:>8} {:>6} {:>9} {:>8} {:>8} {:>8} {:>8} {:>9}",
             "scenario",
             "conc",
             "requests",
@@ -1182,7 +1263,8 @@ impl Report {
             "p50 ms",
             "p90 ms",
             "p99 ms",
-            "max ms"
+            "max ms",
+            "cpu µs/req"
         ));
         for r in results {
             let conc = r
@@ -1192,7 +1274,7 @@ impl Report {
                 .unwrap_or_default();
             let l = r.latency_ms;
             lines.push(format!(
-                "{:<48} {:>5} {:>8} {:>6} {:>9.1} {:>8} {:>8} {:>8} {:>8}",
+                "{:<48} {:>5} {:>8} {:>6} {:>9.1} {:>8} {:>8} {:>8} {:>8} {:>9}",
                 format!("{} {}", r.id, r.name),
                 conc,
                 r.requests,
@@ -1202,6 +1284,7 @@ impl Report {
                 f(l.map(|l| l.p90)),
                 f(l.map(|l| l.p99)),
                 f(l.map(|l| l.max)),
+                f(r.cpu_us_per_request),
             ));
             if let Some(a) = r.gateway_added_ms {
                 lines.push(format!(
@@ -1327,16 +1410,16 @@ impl Report {
         );
         let added = find("6").and_then(|r| r.gateway_added_ms);
         target(
-            "6: gateway-added p50 ≤ 2 ms",
+            "6: gateway-added p50 ≤ 1.5 ms",
             added.map(|a| a.p50),
-            "<= 2",
-            added.map(|a| a.p50 <= 2.0),
+            "<= 1.5",
+            added.map(|a| a.p50 <= 1.5),
         );
         target(
-            "6: gateway-added p99 ≤ 10 ms",
+            "6: gateway-added p99 ≤ 5 ms",
             added.map(|a| a.p99),
-            "<= 10",
-            added.map(|a| a.p99 <= 10.0),
+            "<= 5",
+            added.map(|a| a.p99 <= 5.0),
         );
         target(
             "7: peak RSS (before scenario 8) ≤ 150 MB",
@@ -1365,6 +1448,56 @@ impl Report {
                 &format!("<= {bound:.0}"),
                 growth.map(|g| g <= bound),
             );
+        }
+        // Every scenario the floor ran, as a ratio of it and of pgbench (same run).
+        let has_floor = results.iter().any(|r| r.server == "floor");
+        if has_floor {
+            lines.push(format!(
+                "{:<40} {:>10} {:>10} {:>12} {:>12}",
+                "gateway vs floor", "gw req/s", "floor req/s", "of floor", "of pgbench"
+            ));
+        }
+        for r in results.iter().filter(|r| r.server == "floor") {
+            let gateway_id = r.id.replacen('f', "", 1);
+            let Some(g) = find(&gateway_id) else { continue };
+            let pgbench = if gateway_id.starts_with('3') {
+                env.pgbench_persist_tps
+            } else {
+                env.pgbench_select_tps
+            };
+            // No ratio against a floor that answered nothing in the window.
+            let of_floor = (r.throughput_rps > 0.0).then(|| g.throughput_rps / r.throughput_rps);
+            lines.push(format!(
+                "{:<40} {:>10.1} {:>10.1} {:>12} {:>12}",
+                g.name,
+                g.throughput_rps,
+                r.throughput_rps,
+                of_floor.map_or("-".into(), |r| format!("{:.1}%", r * 100.0)),
+                pgbench.map_or("-".into(), |p| format!(
+                    "{:.1}%",
+                    g.throughput_rps / p * 100.0
+                )),
+            ));
+            let goal = if gateway_id.starts_with('3') {
+                0.80
+            } else {
+                0.90
+            };
+            if gateway_id == "1" || gateway_id.starts_with('3') {
+                target(
+                    &format!(
+                        "{gateway_id}: ≥ {:.0}% of its floor ({})",
+                        goal * 100.0,
+                        r.id
+                    ),
+                    of_floor,
+                    &format!(">= {goal:.2}"),
+                    of_floor.map(|r| r >= goal),
+                );
+            }
+        }
+        if has_floor {
+            lines.push(String::new());
         }
         lines.push(format!(
             "{:<62} {:>10} {:>9} {:>6}",

@@ -8,6 +8,7 @@ mod console;
 mod console_api;
 mod database_restart;
 mod documents;
+mod floor;
 mod health;
 mod idempotency;
 mod limits;
