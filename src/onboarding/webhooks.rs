@@ -127,6 +127,20 @@ async fn process(
         .await?;
         return Ok(WebhookOutcome::UnknownUser);
     };
+    // Recorded before the sync, so the timeline shows the webhook before what it caused.
+    let mut conn = pool.acquire().await?;
+    crate::store::events::insert(
+        &mut conn,
+        link.user_id,
+        "webhook_received",
+        serde_json::json!({
+            "provider": provider.as_str(),
+            "provider_event_id": event.event_id,
+            "event_type": event.event_type,
+        }),
+    )
+    .await?;
+    drop(conn);
     match links::sync_outcome(services, &link, Source::Webhook).await? {
         SyncOutcome::Applied { .. } => {
             webhooks::mark(
