@@ -10,6 +10,7 @@ pub mod idempotency;
 pub mod jobs;
 pub mod me;
 pub mod openapi;
+pub mod ops;
 pub mod problem;
 pub mod providers;
 pub mod query;
@@ -161,6 +162,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         resource("/v1/jobs/{id}/retry")
             .route(web::post().to(jobs::retry_job))
             .default_service(web::to(method_not_allowed("POST"))),
+    )
+    .service(
+        resource("/v1/ops/overview")
+            .route(web::get().to(ops::get_overview))
+            .default_service(web::to(method_not_allowed("GET"))),
     )
     .service(
         resource("/v1/reconciliation")

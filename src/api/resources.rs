@@ -5,6 +5,7 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::domain::events::EventCategory;
 use crate::domain::masking::{mask_user, MaskedUser};
 use crate::domain::status::LinkStatus;
 use crate::domain::user::CanonicalUser;
@@ -121,11 +122,14 @@ pub struct LinkError {
 /// `http_status`, `latency_ms`, `outcome`. Events never hold PII.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[schema(example = json!({"id": "0193a5c2-7f7e-7c1a-9d1e-5b2f0c3a4d5e", "type": "user_updated",
-    "at": "2026-11-22T10:00:00Z", "source": "api", "fields": ["address.city", "phone"]}))]
+    "category": "api_call", "at": "2026-11-22T10:00:00Z", "source": "api",
+    "fields": ["address.city", "phone"]}))]
 pub struct EventResource {
     pub id: Uuid,
     #[serde(rename = "type")]
     pub event_type: String,
+    /// What kind of event this is, for a timeline (one table maps every type).
+    pub category: EventCategory,
     #[serde(with = "time::serde::rfc3339")]
     pub at: OffsetDateTime,
     #[serde(flatten)]
@@ -188,6 +192,7 @@ impl From<EventRow> for EventResource {
         };
         Self {
             id: row.id,
+            category: crate::domain::events::category(&row.event_type),
             event_type: row.event_type,
             at: row.at,
             data,

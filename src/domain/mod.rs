@@ -72,6 +72,7 @@ macro_rules! string_enum {
 }
 
 pub mod errors;
+pub mod events;
 pub mod masking;
 pub mod merge_patch;
 pub mod operator;

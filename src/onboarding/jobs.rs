@@ -43,7 +43,7 @@ async fn attempt(
     fresh_profile: Option<&CanonicalUser>,
 ) -> Result<Attempt, OnboardingError> {
     match job.kind {
-        JobKind::Notify => super::notify::deliver(services, &job.payload.0).await,
+        JobKind::Notify => super::notify::deliver(services, &job.payload.0, job.attempts).await,
         JobKind::SubmitDocument => {
             let sent = super::submissions::run(services, job).await?;
             if let Some(link) = &sent.accepted_at {

@@ -165,8 +165,13 @@ pub fn signature(secret: &str, timestamp: i64, body: &[u8]) -> String {
     )
 }
 
-/// Delivers one notification job.
-pub async fn deliver(services: &Services, payload: &Value) -> Result<Attempt, OnboardingError> {
+/// Delivers one notification job (its `attempt`-th try), recording `notification_sent` in the
+/// user's trail with the subscriber's answer (`http_status` null when it could not be reached).
+pub async fn deliver(
+    services: &Services,
+    payload: &Value,
+    attempt: i32,
+) -> Result<Attempt, OnboardingError> {
     let key = payload
         .get("subscriber")
         .and_then(Value::as_str)
@@ -195,6 +200,26 @@ pub async fn deliver(services: &Services, payload: &Value) -> Result<Attempt, On
         .body(body)
         .send()
         .await;
+    let http_status = result.as_ref().ok().map(|r| r.status().as_u16());
+    if let Some(user_id) = notification
+        .pointer("/data/user_id")
+        .and_then(Value::as_str)
+        .and_then(|id| uuid::Uuid::parse_str(id).ok())
+    {
+        let mut conn = services.pool.acquire().await?;
+        crate::store::events::insert(
+            &mut conn,
+            user_id,
+            "notification_sent",
+            json!({
+                "subscriber": key,
+                "notification_id": notification.get("id"),
+                "http_status": http_status,
+                "attempt": attempt,
+            }),
+        )
+        .await?;
+    }
     let outcome = match result {
         Ok(response) if response.status().is_success() => Attempt::Done,
         Ok(response) => {

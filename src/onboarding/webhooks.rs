@@ -40,6 +40,16 @@ impl WebhookOutcome {
     }
 }
 
+/// Counts a delivery from `provider` that failed verification, durably (per minute, for the ops
+/// overview). Best effort: a database failure is logged, and the delivery is refused anyway.
+pub async fn record_verification_failure(services: &Services, provider: ProviderId) {
+    if let Err(error) =
+        webhooks::count_verification_failure(&services.pool, provider.as_str()).await
+    {
+        tracing::warn!(provider = provider.as_str(), %error, "could not count a webhook verification failure");
+    }
+}
+
 /// Stores and applies one verified delivery. Errors are database failures only: a provider
 /// that cannot be reached still yields `Ok` (the event is stored for a retry).
 pub async fn receive(
@@ -132,6 +142,20 @@ async fn process(
         .await?;
         return Ok(WebhookOutcome::UnknownUser);
     };
+    // Recorded before the sync, so the timeline shows the webhook before what it caused.
+    let mut conn = pool.acquire().await?;
+    crate::store::events::insert(
+        &mut conn,
+        link.user_id,
+        "webhook_received",
+        serde_json::json!({
+            "provider": provider.as_str(),
+            "provider_event_id": event.event_id,
+            "event_type": event.event_type,
+        }),
+    )
+    .await?;
+    drop(conn);
     match links::sync_outcome(services, &link, Source::Webhook).await? {
         SyncOutcome::Applied { .. } => {
             webhooks::mark(

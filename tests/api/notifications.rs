@@ -186,4 +186,27 @@ async fn a_failing_subscriber_receives_everything_in_order_once_it_recovers() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // Each attempt is in the user's trail (recorded once the subscriber has answered), the
+    // failed ones with their HTTP status, the last with 200.
+    loop {
+        let trail = events(&app, &ids[1]).await;
+        let sent: Vec<&Value> = trail
+            .iter()
+            .filter(|e| e["type"] == "notification_sent")
+            .collect();
+        if sent.iter().any(|e| e["http_status"] == 200) {
+            for event in &sent {
+                assert_eq!(event["category"], "notification");
+                assert!(event["notification_id"].is_string(), "{event}");
+                assert!(event["subscriber"].is_string(), "{event}");
+                assert!(event["attempt"].as_i64().unwrap() >= 1, "{event}");
+            }
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no successful notification_sent yet: {trail:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

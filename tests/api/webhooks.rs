@@ -271,6 +271,15 @@ async fn a_status_changed_at_each_provider_arrives_by_signed_webhook() {
         let changes = webhook_status_changes(&trail, "approved");
         assert_eq!(changes.len(), 1, "{provider}: {trail:?}");
         assert_eq!(changes[0]["provider"], provider);
+        assert_eq!(changes[0]["category"], "status_change");
+        let received: Vec<&Value> = trail
+            .iter()
+            .filter(|e| e["type"] == "webhook_received")
+            .collect();
+        assert!(!received.is_empty(), "{provider}: {trail:?}");
+        assert_eq!(received[0]["category"], "webhook");
+        assert_eq!(received[0]["provider"], provider);
+        assert!(received[0]["provider_event_id"].is_string(), "{trail:?}");
         // The status was re-read from the provider, not taken from the payload.
         assert!(
             trail
