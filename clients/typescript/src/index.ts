@@ -47,6 +47,11 @@ export type Provider = Schemas["ProviderResource"];
 export type RetryJobsRequest = Schemas["RetryJobsRequest"];
 export type RetryJobsResponse = Schemas["RetryJobsResponse"];
 export type SyncRequest = Schemas["SyncRequest"];
+export type LinkStatus = Schemas["LinkStatus"];
+/** `GET /v1/ops/overview`, with `links_by_status` typed: provider → status → count. */
+export type Overview = Omit<Schemas["Overview"], "links_by_status"> & {
+  links_by_status: Record<string, Partial<Record<LinkStatus, number>>>;
+};
 export type ProblemDocument = Schemas["ProblemDocument"];
 
 /** One entry of a problem document's `errors[]`: the offending field by JSON path. */
@@ -384,6 +389,15 @@ export function createGatewayClient(options: GatewayClientOptions) {
      */
     async retryJobs(request: RetryJobsRequest): Promise<RetryJobsResponse> {
       return unwrap(await raw.POST("/v1/jobs/retry", { body: request }));
+    },
+
+    /**
+     * `GET /v1/ops/overview` (`ops`): links by status per provider, the drift report's and the
+     * failed jobs' counts by kind, webhook verification failures in the last hour, the last
+     * reconciliation pass.
+     */
+    async overview(): Promise<Overview> {
+      return unwrap(await raw.GET("/v1/ops/overview")) as Overview;
     },
 
     /** `GET /v1/users/{id}/events`: the user's whole audit trail, oldest first. */

@@ -1,12 +1,12 @@
 // The calls the ops console makes, through the client against a real gateway (see
-// support.ts): who the key is, masked users, per-field reveals and their audit record, search
-// by a provider's user id.
+// support.ts): who the key is, the overview, masked users, per-field reveals and their audit
+// record, search by a provider's user id.
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import type { RevealableField } from "../src/index.js";
-import { client, eventually, newUser, problemOf } from "./support.js";
+import type { Overview, RevealableField } from "../src/index.js";
+import { baseUrl, client, eventually, newUser, problemOf } from "./support.js";
 
 test("me() names the key and its scopes", async () => {
   const me = await client.me();
@@ -79,4 +79,30 @@ test("listUsers finds a user by the provider's user id", async () => {
   assert.deepEqual(atCarbn.data.map((listed) => listed.id), [user.id]);
   const atKraken = await client.listUsers({ provider_user_id: providerUserId, provider: "kraken" });
   assert.deepEqual(atKraken.data, []);
+});
+
+function sum(counts: Record<string, number | undefined>): number {
+  return Object.values(counts).reduce<number>((total, count) => total + (count ?? 0), 0);
+}
+
+test("overview() counts a new link and a refused webhook, and its totals add up", async () => {
+  const before: Overview = await client.overview();
+  assert.equal(before.webhook_verification_failures.window_minutes, 60);
+
+  const forged = await fetch(`${baseUrl}/v1/webhooks/carbn`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ forged: true }),
+  });
+  assert.equal(forged.status, 401);
+  await client.createUser(newUser());
+
+  const after = await client.overview();
+  assert.ok(!Number.isNaN(Date.parse(after.generated_at)));
+  assert.equal(sum(after.links_by_status["carbn"] ?? {}), sum(before.links_by_status["carbn"] ?? {}) + 1);
+  const failures = after.webhook_verification_failures;
+  assert.equal(failures.by_provider["carbn"], (before.webhook_verification_failures.by_provider["carbn"] ?? 0) + 1);
+  assert.equal(failures.total, sum(failures.by_provider));
+  assert.equal(after.failed_jobs.total, sum(after.failed_jobs.by_kind));
+  assert.equal(after.drift.total, sum(after.drift.by_kind));
 });

@@ -145,6 +145,29 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/ops/overview": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The ops overview.
+         * @description Links by status per provider, the drift report's counts by kind (`GET /v1/reconciliation`
+         *     lists the rows), failed jobs by kind, webhook deliveries refused for their signature in the
+         *     last 60 minutes per provider (counted in the database by every instance), and the last
+         *     reconciliation pass. Counts only; no personal data.
+         */
+        get: operations["get_overview"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/providers": {
         parameters: {
             query?: never;
@@ -691,6 +714,14 @@ export interface components {
          * @example DE
          */
         CountryCode: string;
+        /** @description A total and its parts (kinds without any are left out). */
+        Counts: {
+            by_kind: {
+                [key: string]: number;
+            };
+            /** Format: int64 */
+            total: number;
+        };
         /**
          * Format: date
          * @description Date of birth, `YYYY-MM-DD`: a real past date, not before 1900-01-01; the user must be 18 or older.
@@ -1249,6 +1280,57 @@ export interface components {
          * @enum {string}
          */
         NextActionKind: "update_field" | "upload_document" | "open_link" | "accept_terms" | "wait" | "contact_support";
+        /**
+         * @description The ops overview.
+         * @example {
+         *       "generated_at": "2026-12-04T18:00:00Z",
+         *       "links_by_status": {
+         *         "kraken": {
+         *           "approved": 3,
+         *           "under_review": 1
+         *         },
+         *         "killb": {},
+         *         "carbn": {}
+         *       },
+         *       "drift": {
+         *         "total": 2,
+         *         "by_kind": {
+         *           "status_drift": 2
+         *         }
+         *       },
+         *       "failed_jobs": {
+         *         "total": 1,
+         *         "by_kind": {
+         *           "submit_link": 1
+         *         }
+         *       },
+         *       "webhook_verification_failures": {
+         *         "window_minutes": 60,
+         *         "total": 0,
+         *         "by_provider": {
+         *           "carbn": 0,
+         *           "killb": 0,
+         *           "kraken": 0
+         *         }
+         *       },
+         *       "last_reconciliation": null
+         *     }
+         */
+        Overview: {
+            /** @description The drift report's counts (`GET /v1/reconciliation`), by kind. */
+            drift: components["schemas"]["Counts"];
+            /** @description Jobs that exhausted their attempts, by job kind. */
+            failed_jobs: components["schemas"]["Counts"];
+            /** Format: date-time */
+            generated_at: string;
+            last_reconciliation?: components["schemas"]["ReconciliationRun"] | null;
+            /**
+             * @description Per provider (every one), how many links are in each status (statuses without links
+             *     are left out).
+             */
+            links_by_status: Record<string, unknown>;
+            webhook_verification_failures: components["schemas"]["WebhookFailures"];
+        };
         /**
          * @description The user's legal name. Redacted in `Debug`.
          * @example {
@@ -1904,6 +1986,20 @@ export interface components {
              */
             status: string;
         };
+        /**
+         * @description Webhook deliveries refused because their signature could not be verified, counted durably
+         *     by every instance.
+         */
+        WebhookFailures: {
+            /** @description Every provider, 0 when it had none. */
+            by_provider: {
+                [key: string]: number;
+            };
+            /** Format: int64 */
+            total: number;
+            /** Format: int32 */
+            window_minutes: number;
+        };
     };
     responses: never;
     parameters: never;
@@ -2231,6 +2327,44 @@ export interface operations {
             };
             /** @description Missing or unknown API key */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDocument"];
+                };
+            };
+        };
+    };
+    get_overview: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The overview */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Overview"];
+                };
+            };
+            /** @description Missing or unknown API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDocument"];
+                };
+            };
+            /** @description The key lacks `ops` */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
