@@ -238,6 +238,39 @@ test("a failed job is re-driven from the console with a reason and then succeeds
   const carbn = page.locator("#links-table tr", { hasText: "carbn" });
   await carbn.waitFor();
   assert.doesNotMatch(await carbn.textContent(), /pending_submission|submission_failed/);
+  // The re-drive is in the user's trail with the reason and the key's name.
+  const redriven = await page.textContent('#timeline li[data-type="job_redriven"]');
+  assert.match(redriven, /Carbn was down; it is back/);
+  assert.match(redriven, /console-ops/);
+  assert.deepEqual(problems, []);
+  await context.close();
+});
+
+test("every failed job of a kind at one provider is re-driven at once", async () => {
+  await sim("POST", "/_sim/faults", { provider: "carbn", status: 503, error_rate: 1.0 });
+  const users = [];
+  try {
+    for (const n of [1, 2]) users.push(await api("POST", "/v1/users", person("DE", `bulk${n}.${run}@example.com`)));
+    await eventually("both submissions fail for good", async () => {
+      const failed = await api("GET", "/v1/jobs?state=failed&kind=submit_link&provider=carbn");
+      return users.every((user) => failed.data.some((job) => job.payload.user_id === user.id));
+    });
+  } finally {
+    await sim("DELETE", "/_sim/faults");
+  }
+  const { page, context, problems } = await openConsole();
+  await signIn(page, OPS_KEY);
+  await page.goto(`${GATEWAY}/console/#/drift`);
+  await page.waitForSelector("#filter-provider");
+  await page.selectOption("#filter-provider", "carbn");
+  await page.locator("#jobs-table tr", { hasText: users[1].id }).waitFor();
+  await page.click("button.redrive-kind[data-kind=submit_link]");
+  await giveReason(page, "Carbn outage over");
+  await page.waitForSelector("#action-result:not(:empty)");
+  assert.match(await page.textContent("#action-result"), /^Re-drove \d+ submit_link job\(s\); 0 remain\.$/);
+  for (const user of users) {
+    await eventually(`${user.id} submitted`, async () => (await api("GET", `/v1/users/${user.id}`)).links[0]?.provider_user_id);
+  }
   assert.deepEqual(problems, []);
   await context.close();
 });
