@@ -195,6 +195,23 @@ test("drift caused at the simulator shows in the drift report, with its sync act
   await row.waitFor();
   assert.equal(await page.locator("#drift-table tbody tr").count(), await page.locator("#drift-table tbody tr", { hasText: "status_drift" }).count());
   await shot(page, "3-drift");
+
+  // Synced in place, with a reason; the provider still says approved, so the drift stays.
+  await row.locator("button.sync").click();
+  await giveReason(page, "Checking KillB's reversal");
+  await page.waitForSelector("#action-result:not(:empty)");
+  assert.match(await page.textContent("#action-result"), /^Synced killb link/);
+  await page.locator("#drift-table tr", { hasText: user.id }).waitFor();
+
+  // Found again by its provider user id; its trail names who synced and why.
+  await page.click("text=Search");
+  await page.selectOption("#search-by", "provider_user_id");
+  await page.fill("#search-term", link.provider_user_id);
+  await page.click("#search-go");
+  await page.locator("#results-table a", { hasText: user.id }).click();
+  const synced = page.locator('#timeline li[data-type="sync_requested"]', { hasText: "Checking KillB's reversal" });
+  await synced.waitFor();
+  assert.match(await synced.textContent(), /console-ops/);
   assert.deepEqual(problems, []);
   await context.close();
 });
