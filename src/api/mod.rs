@@ -10,6 +10,7 @@ pub mod idempotency;
 pub mod jobs;
 pub mod me;
 pub mod openapi;
+pub mod ops;
 pub mod problem;
 pub mod providers;
 pub mod query;
@@ -154,6 +155,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         web::resource("/v1/jobs/{id}/retry")
             .route(web::post().to(jobs::retry_job))
             .default_service(web::to(method_not_allowed("POST"))),
+    )
+    .service(
+        web::resource("/v1/ops/overview")
+            .route(web::get().to(ops::get_overview))
+            .default_service(web::to(method_not_allowed("GET"))),
     )
     .service(
         web::resource("/v1/reconciliation")

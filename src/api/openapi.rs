@@ -11,8 +11,8 @@ use utoipa_swagger_ui::SwaggerUi;
 use crate::domain::provider::ProviderId;
 
 use super::{
-    documents, health, jobs, me, problem, providers, reconciliation, resources, sessions, users,
-    webhooks,
+    documents, health, jobs, me, ops, problem, providers, reconciliation, resources, sessions,
+    users, webhooks,
 };
 
 #[derive(OpenApi)]
@@ -51,6 +51,7 @@ When the gateway already works on `server.max_requests_in_flight` API requests, 
         jobs::list_jobs,
         jobs::retry_job,
         jobs::retry_jobs,
+        ops::get_overview,
         reconciliation::get_report,
         reconciliation::run_now,
         webhooks::receive,
@@ -116,6 +117,9 @@ When the gateway already works on `server.max_requests_in_flight` API requests, 
         reconciliation::ReconciliationLink,
         reconciliation::FailedJobsSection,
         crate::onboarding::reconcile::ReconciliationRun,
+        crate::onboarding::overview::Overview,
+        crate::onboarding::overview::Counts,
+        crate::onboarding::overview::WebhookFailures,
         crate::onboarding::reconcile::ReconciliationSummary,
         crate::onboarding::reconcile::StatusChange,
         webhooks::WebhookAck,

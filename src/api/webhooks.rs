@@ -134,6 +134,7 @@ pub async fn receive(
         Err(reason) => {
             log_unconfigured_once(provider, reason);
             record_webhook_verification(label, "unconfigured");
+            webhooks::record_verification_failure(&state.services, provider).await;
             return Err(invalid_signature(
                 "webhooks from this provider cannot be verified",
             ));
@@ -145,6 +146,7 @@ pub async fn receive(
         Ok(verified) => verified,
         Err(failure) => {
             record_webhook_verification(label, failure.as_str());
+            webhooks::record_verification_failure(&state.services, provider).await;
             tracing::warn!(
                 provider = label,
                 result = failure.as_str(),

@@ -6,7 +6,7 @@
 //! `notify`, `provider_erasure` (what each kind of job does) → `submissions` (documents at
 //! providers; the link's submission queues those waiting for it) → `attempt`, `calls`, `queue`,
 //! `actions`, `operator` (leaves); `reconcile` and `webhooks` use `links`. None of them imports a module
-//! above it.
+//! above it. `overview` reads counts through `reconcile` and the store.
 
 pub mod actions;
 pub mod attempt;
@@ -17,6 +17,7 @@ pub mod jobs;
 pub mod links;
 pub mod notify;
 pub mod operator;
+pub mod overview;
 pub mod provider_erasure;
 pub mod queue;
 pub mod reconcile;

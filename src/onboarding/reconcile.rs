@@ -188,6 +188,13 @@ pub async fn run_pass_until(
     if let Err(error) = refresh_gauges(services, settings).await {
         tracing::warn!(%error, "could not refresh the reconciliation gauges");
     }
+    // Housekeeping that needs to run somewhere periodically, once at a time: the overview reads
+    // the last hour of webhook verification failures; a day is kept for a look by hand.
+    if let Err(error) =
+        crate::store::webhooks::prune_verification_failures(&services.pool, 24 * 60).await
+    {
+        tracing::warn!(%error, "could not prune old webhook verification failure counts");
+    }
     Ok(run)
 }
 

@@ -40,6 +40,16 @@ impl WebhookOutcome {
     }
 }
 
+/// Counts a delivery from `provider` that failed verification, durably (per minute, for the ops
+/// overview). Best effort: a database failure is logged, and the delivery is refused anyway.
+pub async fn record_verification_failure(services: &Services, provider: ProviderId) {
+    if let Err(error) =
+        webhooks::count_verification_failure(&services.pool, provider.as_str()).await
+    {
+        tracing::warn!(provider = provider.as_str(), %error, "could not count a webhook verification failure");
+    }
+}
+
 /// Stores and applies one verified delivery. Errors are database failures only: a provider
 /// that cannot be reached still yields `Ok` (the event is stored for a retry).
 pub async fn receive(

@@ -362,6 +362,16 @@ pub async fn redrive_failed(
     .map_err(StoreError::from_sqlx)
 }
 
+/// Failed jobs, by kind (kinds without failed jobs are absent).
+pub async fn count_failed_by_kind<'e>(
+    db: impl PgExecutor<'e>,
+) -> Result<Vec<(JobKind, i64)>, StoreError> {
+    sqlx::query_as("SELECT kind, count(*) FROM jobs WHERE state = 'failed' GROUP BY kind")
+        .fetch_all(db)
+        .await
+        .map_err(StoreError::from_sqlx)
+}
+
 /// Failed jobs of `kind` (at `provider`, when given).
 pub async fn count_failed<'e>(
     db: impl PgExecutor<'e>,

@@ -137,6 +137,18 @@ macro_rules! link_columns {
 }
 
 /// The links of several users at once (one round trip for a whole list page).
+/// How many links each provider has in each status (providers without links are absent).
+pub async fn count_by_provider_and_status<'e>(
+    db: impl PgExecutor<'e>,
+) -> Result<Vec<(String, String, i64)>, StoreError> {
+    sqlx::query_as(
+        "SELECT provider, status, count(*) FROM provider_links GROUP BY provider, status",
+    )
+    .fetch_all(db)
+    .await
+    .map_err(StoreError::from_sqlx)
+}
+
 pub async fn for_users<'e>(
     db: impl PgExecutor<'e>,
     user_ids: &[Uuid],

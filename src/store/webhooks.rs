@@ -183,3 +183,51 @@ pub async fn reseal_batch(
     }
     Ok(moved)
 }
+
+/// Counts one delivery that failed verification in the current minute's row of `provider`.
+pub async fn count_verification_failure(db: &PgPool, provider: &str) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO webhook_verification_failures (provider, minute, failures)
+         VALUES ($1, date_trunc('minute', now()), 1)
+         ON CONFLICT (provider, minute)
+         DO UPDATE SET failures = webhook_verification_failures.failures + 1",
+    )
+    .bind(provider)
+    .execute(db)
+    .await
+    .map_err(StoreError::from_sqlx)?;
+    Ok(())
+}
+
+/// Verification failures per provider over the last `minutes` minutes (the current one
+/// included).
+pub async fn verification_failures(
+    db: &PgPool,
+    minutes: i32,
+) -> Result<Vec<(String, i64)>, StoreError> {
+    sqlx::query_as(
+        "SELECT provider, sum(failures)::bigint FROM webhook_verification_failures
+          WHERE minute > date_trunc('minute', now()) - make_interval(mins => $1)
+          GROUP BY provider",
+    )
+    .bind(minutes)
+    .fetch_all(db)
+    .await
+    .map_err(StoreError::from_sqlx)
+}
+
+/// Drops the failure counts of minutes older than `keep_minutes`.
+pub async fn prune_verification_failures(
+    db: &PgPool,
+    keep_minutes: i32,
+) -> Result<u64, StoreError> {
+    let done = sqlx::query(
+        "DELETE FROM webhook_verification_failures
+          WHERE minute < date_trunc('minute', now()) - make_interval(mins => $1)",
+    )
+    .bind(keep_minutes)
+    .execute(db)
+    .await
+    .map_err(StoreError::from_sqlx)?;
+    Ok(done.rows_affected())
+}

@@ -559,3 +559,149 @@ async fn a_sync_records_who_asked_and_why() {
         "refused syncs leave no record"
     );
 }
+
+/// Posts an unsigned delivery, which the gateway refuses (401).
+async fn refuse_unsigned_webhook(app: &TestApp, provider: &str) {
+    let refused = app
+        .client
+        .post(app.url(&format!("/v1/webhooks/{provider}")))
+        .header("content-type", "application/json")
+        .body(r#"{"forged": true}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+}
+
+async fn run_reconciliation(app: &TestApp) {
+    let run = post_json_as(app, "/v1/reconciliation/runs", Some(OPS_KEY), &json!({})).await;
+    assert_eq!(run.status(), 200);
+}
+
+async fn overview(app: &TestApp) -> Value {
+    let response = get_as(app, "/v1/ops/overview", Some(OPS_KEY)).await;
+    assert_eq!(response.status(), 200);
+    response.json().await.unwrap()
+}
+
+#[tokio::test]
+async fn the_overview_counts_links_drift_failures_and_refused_webhooks() {
+    let db = TestDatabase::create().await;
+    let app = spawn_app_with(db, |s| s.workers.max_attempts = 1).await;
+    let empty = overview(&app).await;
+    assert_eq!(
+        empty["links_by_status"],
+        json!({"carbn": {}, "killb": {}, "kraken": {}})
+    );
+    assert_eq!(empty["drift"], json!({"total": 0, "by_kind": {}}));
+    assert_eq!(empty["failed_jobs"], json!({"total": 0, "by_kind": {}}));
+    assert_eq!(
+        empty["webhook_verification_failures"],
+        json!({"window_minutes": 60, "total": 0,
+            "by_provider": {"carbn": 0, "killb": 0, "kraken": 0}})
+    );
+    assert_eq!(empty["last_reconciliation"], Value::Null);
+
+    let at_kraken = onboarded(&app, "kraken").await;
+    let kraken_status = link(&at_kraken, "kraken")["status"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.set_fault(json!({"provider": "carbn", "status": 503, "error_rate": 1.0}))
+        .await;
+    let mut user = sample_user();
+    user["providers"] = json!(["carbn"]);
+    app.create_user(&user).await;
+    for _ in 0..3 {
+        refuse_unsigned_webhook(&app, "kraken").await;
+    }
+    run_reconciliation(&app).await;
+
+    let seen = overview(&app).await;
+    assert_eq!(
+        seen["links_by_status"]["kraken"],
+        json!({ kraken_status: 1 })
+    );
+    // A submission out of attempts leaves its link pending (with `last_error`), its job failed.
+    assert_eq!(
+        seen["links_by_status"]["carbn"],
+        json!({"pending_submission": 1})
+    );
+    assert_eq!(
+        seen["failed_jobs"],
+        json!({"total": 1, "by_kind": {"submit_link": 1}})
+    );
+    let by_kind_sum: i64 = seen["drift"]["by_kind"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_i64().unwrap())
+        .sum();
+    assert_eq!(seen["drift"]["total"], by_kind_sum);
+    assert_eq!(seen["webhook_verification_failures"]["total"], 3);
+    assert_eq!(
+        seen["webhook_verification_failures"]["by_provider"]["kraken"],
+        3
+    );
+    assert_eq!(
+        seen["webhook_verification_failures"]["by_provider"]["killb"],
+        0
+    );
+    let report: Value = get_as(&app, "/v1/reconciliation", Some(OPS_KEY))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(seen["last_reconciliation"], report["last_run"]);
+    assert!(seen["last_reconciliation"].is_object());
+
+    assert_problem(
+        get_as(&app, "/v1/ops/overview", None).await,
+        401,
+        "unauthorized",
+    )
+    .await;
+    assert_problem(
+        get_as(&app, "/v1/ops/overview", Some(READ_KEY)).await,
+        403,
+        "forbidden",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn verification_failures_are_counted_in_the_database_and_old_minutes_pruned() {
+    let app = spawn_app().await;
+    refuse_unsigned_webhook(&app, "killb").await;
+    // Two hours ago (outside the window) and two days ago (past the kept day).
+    sqlx::query(
+        "INSERT INTO webhook_verification_failures (provider, minute, failures) VALUES
+           ('killb', date_trunc('minute', now()) - interval '2 hours', 5),
+           ('killb', date_trunc('minute', now()) - interval '2 days', 7)",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let counts = || async {
+        sqlx::query_as::<_, (String, i64)>(
+            "SELECT provider, failures FROM webhook_verification_failures ORDER BY minute DESC",
+        )
+        .fetch_all(&app.pool)
+        .await
+        .unwrap()
+    };
+    assert_eq!(counts().await.len(), 3);
+    assert_eq!(counts().await[0], ("killb".to_owned(), 1));
+    let seen = overview(&app).await;
+    assert_eq!(
+        seen["webhook_verification_failures"]["by_provider"]["killb"],
+        1
+    );
+
+    run_reconciliation(&app).await;
+    assert_eq!(
+        counts().await,
+        vec![("killb".to_owned(), 1), ("killb".to_owned(), 5)],
+        "the day-old minute is pruned by the reconciliation pass"
+    );
+}
