@@ -19,7 +19,7 @@ export interface Api {
   overview(): Promise<Json>;
   reconciliation(): Promise<Json>;
   runReconciliation(): Promise<Json>;
-  failedJobs(filter: { kind?: string | undefined }): Promise<Json>;
+  failedJobs(filter: { kind?: string | undefined; provider?: string | undefined }): Promise<Json>;
   retryJob(id: string, reason: string): Promise<Json>;
   retryJobs(request: { kind: string; provider?: string | undefined; reason: string }): Promise<Json>;
   syncUser(id: string, request: { provider?: string; reason?: string }): Promise<Json>;

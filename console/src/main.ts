@@ -116,11 +116,15 @@ async function route(): Promise<void> {
     replace(page, h("p", { class: "error" }, `403 Forbidden: this page needs the ${target.scope} scope, which this key lacks.`));
     return;
   }
-  replace(page, h("p", { class: "loading" }, "Loading…"));
+  // Each navigation renders into a view of its own: a slower earlier page that finishes late
+  // writes into its detached view, never over the page navigated to since.
+  const view = h("div", { class: "view" });
+  replace(page, view);
+  replace(view, h("p", { class: "loading" }, "Loading…"));
   try {
-    await target.render(session, page, id);
+    await target.render(session, view, id);
   } catch (problem) {
-    replace(page, h("p", { class: "error", id: "page-error" }, describe(problem)));
+    replace(view, h("p", { class: "error", id: "page-error" }, describe(problem)));
   }
 }
 

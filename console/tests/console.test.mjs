@@ -159,19 +159,6 @@ test("an unknown key is refused as 401; an ops key signs in and sees its name an
   await context.close();
 });
 
-test("the overview shows links by status, drift, failed jobs, webhook failures and the last pass", { skip: !hasOverview && pending("GET /v1/ops/overview") }, async () => {
-  const { page, context, problems } = await openConsole();
-  await signIn(page, OPS_KEY);
-  await page.waitForSelector("#links-by-status");
-  for (const card of ["#drift-counts", "#failed-job-counts", "#webhook-failures", "#last-reconciliation"]) {
-    assert.ok(await page.$(card), `${card} shown`);
-  }
-  assert.match(await page.textContent("#links-by-status"), /killb/);
-  await shot(page, "2-overview");
-  assert.deepEqual(problems, []);
-  await context.close();
-});
-
 test("drift caused at the simulator shows in the drift report, with its sync action", async () => {
   // KillB rejects at once ("+reject"), then reverses behind the gateway's back (no webhook).
   const user = await api("POST", "/v1/users", person("CO", `drift.${run}+reject@example.com`));
@@ -195,6 +182,23 @@ test("drift caused at the simulator shows in the drift report, with its sync act
   await row.waitFor();
   assert.equal(await page.locator("#drift-table tbody tr").count(), await page.locator("#drift-table tbody tr", { hasText: "status_drift" }).count());
   await shot(page, "3-drift");
+
+  // Synced in place, with a reason; the provider still says approved, so the drift stays.
+  await row.locator("button.sync").click();
+  await giveReason(page, "Checking KillB's reversal");
+  await page.waitForSelector("#action-result:not(:empty)");
+  assert.match(await page.textContent("#action-result"), /^Synced killb link/);
+  await page.locator("#drift-table tr", { hasText: user.id }).waitFor();
+
+  // Found again by its provider user id; its trail names who synced and why.
+  await page.click("text=Search");
+  await page.selectOption("#search-by", "provider_user_id");
+  await page.fill("#search-term", link.provider_user_id);
+  await page.click("#search-go");
+  await page.locator("#results-table a", { hasText: user.id }).click();
+  const synced = page.locator('#timeline li[data-type="sync_requested"]', { hasText: "Checking KillB's reversal" });
+  await synced.waitFor();
+  assert.match(await synced.textContent(), /console-ops/);
   assert.deepEqual(problems, []);
   await context.close();
 });
@@ -238,6 +242,55 @@ test("a failed job is re-driven from the console with a reason and then succeeds
   const carbn = page.locator("#links-table tr", { hasText: "carbn" });
   await carbn.waitFor();
   assert.doesNotMatch(await carbn.textContent(), /pending_submission|submission_failed/);
+  // The re-drive is in the user's trail with the reason and the key's name.
+  const redriven = await page.textContent('#timeline li[data-type="job_redriven"]');
+  assert.match(redriven, /Carbn was down; it is back/);
+  assert.match(redriven, /console-ops/);
+  assert.deepEqual(problems, []);
+  await context.close();
+});
+
+test("every failed job of a kind at one provider is re-driven at once", async () => {
+  await sim("POST", "/_sim/faults", { provider: "carbn", status: 503, error_rate: 1.0 });
+  const users = [];
+  try {
+    for (const n of [1, 2]) users.push(await api("POST", "/v1/users", person("DE", `bulk${n}.${run}@example.com`)));
+    await eventually("both submissions fail for good", async () => {
+      const failed = await api("GET", "/v1/jobs?state=failed&kind=submit_link&provider=carbn");
+      return users.every((user) => failed.data.some((job) => job.payload.user_id === user.id));
+    });
+  } finally {
+    await sim("DELETE", "/_sim/faults");
+  }
+  const { page, context, problems } = await openConsole();
+  await signIn(page, OPS_KEY);
+  await page.goto(`${GATEWAY}/console/#/drift`);
+  await page.waitForSelector("#filter-provider");
+  await page.selectOption("#filter-provider", "carbn");
+  await page.locator("#jobs-table tr", { hasText: users[1].id }).waitFor();
+  await page.click("button.redrive-kind[data-kind=submit_link]");
+  await giveReason(page, "Carbn outage over");
+  await page.waitForSelector("#action-result:not(:empty)");
+  assert.match(await page.textContent("#action-result"), /^Re-drove \d+ submit_link job\(s\); 0 remain\.$/);
+  for (const user of users) {
+    await eventually(`${user.id} submitted`, async () => (await api("GET", `/v1/users/${user.id}`)).links[0]?.provider_user_id);
+  }
+  assert.deepEqual(problems, []);
+  await context.close();
+});
+
+test("the overview shows links by status, drift, failed jobs, webhook failures and the last pass", { skip: !hasOverview && pending("GET /v1/ops/overview") }, async () => {
+  const { page, context, problems } = await openConsole();
+  await signIn(page, OPS_KEY);
+  await page.waitForSelector("#links-by-status");
+  for (const card of ["#drift-counts", "#failed-job-counts", "#webhook-failures", "#last-reconciliation"]) {
+    assert.ok(await page.$(card), `${card} shown`);
+  }
+  // After the tests above: KillB's reversed rejection is drift, and KillB has a rejected link.
+  assert.match(await page.textContent("#links-by-status"), /killb/);
+  assert.match(await page.textContent("#drift-counts"), /status_drift\s*\d/);
+  assert.match(await page.textContent("#links-by-status thead"), /rejected/);
+  await shot(page, "2-overview");
   assert.deepEqual(problems, []);
   await context.close();
 });

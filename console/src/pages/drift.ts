@@ -24,8 +24,7 @@ function userLink(id: string | undefined): HTMLElement | string {
 export async function driftPage(session: Session, page: HTMLElement): Promise<void> {
   const [report, jobs] = await Promise.all([
     session.api.reconciliation(),
-    // The provider filter is applied here, to the page of failed jobs (their payload names it).
-    session.api.failedJobs({ kind: DRIFT_KINDS.includes(filter.kind) ? undefined : filter.kind || undefined }),
+    session.api.failedJobs({ kind: DRIFT_KINDS.includes(filter.kind) ? undefined : filter.kind || undefined, provider: filter.provider || undefined }),
   ]);
   // A failure to reload is shown in the page, as on first load.
   const rerender = () => driftPage(session, page).catch((problem) => replace(page, h("p", { class: "error", id: "page-error" }, describe(problem))));

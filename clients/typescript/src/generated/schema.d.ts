@@ -922,6 +922,12 @@ export interface components {
             id: string;
             links: components["schemas"]["LinkErasure"][];
         };
+        /**
+         * @description What kind of thing an audit-trail event records.
+         * @example provider_call
+         * @enum {string}
+         */
+        EventCategory: "api_call" | "provider_call" | "webhook" | "status_change" | "notification" | "document" | "operator" | "other";
         /** @description A page of events, oldest first. */
         EventList: {
             data: components["schemas"]["EventResource"][];
@@ -936,6 +942,7 @@ export interface components {
          * @example {
          *       "id": "0193a5c2-7f7e-7c1a-9d1e-5b2f0c3a4d5e",
          *       "type": "user_updated",
+         *       "category": "api_call",
          *       "at": "2026-11-22T10:00:00Z",
          *       "source": "api",
          *       "fields": [
@@ -947,6 +954,8 @@ export interface components {
         EventResource: Record<string, unknown> & {
             /** Format: date-time */
             at: string;
+            /** @description What kind of event this is, for a timeline (one table maps every type). */
+            category: components["schemas"]["EventCategory"];
             /** Format: uuid */
             id: string;
             type: string;
