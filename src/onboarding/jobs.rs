@@ -180,7 +180,20 @@ async fn settle(
         }
         Ok(Attempt::NeedsReview(reason)) => {
             crate::telemetry::record_job_failure(job.kind.as_str(), "needs_review");
-            jobs::fail(pool, job.id, &reason).await
+            let failed = jobs::fail(pool, job.id, &reason).await;
+            if failed.is_ok() && job.kind == JobKind::SubmitLink {
+                // A flagged link whose account a webhook named before the flag: adopt it now
+                // (the failed job is what the adoption settles, hence after `fail`).
+                if let Ok(payload) = link_payload(&job) {
+                    let adopted =
+                        super::links::adopt_from_unmatched_webhooks(services, payload.provider)
+                            .await;
+                    if let Err(error) = adopted {
+                        tracing::warn!(%error, "could not retry the stored unmatched webhooks");
+                    }
+                }
+            }
+            failed
         }
         Ok(Attempt::Retry(error)) if job.attempts >= job.max_attempts => {
             tracing::warn!(kind = ?error.kind, "job out of attempts");

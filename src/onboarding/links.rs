@@ -725,6 +725,44 @@ pub async fn adopt_revealed_account(
     Ok(Some(user_id))
 }
 
+/// How many stored, unmatched webhooks one [`adopt_from_unmatched_webhooks`] call tries.
+const UNMATCHED_WEBHOOKS_PER_CALL: i64 = 100;
+
+/// [`adopt_revealed_account`] for the webhooks that came too early: a provider may name the
+/// account (e.g. Kraken's `user.verified`) while the first attempt's answer is still lost and
+/// before the resend flags the link, so the delivery was stored as `unknown_user`. Once a link
+/// waits for its account, those stored deliveries are tried again (newest first, bounded); each
+/// that finds its link is marked applied. Runs when a link is flagged and on each
+/// reconciliation pass. Returns how many accounts were adopted.
+pub async fn adopt_from_unmatched_webhooks(
+    services: &Services,
+    provider: ProviderId,
+) -> Result<usize, OnboardingError> {
+    let pool = &services.pool;
+    if !links::any_awaiting_account(pool, provider, ACCOUNT_ID_UNKNOWN).await? {
+        return Ok(0);
+    }
+    let mut adopted = 0;
+    let unmatched = crate::store::webhooks::unmatched_accounts(
+        pool,
+        provider.as_str(),
+        UNMATCHED_WEBHOOKS_PER_CALL,
+    )
+    .await?;
+    for (event_id, provider_user_id) in unmatched {
+        if let Some(user_id) = adopt_revealed_account(services, provider, &provider_user_id).await?
+        {
+            crate::store::webhooks::mark(pool, event_id, "applied", true, Some(user_id), None)
+                .await?;
+            adopted += 1;
+            if !links::any_awaiting_account(pool, provider, ACCOUNT_ID_UNKNOWN).await? {
+                break;
+            }
+        }
+    }
+    Ok(adopted)
+}
+
 /// Keeps a failed call's error on the link (its status is left as it is).
 async fn record_error(
     change: &mut LockedChange,

@@ -22,6 +22,7 @@ use uuid::Uuid;
 
 use super::links::{self, Source, SyncOutcome};
 use super::{OnboardingError, Services};
+use crate::domain::provider::ProviderId;
 use crate::settings::ReconciliationSettings;
 use crate::store::links::LinkRow;
 use crate::store::reconciliation::{self as store, ReportKind};
@@ -187,6 +188,14 @@ pub async fn run_pass_until(
     let run = result?;
     if let Err(error) = refresh_gauges(services, settings).await {
         tracing::warn!(%error, "could not refresh the reconciliation gauges");
+    }
+    // Accounts named by webhooks that arrived before their link was flagged (see
+    // `links::adopt_from_unmatched_webhooks`): tried again on every pass.
+    for &provider in ProviderId::ALL {
+        if let Err(error) = links::adopt_from_unmatched_webhooks(services, provider).await {
+            tracing::warn!(provider = provider.as_str(), %error,
+                "could not retry the stored unmatched webhooks");
+        }
     }
     // Housekeeping that needs to run somewhere periodically, once at a time: the overview reads
     // the last hour of webhook verification failures; a day is kept for a look by hand.

@@ -231,3 +231,26 @@ pub async fn prune_verification_failures(
     .map_err(StoreError::from_sqlx)?;
     Ok(done.rows_affected())
 }
+
+/// Stored deliveries of `provider` that named an account no link had (`unknown_user`, still
+/// unprocessed), newest first, one per account: `(event id, provider user id)`.
+pub async fn unmatched_accounts(
+    db: &PgPool,
+    provider: &str,
+    limit: i64,
+) -> Result<Vec<(Uuid, String)>, StoreError> {
+    sqlx::query_as(
+        "SELECT id, provider_user_id FROM (
+             SELECT DISTINCT ON (provider_user_id) id, provider_user_id, received_at
+               FROM webhook_events
+              WHERE provider = $1 AND outcome = 'unknown_user' AND processed_at IS NULL
+                AND provider_user_id IS NOT NULL
+              ORDER BY provider_user_id, received_at DESC) AS latest
+          ORDER BY received_at DESC LIMIT $2",
+    )
+    .bind(provider)
+    .bind(limit)
+    .fetch_all(db)
+    .await
+    .map_err(StoreError::from_sqlx)
+}

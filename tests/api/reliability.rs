@@ -623,6 +623,52 @@ async fn twenty_creates_while_every_provider_drops_connections_all_end_submitted
     survives(&["kraken", "killb", "carbn"], Outage::ResetAfterRead, 20).await;
 }
 
+/// Kraken verifies the simulator's only account and sends its webhook; the account's IIBAN.
+async fn approve_the_only_kraken_account(sim: &SimHandle) -> String {
+    let accounts = get_json(&format!("{}/_sim/kraken/users", sim.base_url())).await;
+    let iiban = accounts[0]["id"].as_str().unwrap().to_owned();
+    let approved = client()
+        .post(format!(
+            "{}/_sim/kraken/users/{}/status",
+            sim.base_url(),
+            iiban.replace(' ', "%20")
+        ))
+        .json(&json!({"status": "approved", "webhook": true}))
+        .send()
+        .await
+        .unwrap();
+    assert!(approved.status().is_success());
+    iiban
+}
+
+/// A simulator that handles the first Kraken create and then drops its answer, and a gateway
+/// (its settings tuned by `adjust`) that receives Kraken's webhooks.
+async fn kraken_losing_one_answer(
+    adjust: impl FnOnce(&mut Settings),
+) -> (SimHandle, TestDatabase, sqlx::PgPool, Gateway) {
+    let (sim, db, pool) = faulty_sim_and_database(
+        json!({"provider": "kraken", "method": "POST", "path": "/b2b/users",
+               "drop_connection": true, "after_handling": true, "count": 1}),
+    )
+    .await;
+    let mut settings = settings_for(&db.url, sim.base_url());
+    settings.providers.set(
+        "kraken",
+        "webhook_secret",
+        sim::kraken::DEV_WEBHOOK_SECRET_B64,
+    );
+    adjust(&mut settings);
+    let gw = gateway(settings).await;
+    let targets = client()
+        .put(format!("{}/_sim/webhook-targets", sim.base_url()))
+        .json(&json!({"kraken": format!("{}/v1/webhooks/kraken", gw.address)}))
+        .send()
+        .await
+        .unwrap();
+    assert!(targets.status().is_success());
+    (sim, db, pool, gw)
+}
+
 /// A standalone simulator playing `fault`, and a fresh database with a pool on it.
 async fn faulty_sim_and_database(fault: Value) -> (SimHandle, TestDatabase, sqlx::PgPool) {
     let sim = standalone_sim().await;
@@ -662,25 +708,7 @@ async fn wait_link(
 /// gateway adopts it, lifting the flag and settling the job.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kraken_create_that_landed_unanswered_is_flagged_then_adopted_from_its_webhook() {
-    let (sim, db, pool) = faulty_sim_and_database(
-        json!({"provider": "kraken", "method": "POST", "path": "/b2b/users",
-               "drop_connection": true, "after_handling": true, "count": 1}),
-    )
-    .await;
-    let mut settings = settings_for(&db.url, sim.base_url());
-    settings.providers.set(
-        "kraken",
-        "webhook_secret",
-        sim::kraken::DEV_WEBHOOK_SECRET_B64,
-    );
-    let gw = gateway(settings).await;
-    let targets = client()
-        .put(format!("{}/_sim/webhook-targets", sim.base_url()))
-        .json(&json!({"kraken": format!("{}/v1/webhooks/kraken", gw.address)}))
-        .send()
-        .await
-        .unwrap();
-    assert!(targets.status().is_success());
+    let (sim, _db, pool, gw) = kraken_losing_one_answer(|_| {}).await;
     let email = "landed.unanswered@example.com";
     let body = user_routed_to("kraken", email);
     let created = create_json(&gw.address, &body).await;
@@ -727,19 +755,7 @@ async fn a_kraken_create_that_landed_unanswered_is_flagged_then_adopted_from_its
     assert_eq!(failed, 1, "the submission waits for the account");
 
     // Kraken verifies the user and says so: the webhook names the IIBAN.
-    let accounts = get_json(&format!("{}/_sim/kraken/users", sim.base_url())).await;
-    let iiban = accounts[0]["id"].as_str().unwrap().to_owned();
-    let approved = client()
-        .post(format!(
-            "{}/_sim/kraken/users/{}/status",
-            sim.base_url(),
-            iiban.replace(' ', "%20")
-        ))
-        .json(&json!({"status": "approved", "webhook": true}))
-        .send()
-        .await
-        .unwrap();
-    assert!(approved.status().is_success());
+    let iiban = approve_the_only_kraken_account(&sim).await;
     let adopted = wait_link(
         &gw.address,
         user_id,
@@ -857,4 +873,71 @@ async fn a_late_attempt_does_not_reopen_a_finished_job() {
         assert_eq!(state, finished);
         assert_eq!(last_error, None);
     }
+}
+
+/// The same lost Kraken answer, but Kraken's webhook naming the account arrives before the
+/// resend is refused and the link flagged (it is stored as `unknown_user` then: no link has the
+/// IIBAN yet). Found by the chaos run, where such accounts stayed orphaned: the stored delivery
+/// is tried again once the link is flagged, and the account is adopted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kraken_account_named_before_its_link_was_flagged_is_adopted_from_the_stored_webhook() {
+    // The resend waits long enough for the webhook to come first.
+    let (sim, _db, pool, gw) = kraken_losing_one_answer(|settings| {
+        settings.workers.retry_base_ms = 4_000;
+        settings.workers.retry_max_secs = 4;
+        settings.workers.lease_secs = 30;
+    })
+    .await;
+    let body = user_routed_to("kraken", "named.early@example.com");
+    let created = create_json(&gw.address, &body).await;
+    let user_id = created["id"].as_str().unwrap();
+    assert_eq!(link(&created, "kraken")["status"], "pending_submission");
+
+    // Kraken verifies the account at once and says so, before the gateway resends.
+    let iiban = approve_the_only_kraken_account(&sim).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while count(
+        &pool,
+        "SELECT count(*) FROM webhook_events WHERE outcome = 'unknown_user'",
+    )
+    .await
+        == 0
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the webhook came before the flag"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let adopted = wait_link(
+        &gw.address,
+        user_id,
+        "kraken",
+        Duration::from_secs(30),
+        |l| !l["provider_user_id"].is_null(),
+    )
+    .await;
+    assert_eq!(adopted["provider_user_id"], iiban.as_str(), "{adopted}");
+    assert_eq!(adopted["status"], "approved", "{adopted}");
+    let flagged_then_adopted = count(
+        &pool,
+        "SELECT count(*) FROM user_events
+          WHERE (type = 'link_needs_review' AND data->>'reason' = 'provider_account_id_unknown')
+             OR (type = 'provider_account_adopted' AND data->>'reason' = 'revealed_by_webhook')",
+    )
+    .await;
+    assert_eq!(flagged_then_adopted, 2, "flagged, then adopted");
+    let unmatched = count(
+        &pool,
+        "SELECT count(*) FROM webhook_events WHERE processed_at IS NULL",
+    )
+    .await;
+    assert_eq!(unmatched, 0, "the stored delivery is marked applied");
+    let unfinished = count(
+        &pool,
+        "SELECT count(*) FROM jobs WHERE state <> 'succeeded'",
+    )
+    .await;
+    assert_eq!(unfinished, 0, "the adoption settled the submission");
 }
