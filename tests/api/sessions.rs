@@ -102,7 +102,11 @@ fn created_events(trail: &[Value]) -> Vec<(String, bool)> {
         .map(|e| {
             let mut keys: Vec<&String> = e.as_object().unwrap().keys().collect();
             keys.sort();
-            assert_eq!(keys, ["at", "id", "provider", "reused", "type"], "{e}");
+            assert_eq!(
+                keys,
+                ["at", "category", "id", "provider", "reused", "type"],
+                "{e}"
+            );
             (
                 e["provider"].as_str().unwrap().to_owned(),
                 e["reused"].as_bool().unwrap(),
