@@ -50,7 +50,8 @@ pub fn parse_reason(
 }
 
 /// Reads an optional JSON object body: none at all (or only whitespace) is `None`, whatever the
-/// content type; anything else must be a JSON object of an `accepted` content type.
+/// content type, and so is a JSON `null`; anything else must be a JSON object of an `accepted`
+/// content type.
 pub async fn read_optional_json_object(
     req: &HttpRequest,
     payload: web::Payload,
@@ -61,6 +62,9 @@ pub async fn read_optional_json_object(
         return Ok(None);
     }
     check_content_type(req, accepted)?;
+    if body.trim_ascii() == b"null" {
+        return Ok(None);
+    }
     parse_json_object(&body).map(Some)
 }
 

@@ -181,7 +181,11 @@ fn store_problem(error: crate::store::StoreError) -> Problem {
 #[schema(example = json!({"reason": "Kraken confirmed no account exists (ticket 4711)"}))]
 pub struct RetryJobRequest {
     /// Why (1–500 characters after trimming); recorded in the user's audit trail.
-    #[schema(min_length = 1, max_length = 500, pattern = r"\S")]
+    #[schema(
+        min_length = 1,
+        max_length = 500,
+        pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*[^\s\x00-\x08\x0B-\x1F\x7F-\x9F][^\x00-\x08\x0B-\x1F\x7F-\x9F]*$"
+    )]
     pub reason: Option<String>,
 }
 
@@ -225,6 +229,8 @@ pub async fn retry_job(
     let mut reason = None;
     for (key, value) in body.iter().filter_map(|b| b.as_object()).flatten() {
         match key.as_str() {
+            // Optional members may be `null`, meaning absent (as everywhere in the API).
+            "reason" if value.is_null() => {}
             "reason" => reason = parse_reason(value, &mut errors),
             other => errors.push(invalid(
                 other,
@@ -262,7 +268,11 @@ pub struct RetryJobsRequest {
     #[schema(value_type = Option<ProviderId>)]
     pub provider: Option<String>,
     /// Why (1–500 characters after trimming); recorded in each user's audit trail.
-    #[schema(min_length = 1, max_length = 500, pattern = r"\S")]
+    #[schema(
+        min_length = 1,
+        max_length = 500,
+        pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*[^\s\x00-\x08\x0B-\x1F\x7F-\x9F][^\x00-\x08\x0B-\x1F\x7F-\x9F]*$"
+    )]
     pub reason: String,
 }
 
@@ -317,6 +327,7 @@ pub async fn retry_jobs(
                     ));
                 }
             }
+            ("provider", None) if value.is_null() => {} // optional: null means absent
             ("provider", Some(raw)) => provider = parse_provider(raw, &mut errors),
             ("kind" | "provider", None) => {
                 errors.push(invalid(key, "invalid_type", "must be a string"))

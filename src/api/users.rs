@@ -609,6 +609,8 @@ pub async fn sync_user(
     let (mut provider, mut reason) = (None, None);
     for (key, value) in body.iter().filter_map(|b| b.as_object()).flatten() {
         match key.as_str() {
+            // Optional members may be `null`, meaning absent (as everywhere in the API).
+            "provider" | "reason" if value.is_null() => {}
             "provider" => match value.as_str().map(str::parse::<ProviderId>) {
                 Some(Ok(p)) => provider = Some(p),
                 Some(Err(_)) => errors.push(invalid(
@@ -646,7 +648,11 @@ pub struct SyncRequest {
     #[schema(value_type = Option<ProviderId>)]
     pub provider: Option<String>,
     /// Why (1–500 characters after trimming); recorded in the user's audit trail.
-    #[schema(min_length = 1, max_length = 500, pattern = r"\S")]
+    #[schema(
+        min_length = 1,
+        max_length = 500,
+        pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*[^\s\x00-\x08\x0B-\x1F\x7F-\x9F][^\x00-\x08\x0B-\x1F\x7F-\x9F]*$"
+    )]
     pub reason: Option<String>,
 }
 
@@ -656,10 +662,14 @@ pub struct SyncRequest {
 #[schema(example = json!({"fields": ["email", "phone"], "reason": "customer called about ticket 4711"}))]
 pub struct RevealRequest {
     /// The fields to show, 1–11 distinct.
-    #[schema(min_items = 1, max_items = 11)]
+    #[schema(value_type = std::collections::BTreeSet<RevealableField>, min_items = 1, max_items = 11)]
     pub fields: Vec<RevealableField>,
     /// Why (1–500 characters after trimming); recorded in the user's audit trail.
-    #[schema(min_length = 1, max_length = 500, pattern = r"\S")]
+    #[schema(
+        min_length = 1,
+        max_length = 500,
+        pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*[^\s\x00-\x08\x0B-\x1F\x7F-\x9F][^\x00-\x08\x0B-\x1F\x7F-\x9F]*$"
+    )]
     pub reason: String,
 }
 
