@@ -3,7 +3,7 @@
 #
 #   scripts/chaos.sh [--quick]
 #
-# Starts its own throwaway Postgres cluster (target/chaos/pg, so that restarting it harms
+# Starts its own throwaway Postgres cluster (under /tmp, so that restarting it harms
 # nothing else; scripts/lib/postgres.sh), builds the binaries, starts a standalone provider-sim,
 # then `chaos` (src/bin/chaos.rs) starts two gateway instances on one database, two notification
 # subscribers and a careful client's load, and applies faults on a schedule drawn from a fixed
@@ -66,6 +66,7 @@ free_port() {
 pids=()
 db=""
 own_cluster=0
+pg_parent=""
 pids_file="$out/gateway.pids"
 cleanup() {
   local pid
@@ -86,6 +87,7 @@ cleanup() {
       >/dev/null 2>&1 || true
     if ((own_cluster)); then
       stop_local_postgres || true
+      rm -rf "$pg_parent"
     fi
   fi
 }
@@ -96,7 +98,10 @@ trap 'exit 130' INT TERM
 pg_restart=""
 if [[ "${CHAOS_SHARED_PG:-0}" != 1 ]] && bindir="$(_pg_server_bindir)" && [[ -n "$bindir" ]]; then
   unset DATABASE_URL
-  export GATEWAY_PG_FORCE_LOCAL=1 GATEWAY_PG_DIR="$PWD/$out/pg"
+  # Under /tmp, not target/: the postgres user must reach the data directory, and a checkout
+  # may sit below a directory only root can enter (CI's copy lives in a mktemp -d folder).
+  pg_parent="${TMPDIR:-/tmp}/onboarding-gateway-chaos-$(printf '%s' "$PWD" | cksum | cut -d' ' -f1)"
+  export GATEWAY_PG_FORCE_LOCAL=1 GATEWAY_PG_DIR="$pg_parent/pg"
   GATEWAY_PG_PORT="${CHAOS_PG_PORT:-$(free_port)}"
   export GATEWAY_PG_PORT
   ensure_postgres
