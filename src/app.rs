@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::Server;
-use actix_web::middleware::{from_fn, Compress};
+use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
 use serde_json::Value;
 use sqlx::PgPool;
@@ -321,7 +321,7 @@ fn serve(
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
-            .wrap(Compress::default())
+            .wrap(from_fn(api::compression::middleware))
             // Inside the request-id middleware, so a refusal has an id, a log line and metrics.
             .wrap(from_fn(api::admission::middleware))
             .wrap(from_fn(api::request_id::middleware))

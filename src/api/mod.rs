@@ -3,6 +3,7 @@
 
 pub mod admission;
 pub mod body;
+pub mod compression;
 pub mod console;
 pub mod documents;
 pub mod health;

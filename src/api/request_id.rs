@@ -5,8 +5,9 @@
 //! It runs on every request, so it spends only what its output needs (README "Performance",
 //! profile findings): the route template comes from the router's own match (each resource
 //! carries its [`RouteTemplate`]) instead of matching the path a second time; the span's fields
-//! are formatted once (status and latency go on the completion line only: each field recorded
-//! on a span later re-parses the span's JSON fields); metric handles are cached per label set.
+//! are formatted once, at its start (route, status and latency go on the completion line only:
+//! each field recorded on a span later re-parses the span's JSON fields); metric handles are
+//! cached per label set.
 
 use std::time::Instant;
 
@@ -57,13 +58,9 @@ pub async fn middleware(
         .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
     req.extensions_mut().insert(RequestId(id.clone()));
     let method = req.method().clone();
-    // The route is recorded once routed (below); until then lines carry the id and method.
-    let span = tracing::info_span!(
-        "http_request",
-        request_id = %id,
-        method = %method,
-        route = tracing::field::Empty,
-    );
+    // The route is known only once routed, after the handler: it goes on the completion line
+    // (recording it on the span would re-parse and re-write the span's JSON fields).
+    let span = tracing::info_span!("http_request", request_id = %id, method = %method);
     let started = Instant::now();
     let provider_time = crate::telemetry::ProviderTime::default();
     let result = crate::telemetry::with_request_id(id.clone(), provider_time.scope(next.call(req)))
@@ -72,25 +69,27 @@ pub async fn middleware(
     let latency = started.elapsed();
     let mut response = result?;
     let status = response.status();
-    match response.request().app_data::<RouteTemplate>() {
+    let matched;
+    let route = match response.request().app_data::<RouteTemplate>() {
         Some(&RouteTemplate(route)) => {
-            span.record("route", route);
             crate::telemetry::record_routed_request(&method, route, status.as_u16(), latency);
+            route
         }
         // Not one of `api::routes`' resources: the docs' own services, or no route at all
         // (rare: only here is the path matched again).
         None => {
-            let route = response.request().match_pattern();
-            let route = route.as_deref().unwrap_or("unmatched");
-            span.record("route", route);
+            matched = response.request().match_pattern();
+            let route = matched.as_deref().unwrap_or("unmatched");
             crate::telemetry::record_http_request(method.as_str(), route, status.as_u16(), latency);
+            route
         }
-    }
+    };
     span.in_scope(|| {
+        let latency_ms = latency.as_secs_f64() * 1000.0;
         if status.is_server_error() {
-            tracing::error!(status = status.as_u16(), latency_ms = %format_args!("{:.2}", latency.as_secs_f64() * 1000.0), "request failed");
+            tracing::error!(route, status = status.as_u16(), latency_ms = %format_args!("{latency_ms:.2}"), "request failed");
         } else {
-            tracing::info!(status = status.as_u16(), latency_ms = %format_args!("{:.2}", latency.as_secs_f64() * 1000.0), "request completed");
+            tracing::info!(route, status = status.as_u16(), latency_ms = %format_args!("{latency_ms:.2}"), "request completed");
         }
     });
     // Both values are owned strings handed over as they are (no copy into the header).

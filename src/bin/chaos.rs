@@ -1279,6 +1279,7 @@ async fn audit(input: AuditInput<'_>) -> Result<Audit, String> {
 
     let mut not_exactly_one = Vec::new();
     let mut never_submitted = Vec::new();
+    let mut erased_before_submission = 0usize;
     let mut status_differs = Vec::new();
     let mut patch_differs = Vec::new();
     let mut erasure_unfinished = Vec::new();
@@ -1313,7 +1314,12 @@ async fn audit(input: AuditInput<'_>) -> Result<Audit, String> {
                 }
             }
             if mine.len() != 1 {
-                if mine.is_empty() && link.is_some_and(|l| l.provider_user_id.is_none()) {
+                // Erased before its provider heard of it: nothing to submit, nothing to delete.
+                if mine.is_empty()
+                    && link.is_some_and(|l| l.erasure.as_deref() == Some("not_submitted"))
+                {
+                    erased_before_submission += 1;
+                } else if mine.is_empty() && link.is_some_and(|l| l.provider_user_id.is_none()) {
                     never_submitted.push(format!(
                         "{provider} {id} {}",
                         link.map(|l| l.status.as_str()).unwrap_or("?")
@@ -1492,7 +1498,13 @@ async fn audit(input: AuditInput<'_>) -> Result<Audit, String> {
         Row {
             name: "links never submitted (no provider account)",
             value: count(never_submitted.len()),
-            kind: "divergence",
+            // The queue has drained: a live user's link with no account will never get one.
+            kind: "loss",
+        },
+        Row {
+            name: "links erased before their submission (nothing at the provider)",
+            value: count(erased_before_submission),
+            kind: "count",
         },
         Row {
             name: "links whose status differs from the simulator's",

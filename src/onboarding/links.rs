@@ -18,7 +18,9 @@ use crate::domain::provider::ProviderId;
 use crate::domain::status::{summarize, LinkStatus};
 use crate::domain::user::CanonicalUser;
 
-use crate::providers::connector::{AfterUnknownOutcome, CallLog, CreateRequest, ProviderUserState};
+use crate::providers::connector::{
+    AfterUnknownOutcome, CallLog, CreateRequest, FieldPolicy, ProviderUserState,
+};
 use crate::providers::error::{ProviderError, ProviderErrorKind};
 use crate::store::links::{self, LinkRow, LinkUpdate};
 use crate::store::{events, users};
@@ -719,6 +721,27 @@ pub async fn adopt_revealed_account(
             .await?;
     }
     super::submissions::link_submitted(&mut change.tx, services, user_id, provider).await?;
+    // The account holds the profile as the first attempt sent it; a patch made while the link
+    // waited found no account to go to (its update job ended there). Send what the patches
+    // changed now, after this adoption in the link's queue (found by the chaos run).
+    let patched: Vec<String> = events::updated_fields(&mut change.tx, user_id)
+        .await?
+        .into_iter()
+        .filter(|path| connector.field_policy(path) == FieldPolicy::Send)
+        .collect();
+    if !patched.is_empty() {
+        super::queue::enqueue_link_job(
+            &mut change.tx,
+            crate::store::jobs::JobKind::UpdateLink,
+            &super::queue::LinkJob {
+                user_id,
+                provider,
+                fields: patched,
+            },
+            services.workers.max_attempts,
+        )
+        .await?;
+    }
     let key = super::queue::queue_key(user_id, provider);
     let failed_job = crate::store::jobs::failed_submission(&mut *change.tx, &key).await?;
     change.commit(failed_job).await?;

@@ -132,8 +132,6 @@ impl ProviderHttp {
             provider = self.provider.as_str(),
             operation,
             request_id = request_id.as_deref(),
-            http_status = tracing::field::Empty,
-            latency_ms = tracing::field::Empty,
         );
         let started = Instant::now();
         let result = async {
@@ -181,10 +179,8 @@ impl ProviderHttp {
                 )
             }
         };
-        if let Some(status) = http_status {
-            span.record("http_status", status);
-        }
-        span.record("latency_ms", latency_ms);
+        // Status and latency go on the call's line only: each field recorded on a span later
+        // re-parses and re-writes the span's formatted JSON fields.
         span.in_scope(|| {
             tracing::info!(
                 provider = self.provider.as_str(),

@@ -72,6 +72,22 @@ pub async fn insert_many(
     append(conn, user_id, &events).await
 }
 
+/// Every profile path the user's patches changed (`user_updated` events), each once, in order.
+pub async fn updated_fields(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+) -> Result<Vec<String>, StoreError> {
+    sqlx::query_scalar(
+        "SELECT DISTINCT field FROM user_events, jsonb_array_elements_text(data->'fields') AS field
+          WHERE user_id = $1 AND type = 'user_updated' AND jsonb_typeof(data->'fields') = 'array'
+          ORDER BY field",
+    )
+    .bind(user_id)
+    .fetch_all(conn)
+    .await
+    .map_err(StoreError::from_sqlx)
+}
+
 /// A user's events, oldest first, after the event with sequence `after_seq` when given.
 pub async fn for_user<'e>(
     db: impl PgExecutor<'e>,

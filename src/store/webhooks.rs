@@ -233,7 +233,8 @@ pub async fn prune_verification_failures(
 }
 
 /// Stored deliveries of `provider` that named an account no link had (`unknown_user`, still
-/// unprocessed), newest first, one per account: `(event id, provider user id)`.
+/// unprocessed) whose account no link names yet, newest first, one per account: `(event id,
+/// provider user id)`.
 pub async fn unmatched_accounts(
     db: &PgPool,
     provider: &str,
@@ -245,6 +246,11 @@ pub async fn unmatched_accounts(
                FROM webhook_events
               WHERE provider = $1 AND outcome = 'unknown_user' AND processed_at IS NULL
                 AND provider_user_id IS NOT NULL
+                -- An account a link names by now came too early for its link, not for a
+                -- waiting one: asking the provider about it again would crowd out the rest.
+                AND NOT EXISTS (SELECT 1 FROM provider_links l
+                                 WHERE l.provider = webhook_events.provider
+                                   AND l.provider_user_id = webhook_events.provider_user_id)
               ORDER BY provider_user_id, received_at DESC) AS latest
           ORDER BY received_at DESC LIMIT $2",
     )

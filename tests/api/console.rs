@@ -1,22 +1,12 @@
 //! `/console`: the embedded ops console's files, their compression, caching and CSP.
 
-use std::io::Read;
-
 use reqwest::header::{
     ACCEPT_ENCODING, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_TYPE, ETAG, IF_NONE_MATCH, VARY,
 };
 use reqwest::StatusCode;
 
-use crate::helpers::{assert_problem, spawn_app};
+use crate::helpers::{assert_problem, gunzip, spawn_app};
 use onboarding_gateway::api::console::{ASSETS, CONTENT_SECURITY_POLICY};
-
-fn gunzip(bytes: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    flate2::read::GzDecoder::new(bytes)
-        .read_to_end(&mut out)
-        .expect("a gzip stream");
-    out
-}
 
 #[tokio::test]
 async fn the_console_page_and_its_files_are_served_with_a_strict_csp() {

@@ -406,3 +406,13 @@ pub fn link<'a>(user: &'a Value, provider: &str) -> &'a Value {
         .find(|l| l["provider"] == provider)
         .unwrap_or_else(|| panic!("no {provider} link in {user}"))
 }
+
+/// The bytes of a gzip stream, unpacked.
+pub fn gunzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(bytes)
+        .read_to_end(&mut out)
+        .expect("a gzip stream");
+    out
+}

@@ -4,6 +4,7 @@
 mod helpers;
 
 mod auth;
+mod compression;
 mod console;
 mod console_api;
 mod database_restart;

@@ -662,6 +662,27 @@ async fn kraken_losing_one_answer(
     (sim, db, pool, gw)
 }
 
+/// [`kraken_losing_one_answer`] whose resend waits `resend_ms` (long enough for a webhook to
+/// come first), webhooks flowing, no reconciliation poller, and a Kraken user `<local>@example.com`
+/// created on it (its answer lost): the simulator, the database and a pool on it, the gateway and
+/// the create's answer.
+async fn a_lost_kraken_answer_resent_after(
+    resend_ms: u64,
+    local: &str,
+) -> (SimHandle, TestDatabase, sqlx::PgPool, Gateway, Value) {
+    let (sim, db, pool, gw) = kraken_losing_one_answer(|settings| {
+        settings.workers.retry_base_ms = resend_ms;
+        settings.workers.retry_max_secs = resend_ms / 1000;
+        settings.workers.lease_secs = 30;
+        settings.workers.reconcile_interval_secs = 0;
+    })
+    .await;
+    send_kraken_webhooks_to(&sim, &gw).await;
+    let body = user_routed_to("kraken", &format!("{local}@example.com"));
+    let created = create_json(&gw.address, &body).await;
+    (sim, db, pool, gw, created)
+}
+
 /// From now on the simulator sends Kraken's webhooks to `gw`.
 async fn send_kraken_webhooks_to(sim: &SimHandle, gw: &Gateway) {
     let targets = client()
@@ -889,17 +910,13 @@ async fn a_late_attempt_does_not_reopen_a_finished_job() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kraken_account_named_before_its_link_was_flagged_is_adopted_from_the_stored_webhook() {
     // The resend waits long enough for the webhook to come first.
-    let (sim, _db, pool, gw) = kraken_losing_one_answer(|settings| {
-        settings.workers.retry_base_ms = 4_000;
-        settings.workers.retry_max_secs = 4;
-        settings.workers.lease_secs = 30;
-    })
-    .await;
-    send_kraken_webhooks_to(&sim, &gw).await;
-    let body = user_routed_to("kraken", "named.early@example.com");
-    let created = create_json(&gw.address, &body).await;
+    let (sim, _db, pool, gw, created) =
+        a_lost_kraken_answer_resent_after(4_000, "named.early").await;
     let user_id = created["id"].as_str().unwrap();
     assert_eq!(link(&created, "kraken")["status"], "pending_submission");
+    // A patch while the link waits for its account: the account holds the first attempt's
+    // profile, so the patch must follow the adoption (the chaos run found it lost).
+    patch_phone_and_city(&gw, user_id).await;
 
     // Kraken verifies the account at once and says so, before the gateway resends.
     let iiban = approve_the_only_kraken_account(&sim).await;
@@ -936,16 +953,132 @@ async fn a_kraken_account_named_before_its_link_was_flagged_is_adopted_from_the_
     )
     .await;
     assert_eq!(flagged_then_adopted, 2, "flagged, then adopted");
+    // The patch reaches the adopted account once the adoption queued it.
+    wait_for_the_patch_at_kraken(&sim).await;
     let unmatched = count(
         &pool,
         "SELECT count(*) FROM webhook_events WHERE processed_at IS NULL",
     )
     .await;
     assert_eq!(unmatched, 0, "the stored delivery is marked applied");
-    let unfinished = count(
-        &pool,
-        "SELECT count(*) FROM jobs WHERE state <> 'succeeded'",
+    // The adoption settled the submission, and the update it queued finishes (it may still be
+    // recording its answer when the simulator already has the patch).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let unfinished: Vec<(String, String)> = sqlx::query_as(
+            "SELECT kind, state FROM jobs WHERE state <> 'succeeded' ORDER BY created_at",
+        )
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        if unfinished.is_empty() {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline
+                && unfinished.iter().all(|(_, state)| state != "failed"),
+            "jobs left: {unfinished:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The chaos run's case (`scripts/chaos.sh`, default length): Kraken named the account in a
+/// webhook but could not be asked about it (down), neither then nor when the link was flagged,
+/// so a patch made meanwhile found no account to go to. The next reconciliation pass asks again,
+/// adopts the account and sends the patch after it; no stored delivery crowds it out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_adopted_by_a_later_pass_gets_the_patches_made_while_it_waited() {
+    let (sim, _db, pool, gw, created) =
+        a_lost_kraken_answer_resent_after(2_000, "asked.later").await;
+    let user_id = created["id"].as_str().unwrap();
+    // Kraken takes requests and sends webhooks, but every read of an account fails.
+    set_fault(
+        &sim,
+        json!({"provider": "kraken", "method": "GET", "path": "/b2b/users/", "status": 503,
+               "count": 1000}),
     )
     .await;
-    assert_eq!(unfinished, 0, "the adoption settled the submission");
+    approve_the_only_kraken_account(&sim).await;
+    patch_phone_and_city(&gw, user_id).await;
+
+    // Flagged, and the patch's update job over (it found no account).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let flagged = count(
+            &pool,
+            "SELECT count(*) FROM provider_links
+              WHERE needs_review AND last_error->>'code' = 'provider_account_id_unknown'",
+        )
+        .await;
+        let update_done = count(
+            &pool,
+            "SELECT count(*) FROM jobs WHERE kind = 'update_link' AND state = 'succeeded'",
+        )
+        .await;
+        if flagged == 1 && update_done == 1 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "flagged {flagged}, updates done {update_done}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let waiting = get_json(&format!("{}/v1/users/{user_id}", gw.address)).await;
+    assert!(
+        link(&waiting, "kraken")["provider_user_id"].is_null(),
+        "{waiting}"
+    );
+
+    // Kraken answers reads again; one pass adopts the account and queues the patch.
+    clear_faults(&sim).await;
+    let pass = client()
+        .post(format!("{}/v1/reconciliation/runs", gw.address))
+        .bearer_auth(OPS_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pass.status(), 200, "{}", pass.text().await.unwrap());
+    let adopted = wait_link(
+        &gw.address,
+        user_id,
+        "kraken",
+        Duration::from_secs(10),
+        |l| !l["provider_user_id"].is_null(),
+    )
+    .await;
+    assert_eq!(adopted["status"], "approved", "{adopted}");
+    wait_for_the_patch_at_kraken(&sim).await;
+}
+
+/// Patches the user's phone and city (what [`wait_for_the_patch_at_kraken`] looks for).
+async fn patch_phone_and_city(gw: &Gateway, user_id: &str) {
+    let patched = client()
+        .patch(format!("{}/v1/users/{user_id}", gw.address))
+        .bearer_auth(DEV_KEY)
+        .header("content-type", "application/merge-patch+json")
+        .body(r#"{"phone": "+4915199887766", "address": {"city": "Potsdam"}}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(patched.status(), 200, "{}", patched.text().await.unwrap());
+}
+
+/// Waits until the simulator's one Kraken account shows [`patch_phone_and_city`]'s values.
+async fn wait_for_the_patch_at_kraken(sim: &SimHandle) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let accounts = get_json(&format!("{}/_sim/kraken/users", sim.base_url())).await;
+        assert_eq!(accounts.as_array().unwrap().len(), 1, "{accounts}");
+        let profile = accounts[0]["profile"].to_string();
+        if profile.contains("+4915199887766") && profile.contains("Potsdam") {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the patch never reached the adopted account: {profile}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

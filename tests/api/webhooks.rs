@@ -820,3 +820,40 @@ async fn oversize_bodies_and_other_methods_are_refused() {
     assert_eq!(response.status(), 405);
     assert_eq!(response.headers()["allow"], "POST");
 }
+
+/// A stored `unknown_user` delivery whose account a link names by now (it only came before its
+/// link's answer was recorded) is not tried again for a waiting link: asking the provider about
+/// such accounts crowded out the one a flagged link waited for (the chaos run: 10 orphans).
+#[tokio::test]
+async fn deliveries_naming_a_linked_account_are_not_retried_for_waiting_links() {
+    let app = spawn_app_routed().await;
+    let mut body = sample_user();
+    body["providers"] = json!(["kraken"]);
+    let user = app.create_user(&body).await;
+    let linked = user["links"][0]["provider_user_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for (event, account) in [
+        ("evt-linked", linked.as_str()),
+        ("evt-orphan", "AA99 ORPH AN00 0001"),
+    ] {
+        sqlx::query(
+            "INSERT INTO webhook_events (id, provider, provider_event_id, provider_user_id,
+                                         signature_valid, raw_body, outcome)
+             VALUES ($1, 'kraken', $2, $3, true, '\\x7b7d', 'unknown_user')",
+        )
+        .bind(uuid::Uuid::now_v7())
+        .bind(event)
+        .bind(account)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    }
+    let unmatched =
+        onboarding_gateway::store::webhooks::unmatched_accounts(&app.pool, "kraken", 100)
+            .await
+            .unwrap();
+    let accounts: Vec<&str> = unmatched.iter().map(|(_, a)| a.as_str()).collect();
+    assert_eq!(accounts, ["AA99 ORPH AN00 0001"], "linked: {linked}");
+}
