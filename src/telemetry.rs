@@ -14,6 +14,22 @@ use tracing_subscriber::EnvFilter;
 
 use crate::settings::{LogFormat, LogSettings};
 
+pub mod json_log;
+
+/// The JSON log layer writing to `writer` (production writes to stdout; tests capture it).
+pub fn json_layer<S, W>(
+    writer: W,
+) -> tracing_subscriber::fmt::Layer<S, json_log::JsonMembers, json_log::JsonLine, W>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + 'static,
+{
+    tracing_subscriber::fmt::layer()
+        .fmt_fields(json_log::JsonMembers)
+        .event_format(json_log::JsonLine)
+        .with_writer(writer)
+}
+
 /// Installs the global tracing subscriber once; later calls are no-ops (tests start many apps).
 pub fn init_logging(settings: &LogSettings) {
     let filter = EnvFilter::try_from_default_env()
@@ -21,14 +37,7 @@ pub fn init_logging(settings: &LogSettings) {
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let registry = tracing_subscriber::registry().with(filter);
     let _ = match settings.format {
-        LogFormat::Json => registry
-            .with(
-                tracing_subscriber::fmt::layer()
-                    .json()
-                    .with_current_span(true)
-                    .with_span_list(false),
-            )
-            .try_init(),
+        LogFormat::Json => registry.with(json_layer(std::io::stdout)).try_init(),
         LogFormat::Pretty => registry
             .with(tracing_subscriber::fmt::layer().compact())
             .try_init(),

@@ -6,6 +6,9 @@
 #[allow(dead_code)]
 mod helpers;
 
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+
 use serde_json::json;
 
 use helpers::*;
@@ -14,11 +17,12 @@ use helpers::*;
 async fn no_pii_or_secret_reaches_the_logs() {
     let captured = Captured::default();
     let writer = captured.clone();
-    tracing_subscriber::fmt()
-        .with_env_filter("debug")
-        .with_writer(move || writer.clone())
-        .json()
-        .with_current_span(true)
+    // The gateway's own JSON lines (`telemetry::json_layer`), as in production.
+    tracing_subscriber::registry()
+        .with(tracing_subscriber::EnvFilter::new("debug"))
+        .with(onboarding_gateway::telemetry::json_layer(move || {
+            writer.clone()
+        }))
         .init();
 
     let app = spawn_app_routed().await;

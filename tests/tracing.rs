@@ -6,6 +6,9 @@
 #[allow(dead_code)]
 mod helpers;
 
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+
 use serde_json::{json, Value};
 
 use helpers::*;
@@ -14,12 +17,12 @@ use helpers::*;
 async fn provider_calls_are_spans_joined_to_their_request_by_id() {
     let captured = Captured::default();
     let writer = captured.clone();
-    tracing_subscriber::fmt()
-        .with_env_filter("info")
-        .with_writer(move || writer.clone())
-        .json()
-        .with_current_span(true)
-        .with_span_list(false)
+    // The gateway's own JSON lines (`telemetry::json_layer`), as in production.
+    tracing_subscriber::registry()
+        .with(tracing_subscriber::EnvFilter::new("info"))
+        .with(onboarding_gateway::telemetry::json_layer(move || {
+            writer.clone()
+        }))
         .init();
 
     let app = spawn_app_routed().await;

@@ -171,6 +171,11 @@ impl State {
 pub(crate) struct Simulator;
 
 impl SimProvider for Simulator {
+    /// Carbn: retries happen, the schedule is not documented; 4 (the simulator's earlier count).
+    fn webhook_retries(&self) -> u32 {
+        4
+    }
+
     fn owns_path(&self, path: &str) -> bool {
         path.starts_with("/onboarding/")
     }

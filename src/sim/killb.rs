@@ -110,6 +110,12 @@ impl State {
 pub(crate) struct Simulator;
 
 impl SimProvider for Simulator {
+    /// KillB: a delivery's `attempts` counter goes 0–5, so 5 retries (the schedule is not
+    /// documented).
+    fn webhook_retries(&self) -> u32 {
+        5
+    }
+
     fn owns_path(&self, path: &str) -> bool {
         path.starts_with("/api/v2")
     }

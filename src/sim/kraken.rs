@@ -83,6 +83,12 @@ impl State {
 pub(crate) struct Simulator;
 
 impl SimProvider for Simulator {
+    /// Kraken: "exponential backoff… Production: Retries for up to 5 minutes": 10 retries, the
+    /// last 204.6 s after the first attempt (an 11th would pass 5 minutes).
+    fn webhook_retries(&self) -> u32 {
+        10
+    }
+
     fn owns_path(&self, path: &str) -> bool {
         path.starts_with("/b2b/") || path == "/b2b"
     }

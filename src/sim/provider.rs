@@ -52,6 +52,10 @@ pub(crate) trait SimProvider: Sync {
     /// unless the provider recorded another outcome for it).
     fn reviewed(&self, user: &SimUser) -> SimStatus;
 
+    /// How many times a failed webhook delivery is retried (exponentially from 200 ms): as long
+    /// as the provider documents retrying.
+    fn webhook_retries(&self) -> u32;
+
     /// `user` (as stored now) went through `change`: sends the webhook that causes, if any.
     fn changed(&self, state: &Arc<SimState>, change: Change<'_>, user: &SimUser);
 

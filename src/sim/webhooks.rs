@@ -7,16 +7,22 @@ use std::time::Duration;
 use super::state::{DeliveryAttempt, SimState, WebhookDelivery};
 use crate::domain::provider::ProviderId;
 
-/// Attempts per delivery (a provider's attempt counter goes 0..=4).
-const MAX_ATTEMPTS: u32 = 5;
+/// The wait before each retry of a delivery: exponential from 200 ms, as many retries as the
+/// provider documents ([`SimProvider::webhook_retries`](super::provider::SimProvider)). A
+/// receiver down for a few seconds (an instance restarting) gets the delivery later, as it
+/// would from the provider: the chaos run found Kraken accounts whose only naming webhook the
+/// simulator had given up on after 3 s, where Kraken retries for up to 5 minutes.
+fn retry_delays_ms(provider: ProviderId) -> impl Iterator<Item = u64> {
+    (0..super::simulator(provider).webhook_retries()).map(|k| 200 * 2u64.pow(k))
+}
 
 /// Headers and body of attempt `n` (from 0).
 pub(crate) type Build = Box<dyn Fn(u32) -> (Vec<(String, String)>, Vec<u8>) + Send + Sync>;
 
 /// Sends one webhook of `provider` about `user_id` to its target, recording it (unless
 /// `SimConfig::record` is off): `build(attempt)` gives each attempt's headers and body (a
-/// provider may re-sign or count attempts), retried with backoff until a 2xx or
-/// [`MAX_ATTEMPTS`], on a spawned task.
+/// provider may re-sign or count attempts), retried with backoff until a 2xx or the provider's
+/// last retry ([`retry_delays_ms`]), on a spawned task.
 pub(crate) fn deliver(
     state: &Arc<SimState>,
     provider: ProviderId,
@@ -53,9 +59,10 @@ pub(crate) fn deliver(
     };
     let state = Arc::clone(state);
     state.runtime.clone().spawn(async move {
-        for attempt in 0..MAX_ATTEMPTS {
-            if attempt > 0 {
-                tokio::time::sleep(Duration::from_millis(200 * 2u64.pow(attempt - 1))).await;
+        let waits = std::iter::once(0).chain(retry_delays_ms(provider));
+        for (attempt, wait_ms) in (0u32..).zip(waits) {
+            if wait_ms > 0 {
+                tokio::time::sleep(Duration::from_millis(wait_ms)).await;
             }
             let (headers, body) = build(attempt);
             let mut request = state.http.post(&url).body(body.clone());
@@ -82,4 +89,24 @@ pub(crate) fn deliver(
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_back_off_exponentially_within_what_each_provider_documents() {
+        for provider in ProviderId::ALL.iter().copied() {
+            let waits: Vec<u64> = retry_delays_ms(provider).collect();
+            assert!(!waits.is_empty(), "{provider:?}");
+            assert_eq!(waits[0], 200);
+            assert!(waits.windows(2).all(|w| w[1] == 2 * w[0]));
+            // No provider documents retrying for longer than 5 minutes.
+            assert!(
+                waits.iter().sum::<u64>() <= 300_000,
+                "{provider:?}: {waits:?}"
+            );
+        }
+    }
 }
