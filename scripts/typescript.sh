@@ -55,23 +55,10 @@ mkdir -p "$work"
 client=clients/typescript
 start=$SECONDS
 
-# 1. The npm packages. A stamp with the lockfile's hash says node_modules/ is its install.
-lock_hash="$(sha256sum "$client/package-lock.json" | cut -d' ' -f1)"
-stamp="$client/node_modules/.installed-from-lock"
-if [[ "$(cat "$stamp" 2>/dev/null)" != "$lock_hash" ]]; then
-  registry="$(cd "$client" && npm config get registry)"
-  npm_log="$work/npm-ci.log"
-  echo "typescript: npm ci (from package-lock.json)" >&2
-  # Short fetch timeouts and few retries: an unreachable registry fails in seconds, and the
-  # outer timeout bounds the whole install.
-  if ! (cd "$client" && timeout "${NPM_CI_TIMEOUT_SECS:-300}" npm ci --no-audit --no-fund \
-    --prefer-offline --fetch-timeout=15000 --fetch-retries=1 --loglevel=error) \
-    >"$npm_log" 2>&1; then
-    echo "error: typescript: npm ci failed; is the npm registry $registry reachable? (log: $npm_log)" >&2
-    exit 1
-  fi
-  echo "$lock_hash" >"$stamp"
-fi
+# 1. The npm packages, as package-lock.json pins them (scripts/lib/npm.sh).
+# shellcheck source=scripts/lib/npm.sh
+source scripts/lib/npm.sh
+npm_ci_from_lock "$client" typescript "$work/npm-ci.log" || exit 1
 
 # 2. The generated types match the OpenAPI document.
 if ! (cd "$client" && npm run --silent generate:check) >"$work/generate.log" 2>&1; then
