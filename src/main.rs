@@ -37,12 +37,13 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(async move {
+    let code = runtime.block_on(async move {
         let environment = settings.environment.clone();
         let app = match Application::build(settings).await {
             Ok(app) => app,
             Err(error) => {
                 tracing::error!(%error, "start-up failed");
+                onboarding_gateway::telemetry::log_writer::flush();
                 eprintln!("start-up failed: {error}");
                 return ExitCode::FAILURE;
             }
@@ -55,5 +56,8 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         }
-    })
+    });
+    // The last lines are still in the log writer's buffer.
+    onboarding_gateway::telemetry::log_writer::flush();
+    code
 }

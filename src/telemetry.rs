@@ -15,6 +15,7 @@ use tracing_subscriber::EnvFilter;
 use crate::settings::{LogFormat, LogSettings};
 
 pub mod json_log;
+pub mod log_writer;
 
 /// The JSON log layer writing to `writer` (production writes to stdout; tests capture it).
 pub fn json_layer<S, W>(
@@ -31,13 +32,39 @@ where
 }
 
 /// Installs the global tracing subscriber once; later calls are no-ops (tests start many apps).
+///
+/// The filter: `RUST_LOG` when set (any `EnvFilter` directive), else `log.level`. A level or
+/// `target=level` list (all `log.level` usually holds) is a static [`Targets`] filter, which
+/// costs nothing per span; only directives that need `EnvFilter` (span or field filters) pay
+/// its bookkeeping on every span entered and left. JSON lines go to stdout in batches
+/// ([`log_writer`]).
+///
+/// [`Targets`]: tracing_subscriber::filter::Targets
 pub fn init_logging(settings: &LogSettings) {
-    let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(&settings.level))
-        .unwrap_or_else(|_| EnvFilter::new("info"));
-    let registry = tracing_subscriber::registry().with(filter);
+    let from_env = EnvFilter::try_from_default_env().ok();
+    let targets = from_env
+        .is_none()
+        .then(|| {
+            settings
+                .level
+                .parse::<tracing_subscriber::filter::Targets>()
+                .ok()
+        })
+        .flatten();
+    let env_filter = match (from_env, &targets) {
+        (Some(filter), _) => Some(filter),
+        (None, Some(_)) => None,
+        (None, None) => {
+            Some(EnvFilter::try_new(&settings.level).unwrap_or_else(|_| EnvFilter::new("info")))
+        }
+    };
+    let registry = tracing_subscriber::registry()
+        .with(targets)
+        .with(env_filter);
     let _ = match settings.format {
-        LogFormat::Json => registry.with(json_layer(std::io::stdout)).try_init(),
+        LogFormat::Json => registry
+            .with(json_layer(log_writer::BatchedWriter::stdout()))
+            .try_init(),
         LogFormat::Pretty => registry
             .with(tracing_subscriber::fmt::layer().compact())
             .try_init(),
